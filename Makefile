@@ -1,0 +1,51 @@
+# gate — Makefile. Every target is commented; run `make help` for the list.
+#
+#   make run     the embedded demo: broker, demo workers and traffic in one process
+#   make test    install system deps if missing, then go vet and go test -race
+#   make bench   benchmarks with -benchmem
+#   make fuzz    each fuzz target for $(FUZZTIME)
+
+GO       ?= go
+PKGS     ?= ./...
+FUZZTIME ?= 30s
+# Test timeout per package; CI budget is 90 minutes for everything.
+TESTFLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: help deps run test vet bench fuzz lint generate check-generated
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+deps: ## install libzmq3-dev and pkg-config with apt-get when missing (root), else print the command and fail
+	@if pkg-config --exists libzmq 2>/dev/null; then exit 0; fi; \
+	pkgs="libzmq3-dev pkg-config"; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "deps: installing $$pkgs"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs >/dev/null; } || exit 1; \
+	else \
+		echo "deps: libzmq is missing. Run: sudo apt-get install -y $$pkgs" >&2; exit 1; \
+	fi
+
+run: deps ## run the embedded demo (broker + demo workers + light traffic) on local defaults
+	$(GO) run ./cmd/gatectl demo
+
+vet: ## go vet over everything
+	$(GO) vet $(PKGS)
+
+test: deps vet ## deps, go vet, then go test -race over everything (CI runs this)
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+bench: deps ## run every benchmark once with -benchmem (compare runs with benchstat)
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+fuzz: deps ## run each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m)
+	@for p in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$p 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
+	done
+
+lint: ## gofmt -s -l and go vet
+	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)

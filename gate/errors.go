@@ -1,0 +1,177 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Test them with errors.Is.
+var (
+	ErrClosed        = errors.New("gate: closed")
+	ErrTimeout       = errors.New("gate: timeout")
+	ErrNoService     = errors.New("gate: no such service")
+	ErrInvalidOption = errors.New("gate: invalid option")
+	ErrBrokerLost    = errors.New("gate: broker connection lost")
+	ErrTooLarge      = errors.New("gate: message too large")
+)
+
+// Code is a call's status, with gRPC's names. It is used on the wire (via
+// the exception class), in rpc.response.status_code, in metric labels and
+// in logs.
+type Code uint8
+
+// Status codes.
+const (
+	OK Code = iota
+	Canceled
+	Unknown
+	InvalidArgument
+	DeadlineExceeded
+	NotFound
+	ResourceExhausted
+	Unimplemented
+	Internal
+	Unavailable
+)
+
+var codeNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "RESOURCE_EXHAUSTED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE"}
+
+// String returns the canonical upper-case name (as in gRPC status codes).
+func (c Code) String() string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("Code(%d)", uint8(c))
+}
+
+// Error is a remote exception or a status error. On the wire it is the
+// exception triple [Class, Message (repr-like), Traceback].
+type Error struct {
+	Code      Code
+	Class     string // exception class name, e.g. "ValueError"
+	Message   string // repr-like text, e.g. "ValueError('boom!')"
+	Traceback string
+}
+
+func (e *Error) Error() string {
+	if e.Class != "" {
+		return "gate: " + e.Code.String() + ": " + e.Message
+	}
+	return "gate: " + e.Code.String() + ": " + e.Message
+}
+
+// Errorf returns an *Error with the given code; its class is derived from
+// the code.
+func Errorf(code Code, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	cls := ClassForCode(code)
+	return &Error{Code: code, Class: cls, Message: cls + "(" + pyQuote(msg) + ")"}
+}
+
+// Exception classes gate uses on the wire, mapped to codes. Classes sent
+// by 0.2.12 brokers keep their Python names.
+var classCodes = map[string]Code{
+	"ServiceUnAvailableError": Unavailable,
+	"BusyWorkerError":         ResourceExhausted,
+	"AttributeError":          Unimplemented,
+	"TimeoutError":            DeadlineExceeded,
+	"CancelledError":          Canceled,
+	"TypeError":               InvalidArgument,
+	"ValueError":              InvalidArgument,
+	"NotFoundError":           NotFound,
+	"RuntimeError":            Internal,
+	"InternalError":           Internal,
+}
+
+// CodeForClass maps an exception class name to a Code (Unknown if unknown).
+func CodeForClass(class string) Code {
+	if c, ok := classCodes[class]; ok {
+		return c
+	}
+	return Unknown
+}
+
+// ClassForCode is the exception class gate sends for a code.
+func ClassForCode(c Code) string {
+	switch c {
+	case Canceled:
+		return "CancelledError"
+	case InvalidArgument:
+		return "TypeError"
+	case DeadlineExceeded:
+		return "TimeoutError"
+	case NotFound:
+		return "NotFoundError"
+	case ResourceExhausted:
+		return "BusyWorkerError"
+	case Unimplemented:
+		return "AttributeError"
+	case Internal:
+		return "RuntimeError"
+	case Unavailable:
+		return "ServiceUnAvailableError"
+	}
+	return "Exception"
+}
+
+// CodeOf classifies any error: nil is OK, *Error gives its code, context
+// errors and sentinels map to their codes, everything else is Unknown.
+func CodeOf(err error) Code {
+	if err == nil {
+		return OK
+	}
+	var ge *Error
+	switch {
+	case errors.As(err, &ge):
+		return ge.Code
+	case errors.Is(err, context.Canceled):
+		return Canceled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrTimeout):
+		return DeadlineExceeded
+	case errors.Is(err, ErrNoService):
+		return Unavailable
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrBrokerLost):
+		return Unavailable
+	case errors.Is(err, ErrTooLarge):
+		return ResourceExhausted
+	}
+	return Unknown
+}
+
+// pyQuote renders s like Python's repr of a str (single quotes preferred).
+func pyQuote(s string) string {
+	q := byte('\'')
+	if containsByte(s, '\'') && !containsByte(s, '"') {
+		q = '"'
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, q)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == q || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c < 0x20 || c == 0x7f:
+			b = append(b, fmt.Sprintf("\\x%02x", c)...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(append(b, q))
+}
+
+func containsByte(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}

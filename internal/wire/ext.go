@@ -1,0 +1,132 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"time"
+)
+
+// Gate extends the protocol without new frames: a request id is opaque to
+// 0.2.12 peers and echoed verbatim in every reply, so a gate client puts
+// its metadata inside it. An extended request id is
+//
+//	ExtMagic | uvarint len(base) | base | uvarint budget_µs | uvarint n | n × (uvarint len | key | uvarint len | value)
+//
+// where base is the plain request id (16 random bytes), budget the
+// remaining time the caller will wait (0 = unknown) and the pairs are
+// string metadata such as W3C traceparent. A request id that does not
+// start with ExtMagic is a plain id with no metadata.
+const ExtMagic = "\x00GX1"
+
+// Extension caps: an extended id is rejected beyond these.
+const (
+	MaxExtPairs  = 32
+	MaxExtLen    = 4096
+	MaxRequestID = 255
+)
+
+// RequestMeta is what a gate request id carries besides its base id.
+type RequestMeta struct {
+	Budget time.Duration     // remaining caller budget when the id was encoded; 0 = none
+	MD     map[string]string // propagation metadata (traceparent, tracestate, baggage)
+}
+
+// EncodeRequestID builds a request id. With a zero meta and no pairs it
+// returns base unchanged (a plain id).
+func EncodeRequestID(base []byte, meta RequestMeta) []byte {
+	if meta.Budget <= 0 && len(meta.MD) == 0 {
+		return base
+	}
+	b := make([]byte, 0, len(ExtMagic)+len(base)+16+64*len(meta.MD))
+	b = append(b, ExtMagic...)
+	b = binary.AppendUvarint(b, uint64(len(base)))
+	b = append(b, base...)
+	budget := meta.Budget.Microseconds()
+	if budget < 0 {
+		budget = 0
+	}
+	b = binary.AppendUvarint(b, uint64(budget))
+	b = binary.AppendUvarint(b, uint64(len(meta.MD)))
+	for _, k := range sortedKeys(meta.MD) {
+		v := meta.MD[k]
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+// IsExtended reports whether id carries gate metadata.
+func IsExtended(id []byte) bool { return bytes.HasPrefix(id, []byte(ExtMagic)) }
+
+// DecodeRequestID splits a request id into its base and metadata. A plain
+// id returns itself as base and a zero RequestMeta.
+func DecodeRequestID(id []byte) (base []byte, meta RequestMeta, err error) {
+	if !IsExtended(id) {
+		return id, RequestMeta{}, nil
+	}
+	if len(id) > MaxExtLen {
+		return nil, RequestMeta{}, perr(ReasonExtension, "extended request id of %d bytes exceeds %d", len(id), MaxExtLen)
+	}
+	p := id[len(ExtMagic):]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(p)
+		if n <= 0 {
+			return 0, false
+		}
+		p = p[n:]
+		return v, true
+	}
+	take := func() ([]byte, bool) {
+		n, ok := next()
+		if !ok || n > uint64(len(p)) {
+			return nil, false
+		}
+		s := p[:n]
+		p = p[n:]
+		return s, true
+	}
+	base, ok := take()
+	if !ok || len(base) == 0 {
+		return nil, RequestMeta{}, perr(ReasonExtension, "bad base id")
+	}
+	budget, ok := next()
+	if !ok || budget > uint64(24*time.Hour/time.Microsecond) {
+		return nil, RequestMeta{}, perr(ReasonExtension, "bad budget")
+	}
+	meta.Budget = time.Duration(budget) * time.Microsecond
+	n, ok := next()
+	if !ok || n > MaxExtPairs {
+		return nil, RequestMeta{}, perr(ReasonExtension, "bad metadata count")
+	}
+	if n > 0 {
+		meta.MD = make(map[string]string, n)
+	}
+	for i := uint64(0); i < n; i++ {
+		k, ok1 := take()
+		v, ok2 := take()
+		if !ok1 || !ok2 {
+			return nil, RequestMeta{}, perr(ReasonExtension, "truncated metadata pair %d", i)
+		}
+		meta.MD[string(k)] = string(v)
+	}
+	if len(p) != 0 {
+		return nil, RequestMeta{}, perr(ReasonExtension, "%d trailing bytes", len(p))
+	}
+	return base, meta, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	// insertion sort: metadata maps are tiny
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
