@@ -1,0 +1,42 @@
+package broker
+
+import "time"
+
+// Stats is a point-in-time snapshot of the broker, taken on its loop
+// goroutine by Broker.Stats. Telemetry exports it at scrape time.
+type Stats struct {
+	Time     time.Time
+	Services []ServiceStats // sorted by name; includes services with no workers
+
+	InFlight int // requests dispatched to workers and not finished
+
+	HeartbeatsSent     uint64 // broker -> worker HEARTBEATs
+	HeartbeatsReceived uint64 // worker -> broker HEARTBEATs
+	ClientKeepalives   uint64 // Gate.keepalive requests answered
+
+	// Dispatch outcomes by name: "dispatched", "expired" (queue wait or
+	// caller budget ran out), "rejected_full" (queue full), "no_service",
+	// "cancelled", "worker_lost" (worker died or expired with the request
+	// in flight).
+	Outcomes map[string]uint64
+	// Expirations of workers by reason: "heartbeat" (silent too long),
+	// "disconnect" (worker said DISCONNECT), "duplicate_ready" (banned),
+	// "protocol" (banned for a protocol violation).
+	Expirations map[string]uint64
+	// Drops of malformed or unwanted messages by "socket/reason", e.g.
+	// "frontend/header", "backend/command", "backend/unknown_worker".
+	Drops map[string]uint64
+}
+
+// ServiceStats describes one service.
+type ServiceStats struct {
+	Name        string
+	Description string
+	// Workers by state: "idle" (no request in flight), "busy" (some
+	// capacity used), "full" (no capacity left).
+	Workers     map[string]int
+	Capacity    int           // total announced capacity of live workers
+	InFlight    int           // requests running on its workers
+	Queued      int           // requests waiting for a worker
+	OldestQueue time.Duration // age of the oldest queued request; 0 if none
+}
