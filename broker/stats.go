@@ -9,22 +9,33 @@ type Stats struct {
 	Services []ServiceStats // sorted by name; includes services with no workers
 
 	InFlight int // requests dispatched to workers and not finished
+	Workers  int // registered live workers, all services
+	Requests int // live worker-service requests: queued, assigned or in flight
+	Handlers int // middleware request goroutines running
 
 	HeartbeatsSent     uint64 // broker -> worker HEARTBEATs
 	HeartbeatsReceived uint64 // worker -> broker HEARTBEATs
 	ClientKeepalives   uint64 // Gate.keepalive requests answered
 
-	// Dispatch outcomes by name: "dispatched", "expired" (queue wait or
-	// caller budget ran out), "rejected_full" (queue full), "no_service",
-	// "cancelled", "worker_lost" (worker died or expired with the request
-	// in flight).
+	// Dispatch outcomes by name: "dispatched", "expired" (queue wait ran
+	// out), "timeout" (caller budget ran out while queued),
+	// "rejected_full" (queue full), "no_service", "cancelled",
+	// "worker_lost" (worker died or expired with the request in flight),
+	// "shutdown", "middleware" (refused by middleware), "internal". The
+	// per-request outcomes "ok" and "error" are reported only through
+	// Hooks.OnFinish.
 	Outcomes map[string]uint64
 	// Expirations of workers by reason: "heartbeat" (silent too long),
 	// "disconnect" (worker said DISCONNECT), "duplicate_ready" (banned),
-	// "protocol" (banned for a protocol violation).
+	// "protocol" (banned for a protocol violation), "shutdown" (the
+	// broker closed).
 	Expirations map[string]uint64
 	// Drops of malformed or unwanted messages by "socket/reason", e.g.
-	// "frontend/header", "backend/command", "backend/unknown_worker".
+	// "frontend/header", "backend/command", "backend/unknown_worker". The
+	// reasons are the wire.ProtocolError reasons plus "oversize",
+	// "duplicate_request", "unknown_worker", "unknown_request",
+	// "reserved_service", "shutting_down", "send_failed" and
+	// "handler_overflow".
 	Drops map[string]uint64
 }
 

@@ -1,0 +1,47 @@
+// Package broker is the gate-rpc broker: a ZeroMQ Majordomo broker that is
+// wire-compatible with gaterpc 0.2.12 clients and workers
+// (docs: wire-protocol.md sections 2–10).
+//
+// A Broker binds a ROUTER frontend for clients and a ROUTER backend for
+// workers and routes each client request to a worker of the requested
+// service, round-robin across workers with free capacity (announced in
+// READY). When no worker has room the request waits in a bounded
+// per-service FIFO; it is answered with BusyWorkerError when the wait
+// exceeds the queue timeout or the queue is full, and with
+// ServiceUnAvailableError at once when the service has no live worker.
+// The broker heartbeats idle workers, expires silent ones, and fails every
+// request in flight on a worker that dies or leaves (WorkerLostError)
+// instead of letting the caller time out. It also serves the internal
+// service "Gate" (get_services, query_service, info, keepalive, and the
+// gate extension cancel).
+//
+// One goroutine, the one running Serve, owns all sockets. It reads in
+// batches and never decodes request or reply bodies to route them. Other
+// goroutines reach it through a mailbox, so every exported method is safe
+// for concurrent use.
+//
+// Usage:
+//
+//	b, err := broker.New(
+//		broker.WithFrontend("tcp://127.0.0.1:5555"),
+//		broker.WithBackend("tcp://127.0.0.1:5556"),
+//		broker.WithLogger(logger),
+//	)
+//	if err != nil {
+//		return err
+//	}
+//	go func() { errc <- b.Serve(context.Background()) }()
+//	front, back, err := b.Addrs(ctx) // actual endpoints once bound
+//	...
+//	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//	defer cancel()
+//	_ = b.Shutdown(sctx) // drain in-flight requests, then close
+//	<-errc               // gate.ErrClosed
+//
+// Observability: Stats returns a snapshot for scrape-time collectors, Hooks
+// report events as they happen (on the loop goroutine), and WithMiddleware
+// wraps each worker-service request in a gate.Middleware chain running on
+// its own goroutine (role gate.RoleBroker); a gate.DispatchHook installed by
+// that middleware runs when a worker is chosen and may rewrite the
+// metadata that travels to the worker in the request id.
+package broker

@@ -1,0 +1,186 @@
+package broker
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/wire"
+)
+
+// internal serves the broker's own service "Gate" (wire-protocol.md 8.1)
+// on the loop. Unlike gaterpc 0.2.12 (quirk 1) an unknown function or a
+// malformed body gets an exception reply instead of silence.
+func (l *loop) internal(client []byte, cr wire.ClientRequest) {
+	reply := func(body []byte) {
+		l.toClient(client, frameGate, cr.RequestID, [][]byte{body})
+	}
+	typeErr := func(msg string) {
+		reply(exceptionMap("TypeError", "TypeError("+pyRepr(msg)+")", ""))
+	}
+	body := cr.Body
+	if len(body) == 0 || len(body) > 3 {
+		typeErr("malformed request: " + strconv.Itoa(len(body)) + " body frames, want 1 to 3")
+		return
+	}
+	fnb, isStr, rest, err := readStrOrBin(body[0])
+	if err != nil || !isStr || len(rest) != 0 {
+		typeErr("malformed request: function name is not a msgpack str")
+		return
+	}
+	fn := string(fnb)
+	nargs, args := 0, []byte(nil)
+	if len(body) >= 2 {
+		if nargs, args, err = readArrayHeader(body[1]); err != nil {
+			typeErr("malformed request: args is not a msgpack array")
+			return
+		}
+	}
+	oneArg := func() (v []byte, isStr, ok bool) {
+		if nargs != 1 {
+			typeErr(fn + "() takes 1 positional argument but " + strconv.Itoa(nargs) + " were given")
+			return nil, false, false
+		}
+		v, isStr, _, err := readStrOrBin(args)
+		if err != nil {
+			return nil, false, true // some other type: the function decides
+		}
+		return v, isStr, true
+	}
+	switch fn {
+	case "get_services":
+		names := append(append(make([]string, 0, len(l.order)+1), l.order...), wire.InternalService)
+		reply(resultMap(appendStrArray(nil, names)))
+	case "query_service":
+		v, isStr, ok := oneArg()
+		if !ok {
+			return
+		}
+		if s := l.services[string(v)]; isStr && s != nil {
+			reply(resultMap(appendStr(nil, s.desc)))
+			return
+		}
+		reply(resultMap([]byte{0xc0}))
+	case "info":
+		b := []byte{0x82}
+		b = appendStr(b, "my_id")
+		b = appendBin(b, l.b.id)
+		b = appendStr(b, "services")
+		b = appendStrArray(b, l.order)
+		reply(resultMap(b))
+	case "keepalive":
+		v, isStr, ok := oneArg()
+		if !ok {
+			return
+		}
+		l.keepalives++
+		if !isStr && v != nil && string(v) == "heartbeat" {
+			reply(resultMap(appendBin(nil, []byte("200"))))
+			return
+		}
+		reply(resultMap(appendBin(nil, []byte("400"))))
+	case "cancel":
+		v, _, ok := oneArg()
+		if !ok {
+			return
+		}
+		if l.cancel(client, v) {
+			reply(resultMap([]byte{0xc3}))
+		} else {
+			reply(resultMap([]byte{0xc2}))
+		}
+	default:
+		reply(exceptionMap("AttributeError", "AttributeError("+pyRepr("Function not found: "+fn)+")", ""))
+	}
+}
+
+// cancel is the gate extension Gate.cancel(request_id): the calling client
+// cancels one of its own requests (by its full or base request id). A
+// queued request is dropped silently; a request in flight on a worker that
+// announced wire.GateCapability is cancelled there and forgotten (later
+// replies are dropped). A request in flight on any other worker cannot be
+// stopped and is left alone. It reports whether the request was
+// cancelled.
+func (l *loop) cancel(client, rid []byte) bool {
+	base, _, err := wire.DecodeRequestID(rid)
+	if err != nil {
+		base = rid
+	}
+	r := l.reqs[string(l.key(client, base))]
+	if r == nil {
+		return false
+	}
+	switch r.state {
+	case stQueued:
+	case stAssigned:
+		delete(r.worker.pending, r)
+		l.release(r.worker)
+	case stInFlight:
+		w := r.worker
+		if !w.gate {
+			return false
+		}
+		l.toWorker(w, cmdCancel, r.client, frameEmpty, []byte(r.wireKey[1+len(r.client):]))
+		l.forget(r)
+	default:
+		return false
+	}
+	l.finish(r, OutcomeCancelled, nil, gate.Errorf(gate.Canceled, "cancelled by the client"))
+	return true
+}
+
+// errorFor turns a broker-generated exception into the *gate.Error a
+// middleware chain sees as the request's outcome.
+func errorFor(class, repr string) error {
+	code := gate.CodeForClass(class)
+	if class == "WorkerLostError" {
+		code = gate.Unavailable
+	}
+	return &gate.Error{Code: code, Class: class, Message: repr}
+}
+
+// pyRepr renders s like Python's repr of a str.
+func pyRepr(s string) string {
+	q := byte('\'')
+	if containsByte(s, '\'') && !containsByte(s, '"') {
+		q = '"'
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, q)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == q || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c < 0x20 || c == 0x7f:
+			b = append(b, '\\', 'x', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(append(b, q))
+}
+
+func containsByte(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedNames(m map[string]*service) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,1122 @@
+package broker
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/internal/wire"
+	"github.com/gaterpc/gate/internal/zmqx"
+)
+
+const (
+	batchLimit      = 256         // messages read from one socket per poll round
+	mailboxCapacity = 4096        // pending closures from other goroutines
+	closeLinger     = 100         // ms: lets final DISCONNECTs and error replies leave
+	maxPollWait     = time.Second // upper bound of one poll, whatever the timers say
+)
+
+var (
+	frameEmpty   = []byte{}
+	frameClient  = []byte(wire.ClientHeader)
+	frameWorker  = []byte(wire.WorkerHeader)
+	frameGate    = []byte(wire.InternalService)
+	cmdRequest   = []byte{byte(wire.CmdRequest)}
+	cmdHeartbeat = []byte{byte(wire.CmdHeartbeat)}
+	cmdDisc      = []byte{byte(wire.CmdDisconnect)}
+	cmdCancel    = []byte{byte(wire.CmdCancel)}
+	gateCap      = []byte(wire.GateCapability)
+)
+
+// reqState is where a request is in its life.
+type reqState uint8
+
+const (
+	stNew      reqState = iota // middleware has not submitted it yet
+	stQueued                   // waiting for a worker
+	stAssigned                 // worker chosen, waiting for the middleware goroutine to send it
+	stInFlight                 // sent to a worker
+	stDone                     // finished; any later reply is dropped
+)
+
+type service struct {
+	name, desc string
+	workers    int // live workers
+	capacity   int // announced capacity of live workers
+	inflight   int
+
+	ring     []*worker // workers with free capacity, round-robin order
+	ringHead int
+
+	queue []*request // FIFO; entries no longer stQueued are skipped
+	qhead int
+	nq    int // live queued
+}
+
+type worker struct {
+	id       []byte
+	key      string
+	svc      *service
+	capacity int
+	used     int
+	inRing   bool
+	dead     bool
+	gate     bool // announced wire.GateCapability: understands CANCEL
+	lastSent time.Time
+	lastRecv time.Time
+	lastHB   time.Time
+	reqs     map[string]*request   // in flight, by client+wire request id
+	pending  map[*request]struct{} // assigned, not yet sent (middleware)
+}
+
+type request struct {
+	svcName   string
+	svcFrame  []byte // the service frame as received (replies reuse it)
+	client    []byte
+	rid       []byte // as the client sent it; replies carry it
+	base      []byte
+	meta      wire.RequestMeta
+	ext       bool
+	body      [][]byte
+	arrived   time.Time
+	budgetEnd time.Time // zero: no caller budget
+	deadline  time.Time // queue expiry
+	byBudget  bool      // deadline comes from the caller budget
+	heapIdx   int
+	state     reqState
+	worker    *worker
+	wireKey   string
+	ckey      string
+	lastKind  wire.ReplyKind
+	final     bool // middleware path: a final reply was relayed to the client
+	detached  bool // abandoned while in flight: replies dropped, capacity kept until final
+	mw        *mwReq
+}
+
+// loop is the state owned by the socket goroutine.
+type loop struct {
+	b      *Broker
+	opts   *options
+	log    *slog.Logger
+	now    time.Time
+	zctx   *zmq.Context
+	front  *zmq.Socket
+	back   *zmq.Socket
+	mb     *zmqx.Mailbox
+	poller *zmq.Poller
+
+	services map[string]*service
+	order    []string // service names in registration order
+	workers  map[string]*worker
+	reqs     map[string]*request // live requests by client+base id
+	expiry   reqHeap
+	inflight int
+	handlers int // middleware goroutines running
+
+	nextTick time.Time
+	draining bool
+	drained  []chan struct{}
+	closed   bool
+
+	keybuf []byte
+	out    [][]byte
+
+	hbSent, hbRecv, keepalives uint64
+	outcomes, expirations      map[string]uint64
+	drops                      map[string]uint64
+}
+
+func (b *Broker) run() (err error) {
+	l := &loop{
+		b:           b,
+		opts:        &b.opts,
+		log:         b.log,
+		services:    make(map[string]*service),
+		workers:     make(map[string]*worker),
+		reqs:        make(map[string]*request),
+		outcomes:    make(map[string]uint64),
+		expirations: make(map[string]uint64),
+		drops:       make(map[string]uint64),
+	}
+	l.zctx = b.opts.zctx
+	own := l.zctx == nil
+	if own {
+		if l.zctx, err = zmq.NewContext(); err != nil {
+			return fmt.Errorf("broker: zmq context: %w", err)
+		}
+	}
+	defer func() {
+		l.shutdownSockets()
+		b.baseCancel()
+		b.handlers.Wait()
+		if l.mb != nil {
+			l.mb.DrainAfterClose()
+		}
+		b.mu.Lock()
+		b.last = l.snapshot()
+		b.mu.Unlock()
+		if own {
+			l.zctx.SetRetryAfterEINTR(false)
+			_ = l.zctx.Term()
+		}
+	}()
+	if err := l.open(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.mb, b.lp = l.mb, l
+	b.frontAddr, _ = l.front.GetLastEndpoint()
+	b.backAddr, _ = l.back.GetLastEndpoint()
+	fa, ba := b.frontAddr, b.backAddr
+	b.mu.Unlock()
+	close(b.ready)
+	l.log.LogAttrs(context.Background(), slog.LevelInfo, "broker listening",
+		slog.String("frontend", fa), slog.String("backend", ba),
+		slog.Duration("heartbeat", l.opts.heartbeat), slog.Int("liveness", l.opts.liveness))
+	return l.serve()
+}
+
+func (l *loop) open() error {
+	var err error
+	if l.mb, err = zmqx.NewMailbox(l.zctx, mailboxCapacity); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	mk := func(ep, name string) (*zmq.Socket, error) {
+		s, err := l.zctx.NewSocket(zmq.ROUTER)
+		if err != nil {
+			return nil, fmt.Errorf("broker: %s socket: %w", name, err)
+		}
+		max := l.opts.maxMsgSize
+		if max < 0 {
+			max = 0
+		}
+		if err := zmqx.Setup(s, l.opts.hwm, max, nil); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("broker: %s socket options: %w", name, err)
+		}
+		if err := s.Bind(ep); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("broker: bind %s %s: %w", name, ep, err)
+		}
+		return s, nil
+	}
+	if l.front, err = mk(l.opts.frontend, "frontend"); err != nil {
+		return err
+	}
+	if l.back, err = mk(l.opts.backend, "backend"); err != nil {
+		return err
+	}
+	l.poller = zmq.NewPoller()
+	l.poller.Add(l.front, zmq.POLLIN)
+	l.poller.Add(l.back, zmq.POLLIN)
+	l.poller.Add(l.mb.Socket(), zmq.POLLIN)
+	return nil
+}
+
+func (l *loop) isClosing() bool {
+	select {
+	case <-l.b.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *loop) serve() error {
+	l.now = time.Now()
+	l.nextTick = l.now
+	for !l.isClosing() {
+		l.now = time.Now()
+		if !l.now.Before(l.nextTick) {
+			l.tick()
+		}
+		l.expireQueued()
+		polled, err := l.poller.Poll(l.pollTimeout())
+		if err != nil {
+			if isErrno(err, syscall.EINTR) {
+				continue
+			}
+			return fmt.Errorf("broker: poll: %w", err)
+		}
+		for _, p := range polled {
+			switch p.Socket {
+			case l.front:
+				l.drain(l.front, l.onFrontend)
+			case l.back:
+				l.drain(l.back, l.onBackend)
+			default:
+				l.now = time.Now()
+				l.mb.Drain()
+			}
+		}
+		l.checkDrained()
+	}
+	return nil
+}
+
+func (l *loop) pollTimeout() time.Duration {
+	next := l.nextTick
+	if len(l.expiry) > 0 && l.expiry[0].deadline.Before(next) {
+		next = l.expiry[0].deadline
+	}
+	return min(zmqx.PollTimeout(next.Sub(time.Now())), maxPollWait)
+}
+
+// drain reads up to batchLimit messages without blocking.
+func (l *loop) drain(s *zmq.Socket, handle func([][]byte)) {
+	l.now = time.Now()
+	for range batchLimit {
+		msg, err := s.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if !isErrno(err, syscall.EAGAIN) && !isErrno(err, syscall.EINTR) {
+				l.log.LogAttrs(context.Background(), slog.LevelWarn, "broker: receive failed", slog.String("error", err.Error()))
+			}
+			return
+		}
+		handle(msg)
+	}
+}
+
+func isErrno(err error, e syscall.Errno) bool {
+	var zerr zmq.Errno
+	return errors.As(err, &zerr) && zerr == zmq.Errno(e)
+}
+
+func (l *loop) oversize(msg [][]byte) bool {
+	if l.opts.maxMsgSize <= 0 {
+		return false
+	}
+	var n int64
+	for _, f := range msg {
+		n += int64(len(f))
+	}
+	return n > l.opts.maxMsgSize
+}
+
+func (l *loop) drop(socket, reason string) {
+	l.drops[socket+"/"+reason]++
+	if h := l.opts.hooks.OnDrop; h != nil {
+		h(socket, reason)
+	}
+}
+
+func (l *loop) dropErr(socket string, err error) {
+	var pe *wire.ProtocolError
+	if errors.As(err, &pe) {
+		l.drop(socket, pe.Reason)
+		return
+	}
+	l.drop(socket, "malformed")
+}
+
+// send writes one multipart message without blocking. A ROUTER drops
+// messages for unknown peers or full pipes; the error is only reported.
+func (l *loop) send(s *zmq.Socket, frames [][]byte) error {
+	last := len(frames) - 1
+	for i, f := range frames {
+		flag := zmq.DONTWAIT
+		if i < last {
+			flag |= zmq.SNDMORE
+		}
+		if _, err := s.SendBytes(f, flag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// toClient sends one reply message to a client.
+func (l *loop) toClient(client, service, rid []byte, body [][]byte) {
+	if l.closed {
+		return
+	}
+	out := append(l.out[:0], client, frameEmpty, frameClient, service, rid)
+	out = append(out, body...)
+	if err := l.send(l.front, out); err != nil {
+		l.drop("frontend", "send_failed")
+	}
+	clear(out)
+	l.out = out[:0]
+}
+
+// toWorker sends a command to a worker and marks it as recently sent to.
+func (l *loop) toWorker(w *worker, frames ...[]byte) {
+	if l.closed {
+		return
+	}
+	out := append(l.out[:0], w.id, frameEmpty, frameWorker)
+	out = append(out, frames...)
+	if err := l.send(l.back, out); err != nil {
+		l.drop("backend", "send_failed")
+	}
+	clear(out)
+	l.out = out[:0]
+	w.lastSent = l.now
+}
+
+// key builds a lookup key from a routing id and a request id.
+func (l *loop) key(client, rid []byte) []byte {
+	k := append(l.keybuf[:0], byte(len(client)))
+	k = append(k, client...)
+	k = append(k, rid...)
+	l.keybuf = k
+	return k
+}
+
+// ---- frontend ----
+
+func (l *loop) onFrontend(msg [][]byte) {
+	if l.oversize(msg) {
+		l.drop("frontend", "oversize")
+		return
+	}
+	client, rest, err := wire.SplitRouting(msg)
+	if err != nil {
+		l.dropErr("frontend", err)
+		return
+	}
+	cr, err := wire.ParseClientRequest(rest)
+	if err != nil {
+		l.dropErr("frontend", err)
+		return
+	}
+	if h := l.opts.hooks.OnRequest; h != nil {
+		h(cr.Service)
+	}
+	if cr.Service == wire.InternalService {
+		l.internal(client, cr)
+		return
+	}
+	r := &request{
+		svcName:  cr.Service,
+		svcFrame: rest[2],
+		client:   client,
+		rid:      cr.RequestID,
+		base:     cr.RequestID,
+		body:     cr.Body,
+		arrived:  l.now,
+		heapIdx:  -1,
+	}
+	if wire.IsExtended(cr.RequestID) {
+		if base, meta, err := wire.DecodeRequestID(cr.RequestID); err == nil {
+			r.base, r.meta, r.ext = base, meta, true
+			if meta.Budget > 0 {
+				r.budgetEnd = l.now.Add(meta.Budget)
+			}
+		}
+	}
+	k := l.key(client, r.base)
+	if _, dup := l.reqs[string(k)]; dup {
+		l.drop("frontend", "duplicate_request")
+		return
+	}
+	r.ckey = string(k)
+	l.reqs[r.ckey] = r
+	if l.b.chain != nil {
+		if l.handlers >= l.opts.maxHandlers {
+			l.fail(r, OutcomeFull, "BusyWorkerError", "BusyWorkerError('No idle worker.')")
+			return
+		}
+		l.startHandler(r)
+		return
+	}
+	l.submit(r)
+}
+
+// submit routes a new request: dispatch, queue or refuse.
+func (l *loop) submit(r *request) {
+	s := l.services[r.svcName]
+	switch {
+	case l.draining:
+		l.fail(r, OutcomeShutdown, "ServiceUnAvailableError", unavailableRepr(r.svcName))
+		return
+	case s == nil || s.workers == 0:
+		l.fail(r, OutcomeNoService, "ServiceUnAvailableError", unavailableRepr(r.svcName))
+		return
+	}
+	if s.nq == 0 {
+		if w := l.pick(s); w != nil {
+			l.assign(r, w)
+			return
+		}
+	}
+	if s.nq >= l.opts.queueLimit {
+		l.fail(r, OutcomeFull, "BusyWorkerError", "BusyWorkerError('No idle worker.')")
+		return
+	}
+	r.state = stQueued
+	r.deadline = r.arrived.Add(l.opts.queueTimeout)
+	if !r.budgetEnd.IsZero() && r.budgetEnd.Before(r.deadline) {
+		r.deadline, r.byBudget = r.budgetEnd, true
+	}
+	heap.Push(&l.expiry, r)
+	s.queue = append(s.queue, r)
+	s.nq++
+	if h := l.opts.hooks.OnQueued; h != nil {
+		h(r.svcName)
+	}
+}
+
+func unavailableRepr(svc string) string {
+	return "ServiceUnAvailableError(" + pyRepr("The "+svc+" Service unavailable.") + ")"
+}
+
+// pick takes the next worker of s with free capacity, round-robin.
+func (l *loop) pick(s *service) *worker {
+	for s.ringHead < len(s.ring) {
+		w := s.ring[s.ringHead]
+		s.ring[s.ringHead] = nil
+		s.ringHead++
+		w.inRing = false
+		if w.dead || w.used >= w.capacity {
+			continue
+		}
+		w.used++
+		if w.used < w.capacity {
+			l.ringPush(w)
+		}
+		l.compactRing(s)
+		return w
+	}
+	s.ring, s.ringHead = s.ring[:0], 0
+	return nil
+}
+
+func (l *loop) ringPush(w *worker) {
+	if w.inRing || w.dead || w.used >= w.capacity {
+		return
+	}
+	w.inRing = true
+	w.svc.ring = append(w.svc.ring, w)
+}
+
+func (l *loop) compactRing(s *service) {
+	if s.ringHead > 32 && s.ringHead*2 > len(s.ring) {
+		n := copy(s.ring, s.ring[s.ringHead:])
+		clear(s.ring[n:])
+		s.ring, s.ringHead = s.ring[:n], 0
+	}
+}
+
+// popQueued takes the oldest live queued request of s.
+func (l *loop) popQueued(s *service) *request {
+	for s.qhead < len(s.queue) {
+		r := s.queue[s.qhead]
+		s.queue[s.qhead] = nil
+		s.qhead++
+		if r.state == stQueued {
+			s.nq--
+			heap.Remove(&l.expiry, r.heapIdx)
+			r.state = stNew // in no structure until assigned or finished
+			l.compactQueue(s)
+			return r
+		}
+	}
+	s.queue, s.qhead = s.queue[:0], 0
+	return nil
+}
+
+func (l *loop) compactQueue(s *service) {
+	if s.qhead > 64 && s.qhead*2 > len(s.queue) {
+		n := copy(s.queue, s.queue[s.qhead:])
+		clear(s.queue[n:])
+		s.queue, s.qhead = s.queue[:n], 0
+	}
+	if dead := len(s.queue) - s.qhead - s.nq; dead > 64 && dead > s.nq {
+		live := s.queue[:0]
+		for _, r := range s.queue[s.qhead:] {
+			if r.state == stQueued {
+				live = append(live, r)
+			}
+		}
+		clear(s.queue[len(live):])
+		s.queue, s.qhead = live, 0
+	}
+}
+
+// unqueue removes a queued request from its service queue and the expiry
+// heap (the queue slot is skipped later).
+func (l *loop) unqueue(r *request) {
+	if s := l.services[r.svcName]; s != nil {
+		s.nq--
+	}
+	if r.heapIdx >= 0 {
+		heap.Remove(&l.expiry, r.heapIdx)
+	}
+	r.state = stDone
+}
+
+// dispatchQueued hands queued requests of s to workers with free capacity.
+func (l *loop) dispatchQueued(s *service) {
+	for s.nq > 0 {
+		if s.ringHead >= len(s.ring) {
+			return
+		}
+		w := l.pick(s)
+		if w == nil {
+			return
+		}
+		r := l.popQueued(s)
+		if r == nil {
+			l.release(w)
+			return
+		}
+		l.assign(r, w)
+	}
+}
+
+// assign gives r to w, whose capacity is already taken.
+func (l *loop) assign(r *request, w *worker) {
+	r.worker = w
+	if r.mw != nil {
+		r.state = stAssigned
+		w.pending[r] = struct{}{}
+		l.notifyAssigned(r)
+		return
+	}
+	md := r.meta.MD
+	l.dispatch(r, md, false)
+}
+
+// dispatch sends r to its worker. md is the metadata to carry in the
+// request id; reencode forces a new id (middleware may have changed md).
+func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
+	w := r.worker
+	wireRid := r.rid
+	if !r.budgetEnd.IsZero() {
+		rem := r.budgetEnd.Sub(l.now)
+		if rem < time.Microsecond {
+			l.release(w)
+			l.fail(r, OutcomeTimeout, "TimeoutError", "TimeoutError("+pyRepr("deadline exceeded while queued for "+r.svcName)+")")
+			return
+		}
+		wireRid = wire.EncodeRequestID(r.base, wire.RequestMeta{Budget: rem, MD: md})
+	} else if reencode {
+		wireRid = wire.EncodeRequestID(r.base, wire.RequestMeta{MD: md})
+	}
+	out := append(l.out[:0], w.id, frameEmpty, frameWorker, cmdRequest, r.client, frameEmpty, wireRid)
+	out = append(out, r.body...)
+	err := l.send(l.back, out)
+	clear(out)
+	l.out = out[:0]
+	if err != nil {
+		l.drop("backend", "send_failed")
+		l.release(w)
+		l.fail(r, OutcomeInternalErr, "ServiceUnAvailableError", unavailableRepr(r.svcName))
+		return
+	}
+	w.lastSent = l.now
+	if bytes.Equal(wireRid, r.base) && !r.ext {
+		r.wireKey = r.ckey
+	} else {
+		r.wireKey = string(l.key(r.client, wireRid))
+	}
+	w.reqs[r.wireKey] = r
+	r.state = stInFlight
+	w.svc.inflight++
+	l.inflight++
+	l.outcomes["dispatched"]++
+	if h := l.opts.hooks.OnDispatch; h != nil {
+		h(r.svcName, l.now.Sub(r.arrived))
+	}
+}
+
+// release returns one unit of capacity to w and serves its queue.
+func (l *loop) release(w *worker) {
+	if w.used > 0 {
+		w.used--
+	}
+	if w.dead {
+		return
+	}
+	l.ringPush(w)
+	if w.svc.nq > 0 {
+		l.dispatchQueued(w.svc)
+	}
+}
+
+// fail finishes r with a broker-generated exception. If the client has
+// already seen stream or HugeData messages the exception uses that
+// stream's error marker, so the client's stream ends properly.
+func (l *loop) fail(r *request, outcome, class, repr string) {
+	var body [][]byte
+	switch r.lastKind {
+	case wire.ReplyStreamItem:
+		body = wire.StreamErrorBody(exceptionTriple(class, repr, ""))
+	case wire.ReplyHugeChunk:
+		body = wire.HugeErrorBody(exceptionTriple(class, repr, ""))
+	default:
+		body = wire.SingleBody(exceptionMap(class, repr, ""))
+	}
+	l.finish(r, outcome, body, errorFor(class, repr))
+}
+
+// finish ends r: forget it, count the outcome, and deliver body (if any)
+// to the client, directly or through the request's middleware goroutine.
+func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
+	if r.detached || (r.state == stDone && r.ckey == "") {
+		r.state = stDone
+		return
+	}
+	if r.state == stQueued {
+		l.unqueue(r)
+	}
+	r.state = stDone
+	if cur, ok := l.reqs[r.ckey]; ok && cur == r {
+		delete(l.reqs, r.ckey)
+	}
+	r.ckey = ""
+	switch outcome {
+	case OutcomeOK, OutcomeError:
+	default:
+		l.outcomes[outcome]++
+	}
+	if h := l.opts.hooks.OnFinish; h != nil {
+		h(r.svcName, outcome, l.now.Sub(r.arrived))
+	}
+	if r.mw != nil {
+		r.mw.push(mwEvent{kind: evDone, err: err, body: body})
+		return
+	}
+	if body != nil {
+		l.toClient(r.client, r.svcFrame, r.rid, body)
+	}
+}
+
+// ---- backend ----
+
+func (l *loop) onBackend(msg [][]byte) {
+	if l.oversize(msg) {
+		l.drop("backend", "oversize")
+		return
+	}
+	id, rest, err := wire.SplitRouting(msg)
+	if err != nil {
+		l.dropErr("backend", err)
+		return
+	}
+	m, err := wire.ParseWorkerMessage(rest)
+	if err != nil {
+		l.dropErr("backend", err)
+		return
+	}
+	w := l.workers[string(id)]
+	if w != nil {
+		w.lastRecv = l.now
+	}
+	switch m.Command {
+	case wire.CmdReady:
+		l.onReady(id, w, m)
+	case wire.CmdReply:
+		if w == nil {
+			l.drop("backend", "unknown_worker")
+			return
+		}
+		l.onReply(w, m)
+	case wire.CmdHeartbeat:
+		if w == nil {
+			l.drop("backend", "unknown_worker")
+			return
+		}
+		l.hbRecv++
+		if len(m.Extra) == 1 && bytes.Equal(m.Extra[0], gateCap) {
+			w.gate = true
+		}
+		if h := l.opts.hooks.OnHeartbeat; h != nil {
+			h(false)
+		}
+	case wire.CmdDisconnect:
+		if w == nil {
+			l.drop("backend", "unknown_worker")
+			return
+		}
+		l.removeWorker(w, GoneDisconnect, false)
+	default: // REQUEST and CANCEL only travel broker -> worker
+		l.drop("backend", wire.ReasonCommand)
+	}
+}
+
+func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
+	if w != nil {
+		// spec 3.1 / quirk 6: a second READY bans the worker.
+		l.removeWorker(w, GoneDuplicateReady, true)
+		return
+	}
+	if m.Service == wire.InternalService {
+		l.drop("backend", "reserved_service")
+		l.toWorker(&worker{id: id}, cmdDisc)
+		return
+	}
+	if l.draining {
+		l.drop("backend", "shutting_down")
+		l.toWorker(&worker{id: id}, cmdDisc)
+		return
+	}
+	s := l.services[m.Service]
+	if s == nil {
+		s = &service{name: m.Service, desc: m.Description}
+		l.services[m.Service] = s
+		l.order = append(l.order, m.Service)
+	}
+	w = &worker{
+		id:       id,
+		key:      string(id),
+		svc:      s,
+		capacity: m.Capacity,
+		lastRecv: l.now,
+		reqs:     make(map[string]*request),
+		pending:  make(map[*request]struct{}),
+	}
+	l.workers[w.key] = w
+	s.workers++
+	s.capacity += w.capacity
+	l.ringPush(w)
+	// quirk 9: the first HEARTBEAT goes out at once.
+	l.heartbeat(w)
+	l.log.LogAttrs(context.Background(), slog.LevelInfo, "worker ready",
+		slog.String("rpc.service", s.name), slog.String("worker.id", fmt.Sprintf("%x", id)), slog.Int("capacity", w.capacity))
+	if h := l.opts.hooks.OnWorkerReady; h != nil {
+		h(s.name)
+	}
+	l.dispatchQueued(s)
+}
+
+func (l *loop) heartbeat(w *worker) {
+	l.toWorker(w, cmdHeartbeat)
+	w.lastHB = l.now
+	l.hbSent++
+	if h := l.opts.hooks.OnHeartbeat; h != nil {
+		h(true)
+	}
+}
+
+func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
+	r := w.reqs[string(l.key(m.Client, m.RequestID))]
+	if r == nil {
+		l.drop("backend", "unknown_request")
+		return
+	}
+	kind, _ := wire.ClassifyReply(m.Body)
+	if r.detached {
+		if kind.Final() {
+			l.forget(r)
+			r.state = stDone
+		}
+		return
+	}
+	if h := l.opts.hooks.OnReply; h != nil {
+		n := 0
+		for _, f := range m.Body {
+			n += len(f)
+		}
+		h(r.svcName, kind, n)
+	}
+	if r.mw != nil {
+		if !r.mw.push(mwEvent{kind: evReply, replyKind: kind, body: m.Body}) {
+			l.drop("backend", "handler_overflow")
+			l.forget(r)
+			l.fail(r, OutcomeInternalErr, "BusyWorkerError", "BusyWorkerError('reply buffer overflow')")
+			return
+		}
+	} else {
+		l.toClient(r.client, r.svcFrame, r.rid, m.Body)
+	}
+	if kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk {
+		r.lastKind = kind
+	}
+	if !kind.Final() {
+		return
+	}
+	outcome := OutcomeOK
+	if kind.IsError() || (kind == wire.ReplySingle && !bytes.HasSuffix(m.Body[0], noExceptionSuffix)) {
+		outcome = OutcomeError
+	}
+	w = r.worker
+	l.unflight(r)
+	l.finish(r, outcome, nil, nil)
+	l.release(w) // after finish: the next request is dispatched after this one ended
+}
+
+// forget removes an in-flight r from its worker and returns the capacity.
+func (l *loop) forget(r *request) {
+	if l.unflight(r) {
+		l.release(r.worker)
+	}
+}
+
+// unflight removes an in-flight r from its worker's table.
+func (l *loop) unflight(r *request) bool {
+	w := r.worker
+	if w == nil || r.state != stInFlight {
+		return false
+	}
+	delete(w.reqs, r.wireKey)
+	w.svc.inflight--
+	l.inflight--
+	r.state = stAssigned // no longer in flight; finish marks it done
+	return true
+}
+
+// removeWorker forgets w. Its in-flight requests fail at once.
+func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
+	if w.dead {
+		return
+	}
+	if disconnect {
+		l.toWorker(w, cmdDisc)
+	}
+	w.dead = true
+	delete(l.workers, w.key)
+	s := w.svc
+	s.workers--
+	s.capacity -= w.capacity
+	l.expirations[reason]++
+	lvl := slog.LevelInfo
+	if reason == GoneHeartbeat || reason == GoneProtocol {
+		lvl = slog.LevelWarn
+	}
+	l.log.LogAttrs(context.Background(), lvl, "worker gone", slog.String("rpc.service", s.name),
+		slog.String("worker.id", fmt.Sprintf("%x", w.id)), slog.String("reason", reason), slog.Int("in_flight", len(w.reqs)+len(w.pending)))
+	if h := l.opts.hooks.OnWorkerGone; h != nil {
+		h(s.name, reason)
+	}
+	repr := "WorkerLostError(" + pyRepr("worker lost while serving "+s.name) + ")"
+	for _, r := range w.reqs {
+		s.inflight--
+		l.inflight--
+		r.state = stAssigned
+		l.fail(r, OutcomeWorkerLost, "WorkerLostError", repr)
+	}
+	clear(w.reqs)
+	for r := range w.pending {
+		l.fail(r, OutcomeWorkerLost, "WorkerLostError", repr)
+	}
+	clear(w.pending)
+	if s.workers == 0 {
+		for r := l.popQueued(s); r != nil; r = l.popQueued(s) {
+			l.fail(r, OutcomeNoService, "ServiceUnAvailableError", unavailableRepr(s.name))
+		}
+	}
+}
+
+// ---- timers ----
+
+// tick sends due heartbeats and expires silent workers.
+func (l *loop) tick() {
+	hb := l.opts.heartbeat
+	ttl := hb * time.Duration(l.opts.liveness)
+	var dead []*worker
+	for _, w := range l.workers {
+		if l.now.Sub(w.lastRecv) >= ttl {
+			dead = append(dead, w)
+			continue
+		}
+		// Heartbeat when nothing was sent for an interval (Python's rule),
+		// and also probe a worker that has been silent for an interval
+		// while it keeps receiving requests, so that a busy but healthy
+		// worker answers and is not expired.
+		if l.now.Sub(w.lastSent) >= hb || (l.now.Sub(w.lastRecv) >= hb && l.now.Sub(w.lastHB) >= hb) {
+			l.heartbeat(w)
+		}
+	}
+	for _, w := range dead {
+		l.removeWorker(w, GoneHeartbeat, true)
+	}
+	step := max(hb/4, time.Millisecond)
+	l.nextTick = l.now.Add(step)
+}
+
+// expireQueued fails queued requests whose wait is over.
+func (l *loop) expireQueued() {
+	for len(l.expiry) > 0 && !l.expiry[0].deadline.After(l.now) {
+		r := l.expiry[0]
+		if r.byBudget {
+			l.fail(r, OutcomeTimeout, "TimeoutError", "TimeoutError("+pyRepr("deadline exceeded while queued for "+r.svcName)+")")
+		} else {
+			l.fail(r, OutcomeExpired, "BusyWorkerError", "BusyWorkerError('No idle worker.')")
+		}
+	}
+}
+
+// ---- shutdown ----
+
+func (l *loop) startDrain(drained chan struct{}) {
+	l.drained = append(l.drained, drained)
+	if l.draining {
+		l.checkDrained()
+		return
+	}
+	l.draining = true
+	l.log.LogAttrs(context.Background(), slog.LevelInfo, "broker draining", slog.Int("in_flight", l.inflight))
+	for _, name := range l.order {
+		s := l.services[name]
+		for r := l.popQueued(s); r != nil; r = l.popQueued(s) {
+			l.fail(r, OutcomeShutdown, "ServiceUnAvailableError", unavailableRepr(s.name))
+		}
+	}
+	l.checkDrained()
+}
+
+func (l *loop) checkDrained() {
+	if l.draining && len(l.drained) > 0 && l.inflight == 0 && l.pendingCount() == 0 {
+		for _, ch := range l.drained {
+			close(ch)
+		}
+		l.drained = nil
+	}
+}
+
+func (l *loop) pendingCount() int {
+	n := 0
+	for _, w := range l.workers {
+		n += len(w.pending)
+	}
+	return n
+}
+
+// shutdownSockets fails what is left, disconnects workers and closes every
+// socket. It runs once, on the loop goroutine, when the loop ends.
+func (l *loop) shutdownSockets() {
+	if l.front != nil && l.back != nil && l.mb != nil {
+		l.now = time.Now()
+		l.draining = true
+		for _, name := range l.order { // queued first, so nothing is dispatched now
+			s := l.services[name]
+			for r := l.popQueued(s); r != nil; r = l.popQueued(s) {
+				r.mw = nil
+				l.fail(r, OutcomeShutdown, "ServiceUnAvailableError", unavailableRepr(s.name))
+			}
+		}
+		for _, r := range l.reqs {
+			r.mw = nil // handler goroutines are being cancelled: reply directly
+			if r.state == stInFlight {
+				l.forget(r)
+			}
+			l.fail(r, OutcomeShutdown, "ServiceUnAvailableError", unavailableRepr(r.svcName))
+		}
+		for _, w := range l.workers {
+			l.toWorker(w, cmdDisc)
+			l.expirations[GoneShutdown]++
+			if h := l.opts.hooks.OnWorkerGone; h != nil {
+				h(w.svc.name, GoneShutdown)
+			}
+		}
+		clear(l.workers)
+	}
+	l.closed = true
+	for _, s := range []*zmq.Socket{l.front, l.back} {
+		if s != nil {
+			_ = s.SetLinger(closeLinger * time.Millisecond)
+			_ = s.Close()
+		}
+	}
+	if l.mb != nil {
+		l.b.mu.Lock()
+		l.b.mb = nil
+		l.b.mu.Unlock()
+		l.mb.Close()
+	}
+	l.log.LogAttrs(context.Background(), slog.LevelInfo, "broker stopped")
+}
+
+// ---- stats ----
+
+func (l *loop) snapshot() Stats {
+	st := Stats{
+		Time:               time.Now(),
+		InFlight:           l.inflight,
+		HeartbeatsSent:     l.hbSent,
+		HeartbeatsReceived: l.hbRecv,
+		ClientKeepalives:   l.keepalives,
+		Outcomes:           cloneCounts(l.outcomes),
+		Expirations:        cloneCounts(l.expirations),
+		Drops:              cloneCounts(l.drops),
+		Workers:            len(l.workers),
+		Requests:           len(l.reqs),
+		Handlers:           l.handlers,
+	}
+	for _, name := range sortedNames(l.services) {
+		s := l.services[name]
+		ss := ServiceStats{
+			Name:        s.name,
+			Description: s.desc,
+			Workers:     map[string]int{"idle": 0, "busy": 0, "full": 0},
+			Capacity:    s.capacity,
+			InFlight:    s.inflight,
+			Queued:      s.nq,
+		}
+		for _, r := range s.queue[s.qhead:] {
+			if r.state == stQueued {
+				ss.OldestQueue = st.Time.Sub(r.arrived)
+				break
+			}
+		}
+		st.Services = append(st.Services, ss)
+	}
+	for _, w := range l.workers {
+		ss := &st.Services[indexOf(st.Services, w.svc.name)]
+		switch {
+		case w.used >= w.capacity:
+			ss.Workers["full"]++
+		case w.used == 0:
+			ss.Workers["idle"]++
+		default:
+			ss.Workers["busy"]++
+		}
+	}
+	return st
+}
+
+func indexOf(ss []ServiceStats, name string) int {
+	lo, hi := 0, len(ss)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if ss[m].Name < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func cloneCounts(m map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// ---- expiry heap ----
+
+type reqHeap []*request
+
+func (h reqHeap) Len() int           { return len(h) }
+func (h reqHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h reqHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx = i
+	h[j].heapIdx = j
+}
+func (h *reqHeap) Push(x any) {
+	r := x.(*request)
+	r.heapIdx = len(*h)
+	*h = append(*h, r)
+}
+func (h *reqHeap) Pop() any {
+	old := *h
+	n := len(old)
+	r := old[n-1]
+	old[n-1] = nil
+	r.heapIdx = -1
+	*h = old[:n-1]
+	return r
+}

@@ -1,0 +1,252 @@
+package broker
+
+import (
+	"context"
+	"maps"
+	"sync"
+
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/wire"
+)
+
+// maxBufferedReplies bounds the reply messages waiting for one request's
+// middleware goroutine. Beyond it the request fails (the loop never
+// blocks).
+const maxBufferedReplies = 1024
+
+type evKind uint8
+
+const (
+	evAssigned evKind = iota + 1 // a worker was chosen: run the dispatch hook, then send
+	evReply                      // a reply message to pass through the ReplyWriter
+	evDone                       // finished by the broker: relay body (if any), return err
+)
+
+type mwEvent struct {
+	kind      evKind
+	dispatch  gate.Dispatch
+	replyKind wire.ReplyKind
+	body      [][]byte
+	err       error
+}
+
+// mwReq is the loop→goroutine channel of one request: an unbounded-by-
+// construction (but capped) queue, so the loop's push never blocks.
+type mwReq struct {
+	mu  sync.Mutex
+	q   []mwEvent
+	sig chan struct{}
+}
+
+func (m *mwReq) push(ev mwEvent) bool {
+	m.mu.Lock()
+	if ev.kind == evReply && len(m.q) >= maxBufferedReplies {
+		m.mu.Unlock()
+		return false
+	}
+	m.q = append(m.q, ev)
+	m.mu.Unlock()
+	select {
+	case m.sig <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (m *mwReq) take(buf []mwEvent) []mwEvent {
+	m.mu.Lock()
+	buf = append(buf[:0], m.q...)
+	clear(m.q)
+	m.q = m.q[:0]
+	m.mu.Unlock()
+	return buf
+}
+
+// startHandler runs r's middleware chain on a goroutine of its own.
+func (l *loop) startHandler(r *request) {
+	r.mw = &mwReq{sig: make(chan struct{}, 1)}
+	req := &gate.Request{
+		Service:  r.svcName,
+		Method:   methodName(r.body),
+		ID:       r.base,
+		Metadata: maps.Clone(r.meta.MD),
+		Deadline: r.budgetEnd,
+		Peer:     r.client,
+		Body:     r.body,
+	}
+	if req.Metadata == nil {
+		req.Metadata = map[string]string{}
+	}
+	req.SetRole(gate.RoleBroker)
+	l.handlers++
+	b := l.b
+	b.handlers.Add(1)
+	go b.runHandler(l, r, req)
+}
+
+// post runs fn on the loop; it gives up when the broker closes.
+func (b *Broker) post(l *loop, fn func()) error {
+	return l.mb.Post(b.baseCtx, fn)
+}
+
+// runHandler is the request goroutine: chain(inner).ServeRPC.
+func (b *Broker) runHandler(l *loop, r *request, req *gate.Request) {
+	defer b.handlers.Done()
+	ctx, cancel := context.WithCancel(b.baseCtx)
+	if !req.Deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(b.baseCtx, req.Deadline)
+	}
+	defer cancel()
+	h := &handler{b: b, l: l, r: r}
+	err := b.chain(gate.HandlerFunc(h.serve)).ServeRPC(ctx, req, gate.ReplyWriterFunc(h.relay))
+	_ = b.post(l, func() { l.handlerDone(r, err) })
+}
+
+type handler struct {
+	b *Broker
+	l *loop
+	r *request
+}
+
+// serve is the broker's innermost handler: queue the request, let the loop
+// pick a worker, run the dispatch hook, send, and pass replies through w.
+func (h *handler) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+	l, r := h.l, h.r
+	md := req.Metadata
+	if err := h.b.post(l, func() { l.submitMW(r, md) }); err != nil {
+		return err
+	}
+	var evs []mwEvent
+	for {
+		select {
+		case <-r.mw.sig:
+		case <-ctx.Done():
+			_ = h.b.post(l, func() { l.abandon(r) })
+			return ctx.Err()
+		}
+		evs = r.mw.take(evs)
+		for i := range evs {
+			ev := &evs[i]
+			switch ev.kind {
+			case evAssigned:
+				d := ev.dispatch
+				if hook := gate.DispatchHookFrom(ctx); hook != nil {
+					hook(ctx, &d)
+				}
+				md := d.Metadata
+				if err := h.b.post(l, func() { l.sendAssigned(r, md) }); err != nil {
+					return err
+				}
+			case evReply:
+				if err := w.Send(ctx, &gate.Reply{Kind: ev.replyKind, Body: ev.body}); err != nil {
+					_ = h.b.post(l, func() { l.abandon(r) })
+					return err
+				}
+			case evDone:
+				if ev.body != nil {
+					body := ev.body
+					_ = h.b.post(l, func() { l.relay(r, body, true) })
+				}
+				return ev.err
+			}
+		}
+		clear(evs)
+	}
+}
+
+// relay is the base ReplyWriter: it hands a reply message to the loop,
+// which sends it to the client.
+func (h *handler) relay(ctx context.Context, rep *gate.Reply) error {
+	l, r, body := h.l, h.r, rep.Body
+	final := rep.Kind.Final()
+	return l.mb.Post(ctx, func() { l.relay(r, body, final) })
+}
+
+// ---- loop side ----
+
+func (l *loop) relay(r *request, body [][]byte, final bool) {
+	if r.final && final {
+		return // a final reply already went out
+	}
+	r.final = r.final || final
+	l.toClient(r.client, r.svcFrame, r.rid, body)
+}
+
+func (l *loop) submitMW(r *request, md map[string]string) {
+	if r.state != stNew {
+		return
+	}
+	r.meta.MD = md
+	l.submit(r)
+}
+
+func (l *loop) notifyAssigned(r *request) {
+	r.mw.push(mwEvent{kind: evAssigned, dispatch: gate.Dispatch{
+		Service:  r.svcName,
+		Enqueued: r.arrived,
+		Assigned: l.now,
+		Metadata: maps.Clone(r.meta.MD),
+	}})
+}
+
+func (l *loop) sendAssigned(r *request, md map[string]string) {
+	if r.state != stAssigned || r.worker == nil || r.worker.dead {
+		return
+	}
+	delete(r.worker.pending, r)
+	r.meta.MD = md
+	l.dispatch(r, md, true)
+	l.checkDrained()
+}
+
+// abandon handles a request whose middleware goroutine gave up (ctx done
+// or the ReplyWriter failed): it is cancelled like Gate.cancel, except that
+// a request in flight on a worker without CANCEL support stays in the
+// worker's table (so the capacity comes back with its final reply) but
+// its replies are no longer relayed.
+func (l *loop) abandon(r *request) {
+	if r.state == stDone {
+		return
+	}
+	if r.state == stInFlight && !r.worker.gate {
+		r.mw = nil
+		l.finish(r, OutcomeCancelled, nil, nil)
+		r.state = stInFlight // still occupies the worker until its final reply
+		r.detached = true
+		return
+	}
+	if !l.cancel(r.client, r.base) && r.state != stDone {
+		l.finish(r, OutcomeCancelled, nil, nil)
+	}
+}
+
+// handlerDone runs when a request goroutine returned. If the middleware
+// returned without the request being served (it never called the inner
+// handler, or returned early), the request is cleaned up and, unless a
+// final reply was already relayed, the client gets an exception built
+// from err.
+func (l *loop) handlerDone(r *request, err error) {
+	l.handlers--
+	if r.state == stDone {
+		l.checkDrained()
+		return
+	}
+	if r.state != stNew {
+		l.abandon(r)
+		l.checkDrained()
+		return
+	}
+	r.mw = nil
+	if r.final {
+		l.finish(r, OutcomeMiddleware, nil, nil)
+		return
+	}
+	class, repr := "RuntimeError", "RuntimeError('request refused by broker middleware')"
+	if ge, ok := err.(*gate.Error); ok && ge.Class != "" {
+		class, repr = ge.Class, ge.Message
+	} else if err != nil {
+		cls := gate.ClassForCode(gate.CodeOf(err))
+		class, repr = cls, cls+"("+pyRepr(err.Error())+")"
+	}
+	l.fail(r, OutcomeMiddleware, class, repr)
+}
