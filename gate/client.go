@@ -1,0 +1,586 @@
+package gate
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/internal/chunk"
+	"github.com/gaterpc/gate/internal/codec"
+	"github.com/gaterpc/gate/internal/wire"
+	"github.com/gaterpc/gate/internal/zmqx"
+)
+
+// KW holds keyword arguments. Passed as the last argument of [Client.Call]
+// (or of the other variadic call methods) it is sent as the request's
+// kwargs instead of as a positional argument:
+//
+//	c.Call(ctx, "Svc.echo", "a", 1, gate.KW{"k": true}) // echo("a", 1, k=True)
+type KW map[string]any
+
+// Client calls methods of gate-rpc services through a broker. It keeps one
+// DEALER socket to the broker's frontend, owned by one loop goroutine;
+// every call is pipelined over it. A Client is safe for concurrent use by
+// many goroutines. Close it when done.
+//
+// Wire behaviour (gaterpc 0.2.12 compatible): a request is
+// ” | MDPC01 | service | request-id | msgpack(method) | msgpack(args) |
+// msgpack(kwargs). The request id is 16 random bytes, extended with the
+// remaining deadline budget and middleware metadata (traceparent...) by
+// wire.EncodeRequestID; 0.2.12 peers echo it verbatim. When idle the client
+// sends Gate.keepalive(b"heartbeat") every Settings.Heartbeat; when nothing
+// arrives for Heartbeat×Liveness it declares the broker lost, fails every
+// pending call with [ErrBrokerLost] and reconnects with a fresh DEALER and
+// routing id after a backoff.
+type Client struct {
+	endpoint string
+	set      Settings
+	service  string        // default service
+	timeout  time.Duration // default call timeout
+	compress string        // HugeData fallback decompressor
+	log      *slog.Logger
+	codec    *codec.Codec
+	handler  Handler // middleware chain around roundTrip
+	zctx     *zmq.Context
+	ownZctx  bool
+
+	pending *pendingTable
+	loop    *clientLoop
+	mb      *zmqx.Mailbox // Post/TryPost only; the loop owns the rest
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+
+	connects atomic.Uint64
+	losses   atomic.Uint64
+
+	newID func() []byte // base request ids; replaced in tests
+}
+
+// NewClient connects a client to the broker frontend at endpoint
+// (tcp://, ipc:// or inproc://; inproc needs [WithZMQContext] shared with
+// the broker). Connecting is asynchronous: NewClient returns once the
+// socket exists, and calls made before the broker is reachable wait for it
+// within their deadline. Invalid options give an error wrapping
+// [ErrInvalidOption].
+func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
+	var o clientOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyClient(&o)
+		}
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	set, err := o.common.settings()
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(endpoint, "://") {
+		return nil, fmt.Errorf("%w: endpoint %q: want tcp://host:port, ipc://path or inproc://name", ErrInvalidOption, endpoint)
+	}
+	cd, err := codec.New(codec.MaxStrLen(set.MaxStrLen), codec.MaxBinLen(set.MaxBinLen), codec.MaxEntries(set.MaxEntries))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
+	}
+	c := &Client{
+		endpoint: endpoint,
+		set:      set,
+		service:  set.DefaultService,
+		timeout:  set.ReplyTimeout,
+		compress: set.HugeDataCompress,
+		log:      o.common.log(),
+		codec:    cd,
+		zctx:     o.common.zctx,
+		pending:  newPendingTable(set.MessageMax),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		newID:    randomID,
+	}
+	if o.service != "" {
+		c.service = o.service
+	}
+	if o.timeout > 0 {
+		c.timeout = o.timeout
+	}
+	if o.compressor != "" {
+		c.compress = o.compressor
+	}
+	if _, ok := chunk.Lookup(c.compress); !ok {
+		return nil, fmt.Errorf("%w: unknown compressor %q (have %v)", ErrInvalidOption, c.compress, chunk.Names())
+	}
+	c.handler = Chain(o.common.mws...)(HandlerFunc(c.roundTrip))
+	if c.zctx == nil {
+		if c.zctx, err = zmq.NewContext(); err != nil {
+			return nil, fmt.Errorf("gate: zmq context: %w", err)
+		}
+		c.ownZctx = true
+	}
+	c.loop = &clientLoop{c: c}
+	ready := make(chan error, 1)
+	go c.loop.run(ready)
+	if err := <-ready; err != nil {
+		<-c.done
+		if c.ownZctx {
+			_ = c.zctx.Term()
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func randomID() []byte {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// Close fails every pending call with [ErrClosed], closes the socket and
+// waits for the loop to exit. A zmq context the client created is
+// terminated; one given with WithZMQContext is not. Close is idempotent and
+// always returns nil.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closing)
+		_ = c.mb.TryPost(func() {}) // wake the loop
+	})
+	<-c.done
+	return nil
+}
+
+func (c *Client) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Pending returns the number of calls awaiting replies.
+func (c *Client) Pending() int { return c.pending.len() }
+
+// Call calls method with args and returns the decoded result: nil, bool,
+// int64 (uint64 above MaxInt64), float64, string, []byte, []any,
+// map[string]any or map[any]any (non-str keys; bin keys become codec.Bin),
+// time.Time. A final argument of type [KW] is sent as keyword arguments.
+//
+// method is "Service.method"; the service may contain dots (the last dot
+// separates it from the method: "a.b.foo" calls foo of service "a.b"); a
+// bare "method" calls the default service (Settings.DefaultService,
+// "GateRPC", or [WithDefaultService]).
+//
+// When ctx has no deadline the call times out after the client's default
+// timeout ([WithTimeout], Settings.ReplyTimeout by default). The remaining
+// budget travels with the request so that brokers and workers stop when the
+// caller gives up; when ctx is done first the call is dropped and
+// Gate.cancel is sent to the broker.
+//
+// A method that streams has its items collected into a []any (use
+// [Client.Stream] to consume them one by one). A HugeData reply is
+// reassembled and decompressed on the caller's goroutine and returned as
+// the value it carries.
+//
+// Errors: a remote exception is an [*Error] with the code derived from
+// its class (CodeOf), Class, Message (the repr) and Traceback; [ErrClosed],
+// [ErrBrokerLost] (the broker went silent while the call was pending),
+// [ErrTimeout], ctx errors, and *Error with ResourceExhausted when the
+// pending table (Settings.MessageMax) stayed full until the deadline.
+func (c *Client) Call(ctx context.Context, method string, args ...any) (any, error) {
+	args, kw := splitKW(args)
+	return c.CallKW(ctx, method, args, kw)
+}
+
+// CallKW is [Client.Call] with explicit keyword arguments.
+func (c *Client) CallKW(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
+	svc, fn := c.splitMethod(method)
+	return c.invokeValue(ctx, svc, fn, args, kwargs, anySpec(c))
+}
+
+// CallAs calls method like [Client.Call] and decodes the result into a T
+// (structs with `msgpack:"name"` tags, typed slices and maps, scalars...).
+// A streamed reply is collected and decoded as an array.
+func CallAs[T any](ctx context.Context, c *Client, method string, args ...any) (T, error) {
+	args, kw := splitKW(args)
+	svc, fn := c.splitMethod(method)
+	v, err := c.invokeValue(ctx, svc, fn, args, kw, typedSpec[T](c))
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	if t, ok := v.(T); ok {
+		return t, nil
+	}
+	// A collected stream ([]any): re-encode it and decode into T.
+	var t T
+	b, err := c.codec.Marshal(v)
+	if err == nil {
+		err = c.codec.Unmarshal(b, &t)
+	}
+	if err != nil {
+		return t, Errorf(InvalidArgument, "decode %s.%s result into %T: %v", svc, fn, t, err)
+	}
+	return t, nil
+}
+
+// ServiceClient calls the methods of one service. Get one with
+// [Client.Service]; it is a small value, safe for concurrent use.
+type ServiceClient struct {
+	c    *Client
+	name string
+}
+
+// Service returns a handle calling the methods of the named service:
+// c.Service("SRkv").Call(ctx, "test", ...) calls SRkv.test.
+func (c *Client) Service(name string) ServiceClient { return ServiceClient{c: c, name: name} }
+
+// Name returns the service name.
+func (s ServiceClient) Name() string { return s.name }
+
+// Call calls the method of the service; see [Client.Call].
+func (s ServiceClient) Call(ctx context.Context, method string, args ...any) (any, error) {
+	args, kw := splitKW(args)
+	return s.c.invokeValue(ctx, s.name, method, args, kw, anySpec(s.c))
+}
+
+// CallKW calls the method with explicit keyword arguments.
+func (s ServiceClient) CallKW(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
+	return s.c.invokeValue(ctx, s.name, method, args, kwargs, anySpec(s.c))
+}
+
+// Stream calls a streaming method of the service; see [Client.Stream].
+func (s ServiceClient) Stream(ctx context.Context, method string, args ...any) (*Stream, error) {
+	args, kw := splitKW(args)
+	return s.c.openStream(ctx, s.name, method, args, kw, anySpec(s.c))
+}
+
+// splitMethod splits "a.b.method" at the last dot.
+func (c *Client) splitMethod(method string) (service, fn string) {
+	if i := strings.LastIndexByte(method, '.'); i >= 0 {
+		return method[:i], method[i+1:]
+	}
+	return c.service, method
+}
+
+func splitKW(args []any) ([]any, map[string]any) {
+	if n := len(args); n > 0 {
+		if kw, ok := args[n-1].(KW); ok {
+			return args[:n-1], kw
+		}
+	}
+	return args, nil
+}
+
+// callSpec tells the innermost handler how to decode values. It travels in
+// the ctx so that middleware sits between the call method and roundTrip.
+type callSpec struct {
+	value func(raw []byte) (any, error) // single results and HugeData payloads
+	item  func(raw []byte) (any, error) // stream items
+	// perMsg bounds the wait for each message after the first (stream
+	// items, HugeData chunks); first bounds the wait for the first one
+	// (0 = only ctx).
+	perMsg, first time.Duration
+	// collect: items are kept by the writer (Call) rather than handed to a
+	// reader, so the handler bounds their total size.
+	collect bool
+}
+
+type callSpecKey struct{}
+
+func anySpec(c *Client) *callSpec {
+	return &callSpec{value: c.codec.Decode, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
+}
+
+func typedSpec[T any](c *Client) *callSpec {
+	dec := func(raw []byte) (any, error) {
+		var t T
+		if err := c.codec.Unmarshal(raw, &t); err != nil {
+			return nil, Errorf(InvalidArgument, "decode result into %T: %v", t, err)
+		}
+		return t, nil
+	}
+	return &callSpec{value: dec, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
+}
+
+// newRequest builds the Request the middleware chain sees.
+func (c *Client) newRequest(ctx context.Context, service, fn string, args []any, kwargs map[string]any) (*Request, error) {
+	if service == "" || fn == "" {
+		return nil, Errorf(InvalidArgument, "method %q: want \"Service.method\" or \"method\"", service+"."+fn)
+	}
+	body, err := c.codec.EncodeRequestBody(fn, args, kwargs)
+	if err != nil {
+		return nil, Errorf(InvalidArgument, "%s.%s: encode arguments: %v", service, fn, err)
+	}
+	req := &Request{
+		Service:  service,
+		Method:   fn,
+		ID:       c.newID(),
+		Metadata: map[string]string{},
+		Args:     args,
+		Kwargs:   kwargs,
+		Body:     body,
+	}
+	if d, ok := ctx.Deadline(); ok {
+		req.Deadline = d
+	}
+	req.SetRole(RoleClient)
+	return req, nil
+}
+
+// collector is the ReplyWriter of Call: it keeps the single value, or the
+// items of a stream.
+type collector struct {
+	value    any
+	items    []any
+	streamed bool
+	size     int64
+	max      int64
+}
+
+func (w *collector) Send(_ context.Context, r *Reply) error {
+	switch r.Kind {
+	case ReplySingle, ReplyHugeEnd:
+		w.value = r.Value
+	case ReplyStreamItem:
+		w.size += int64(r.Size())
+		if w.size > w.max {
+			return fmt.Errorf("%w: streamed reply exceeds %d bytes; read it with Client.Stream", ErrTooLarge, w.max)
+		}
+		w.items = append(w.items, r.Value)
+		w.streamed = true
+	case ReplyStreamEnd:
+		w.streamed = true
+	}
+	return nil
+}
+
+func (w *collector) result() any {
+	if w.streamed {
+		if w.items == nil {
+			return []any{}
+		}
+		return w.items
+	}
+	return w.value
+}
+
+// invokeValue runs one call through the middleware chain and returns its
+// result.
+func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any, kwargs map[string]any, spec *callSpec) (any, error) {
+	if c.isClosing() {
+		return nil, ErrClosed
+	}
+	parent := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	req, err := c.newRequest(ctx, service, fn, args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	spec.collect = true
+	w := &collector{max: c.set.HugeDataMaxSize}
+	err = c.handler.ServeRPC(context.WithValue(ctx, callSpecKey{}, spec), req, w)
+	if err != nil {
+		return nil, c.ctxError(parent, ctx, service, fn, err)
+	}
+	return w.result(), nil
+}
+
+// ctxError turns a ctx error of the call into the documented errors: the
+// default timeout becomes ErrTimeout, the caller's ctx errors stay
+// matchable with errors.Is.
+func (c *Client) ctxError(parent, ctx context.Context, service, fn string, err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if parent.Err() == nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: %s.%s: no reply within %v", ErrTimeout, service, fn, c.timeout)
+	}
+	return fmt.Errorf("gate: %s.%s: %w", service, fn, err)
+}
+
+// roundTrip is the innermost client handler: it registers the call, sends
+// the request through the loop and feeds every reply message to w.
+func (c *Client) roundTrip(ctx context.Context, req *Request, w ReplyWriter) error {
+	spec, _ := ctx.Value(callSpecKey{}).(*callSpec)
+	if spec == nil {
+		spec = anySpec(c)
+	}
+	meta := wire.RequestMeta{MD: req.Metadata}
+	if !req.Deadline.IsZero() {
+		meta.Budget = time.Until(req.Deadline)
+		if meta.Budget <= 0 {
+			return context.DeadlineExceeded
+		}
+	}
+	if len(meta.MD) > wire.MaxExtPairs {
+		return Errorf(InvalidArgument, "%d metadata entries, at most %d", len(meta.MD), wire.MaxExtPairs)
+	}
+	id := wire.EncodeRequestID(req.ID, meta)
+	if len(id) > wire.MaxExtLen {
+		return Errorf(InvalidArgument, "request id with metadata is %d bytes, at most %d", len(id), wire.MaxExtLen)
+	}
+	cl := newCall(id, req.Service, c.set.HugeDataMaxSize+4<<20)
+	if err := c.pending.add(ctx, cl); err != nil {
+		return err
+	}
+	frames := wire.ClientRequest{Service: req.Service, RequestID: id, Body: req.Body}.Frames()
+	l := c.loop
+	if err := c.mb.Post(ctx, func() { l.send(outMsg{frames: frames, c: cl}) }); err != nil {
+		c.pending.remove(cl)
+		if errors.Is(err, zmqx.ErrClosed) {
+			return ErrClosed
+		}
+		return err
+	}
+	return c.receive(ctx, cl, spec, w)
+}
+
+// abandon drops a call that is still pending and tells the broker to
+// cancel it (Gate.cancel, a gate extension that 0.2.12 brokers ignore).
+func (c *Client) abandon(cl *call) {
+	if !c.pending.remove(cl) {
+		return
+	}
+	frames := c.cancelFrames(cl.id)
+	l := c.loop
+	_ = c.mb.TryPost(func() { l.send(outMsg{frames: frames}) })
+}
+
+// receive reads the call's reply messages, decodes them on the caller's
+// goroutine and hands each one to w.
+func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyWriter) (err error) {
+	var timer *time.Timer
+	var asm *chunk.Assembler
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		if asm != nil {
+			_ = asm.Close()
+		}
+		if err != nil {
+			c.abandon(cl)
+		}
+	}()
+	wait := spec.first
+	for {
+		m, err := cl.next(ctx, wait, &timer)
+		if err != nil {
+			return err
+		}
+		wait = spec.perMsg
+		switch m.kind {
+		case ReplySingle:
+			raw, exc, err := c.codec.DecodeReply(m.payload)
+			if err != nil {
+				e := Errorf(Internal, "%s: malformed reply: %v", cl.service, err)
+				_ = w.Send(ctx, &Reply{Kind: m.kind, Err: e, Body: m.body})
+				return e
+			}
+			if exc != nil {
+				e := remoteError(exc)
+				if err := w.Send(ctx, &Reply{Kind: m.kind, Err: e, Body: m.body}); err != nil {
+					return err
+				}
+				return e
+			}
+			v, err := spec.value(raw)
+			if err != nil {
+				return err
+			}
+			return w.Send(ctx, &Reply{Kind: m.kind, Value: v, Body: m.body})
+
+		case ReplyStreamItem:
+			v, err := spec.item(m.payload)
+			if err != nil {
+				return Errorf(Internal, "malformed stream item: %v", err)
+			}
+			if err := w.Send(ctx, &Reply{Kind: m.kind, Value: v, Body: m.body}); err != nil {
+				return err
+			}
+
+		case ReplyStreamEnd:
+			return w.Send(ctx, &Reply{Kind: m.kind, Body: m.body})
+
+		case ReplyStreamError, ReplyHugeError:
+			var e *Error
+			if exc, err := c.codec.DecodeTriple(m.payload); err != nil {
+				e = Errorf(Internal, "malformed exception frame: %v", err)
+			} else {
+				e = remoteError(exc)
+			}
+			if err := w.Send(ctx, &Reply{Kind: m.kind, Err: e, Body: m.body}); err != nil {
+				return err
+			}
+			return e
+
+		case ReplyHugeChunk:
+			if asm == nil {
+				asm, err = chunk.NewAssembler(chunk.WithCompression(c.compress), chunk.WithMaxSize(c.set.HugeDataMaxSize))
+				if err != nil {
+					return Errorf(Internal, "huge reply: %v", err)
+				}
+			}
+			if err := asm.Write(m.payload); err != nil {
+				return hugeError(err)
+			}
+			if err := w.Send(ctx, &Reply{Kind: m.kind, Body: m.body}); err != nil {
+				return err
+			}
+
+		case ReplyHugeEnd:
+			if asm == nil {
+				return Errorf(Internal, "huge reply: end marker without data")
+			}
+			payload, err := asm.Finish()
+			if err != nil {
+				return hugeError(err)
+			}
+			v, err := spec.value(payload)
+			if err != nil {
+				return Errorf(Internal, "huge reply: decode %d bytes: %v", len(payload), err)
+			}
+			return w.Send(ctx, &Reply{Kind: m.kind, Value: v, Body: m.body})
+		}
+	}
+}
+
+func hugeError(err error) error {
+	if errors.Is(err, chunk.ErrTooLarge) {
+		return fmt.Errorf("%w: huge reply: %v", ErrTooLarge, err)
+	}
+	return Errorf(Internal, "huge reply: %v", err)
+}
+
+// remoteError converts a decoded exception into an *Error.
+func remoteError(exc *codec.Exception) *Error {
+	return &Error{Code: CodeForClass(exc.Class), Class: exc.Class, Message: exc.Repr, Traceback: exc.Traceback}
+}
+
+// internalFrames builds a request to the broker's internal service with a
+// fresh plain id that no call owns: its reply is ignored.
+func (c *Client) internalFrames(fn string, args []any) [][]byte {
+	body, _ := c.codec.EncodeRequestBody(fn, args, nil)
+	return wire.ClientRequest{Service: c.set.InternalService, RequestID: randomID(), Body: body}.Frames()
+}
+
+// cancelFrames builds Gate.cancel(request_id), a gate extension: a gate
+// broker stops the request (and tells a gate worker); a 0.2.12 broker
+// ignores the unknown function.
+func (c *Client) cancelFrames(id []byte) [][]byte {
+	return c.internalFrames("cancel", []any{id})
+}

@@ -1,0 +1,250 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// inbound is one reply message for a call, as the client loop hands it
+// over: classified, not decoded.
+type inbound struct {
+	kind    ReplyKind
+	payload []byte   // item, chunk, triple or reply map (see wire.ClassifyReply)
+	body    [][]byte // body frames as received
+}
+
+// call is one pending request: the entry of the pending table and the
+// queue through which the client loop hands replies to the caller.
+//
+// The loop only appends (never blocks); the caller's goroutine pops,
+// decodes and decompresses. The queue is bounded by maxBytes (body bytes
+// plus msgOverhead per message); an overflow fails the call with
+// ResourceExhausted (see [Stream] for why the loop cannot wait instead).
+type call struct {
+	key     string // string(id): the pending-table key
+	id      []byte // the request id exactly as sent
+	service string
+
+	maxBytes int64
+
+	mu     sync.Mutex
+	q      []inbound
+	head   int
+	bytes  int64
+	err    error // terminal error, reported after queued messages
+	final  bool  // a final message was queued: no more will come
+	notify chan struct{}
+}
+
+func newCall(id []byte, service string, maxBytes int64) *call {
+	return &call{
+		key:      string(id),
+		id:       id,
+		service:  service,
+		maxBytes: maxBytes,
+		notify:   make(chan struct{}, 1),
+	}
+}
+
+func (c *call) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// push queues one message. It never blocks. It reports false when the
+// message overflowed the queue: the call is then failed and the caller of
+// push (the loop) must drop the pending entry and cancel the request.
+func (c *call) push(m inbound) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.final {
+		return true // already finished; late messages are dropped
+	}
+	n := msgCost(m)
+	if c.bytes+n > c.maxBytes {
+		c.err = Errorf(ResourceExhausted, "reply buffer full: %d messages, %d bytes unread", len(c.q)-c.head, c.bytes)
+		c.wake()
+		return false
+	}
+	c.q = append(c.q, m)
+	c.bytes += n
+	if m.kind.Final() {
+		c.final = true
+	}
+	c.wake()
+	return true
+}
+
+// fail ends the call with err unless it already has a final message or
+// an error. Queued messages are still delivered first.
+func (c *call) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil && !c.final {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.wake()
+}
+
+// next returns the next message, waiting until ctx is done or, when
+// timeout > 0, for at most timeout. timer is reused across calls.
+func (c *call) next(ctx context.Context, timeout time.Duration, timer **time.Timer) (inbound, error) {
+	for {
+		c.mu.Lock()
+		if c.head < len(c.q) {
+			m := c.q[c.head]
+			c.q[c.head] = inbound{}
+			c.head++
+			c.bytes -= msgCost(m)
+			if c.head == len(c.q) {
+				c.q, c.head = c.q[:0], 0
+			} else if c.head > 1024 && c.head*2 > len(c.q) {
+				c.q = append(c.q[:0], c.q[c.head:]...)
+				c.head = 0
+			}
+			c.mu.Unlock()
+			return m, nil
+		}
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return inbound{}, err
+		}
+		c.mu.Unlock()
+
+		var expired <-chan time.Time
+		if timeout > 0 {
+			if *timer == nil {
+				*timer = time.NewTimer(timeout)
+			} else {
+				(*timer).Reset(timeout)
+			}
+			expired = (*timer).C
+		}
+		select {
+		case <-c.notify:
+			if *timer != nil {
+				(*timer).Stop()
+			}
+		case <-ctx.Done():
+			if *timer != nil {
+				(*timer).Stop()
+			}
+			return inbound{}, ctx.Err()
+		case <-expired:
+			return inbound{}, errItemTimeout
+		}
+	}
+}
+
+// msgOverhead is what one queued message costs besides its body bytes.
+const msgOverhead = 64
+
+func msgCost(m inbound) int64 {
+	n := int64(msgOverhead)
+	for _, f := range m.body {
+		n += int64(len(f))
+	}
+	return n
+}
+
+// errItemTimeout is returned by call.next when the per-message timeout
+// expires.
+var errItemTimeout = fmt.Errorf("%w: no reply message within the reply timeout", ErrTimeout)
+
+// pendingTable is the client's table of calls awaiting replies, keyed by
+// the exact request id bytes sent. It is bounded: add waits for room until
+// its ctx is done (the seed's BoundedDict). Safe for concurrent use; the
+// loop uses only the non-blocking methods.
+type pendingTable struct {
+	mu     sync.Mutex
+	m      map[string]*call
+	max    int
+	room   chan struct{} // closed and replaced whenever an entry leaves
+	closed error
+}
+
+func newPendingTable(max int) *pendingTable {
+	return &pendingTable{m: make(map[string]*call), max: max, room: make(chan struct{})}
+}
+
+// add registers c, waiting for room until ctx is done.
+func (p *pendingTable) add(ctx context.Context, c *call) error {
+	for {
+		p.mu.Lock()
+		if p.closed != nil {
+			err := p.closed
+			p.mu.Unlock()
+			return err
+		}
+		if _, dup := p.m[c.key]; dup {
+			p.mu.Unlock()
+			return Errorf(Internal, "duplicate request id")
+		}
+		if len(p.m) < p.max {
+			p.m[c.key] = c
+			p.mu.Unlock()
+			return nil
+		}
+		room := p.room
+		p.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return Errorf(ResourceExhausted, "%d calls pending (MessageMax): %v", p.max, ctx.Err())
+		}
+	}
+}
+
+// get returns the call registered under key.
+func (p *pendingTable) get(key []byte) *call {
+	p.mu.Lock()
+	c := p.m[string(key)]
+	p.mu.Unlock()
+	return c
+}
+
+// remove drops c if it is still registered and reports whether it was.
+func (p *pendingTable) remove(c *call) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m[c.key] != c {
+		return false
+	}
+	delete(p.m, c.key)
+	close(p.room)
+	p.room = make(chan struct{})
+	return true
+}
+
+// failAll removes every entry and fails it with err. When final is true
+// the table refuses later additions with err.
+func (p *pendingTable) failAll(err error, final bool) int {
+	p.mu.Lock()
+	calls := make([]*call, 0, len(p.m))
+	for _, c := range p.m {
+		calls = append(calls, c)
+	}
+	clear(p.m)
+	if final {
+		p.closed = err
+	}
+	close(p.room)
+	p.room = make(chan struct{})
+	p.mu.Unlock()
+	for _, c := range calls {
+		c.fail(err)
+	}
+	return len(calls)
+}
+
+// len returns the number of pending calls.
+func (p *pendingTable) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m)
+}

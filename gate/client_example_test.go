@@ -1,0 +1,123 @@
+package gate_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"log/slog"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
+)
+
+// exampleStack runs a broker and a worker of service "Demo" on inproc
+// endpoints of zctx and returns a function that stops them.
+func exampleStack(zctx *zmq.Context, name string) (frontend string, stop func()) {
+	quiet := slog.New(slog.DiscardHandler)
+	frontend, backend := "inproc://"+name+"-front", "inproc://"+name+"-back"
+	b, err := broker.New(broker.WithZMQContext(zctx), broker.WithFrontend(frontend), broker.WithBackend(backend), broker.WithLogger(quiet))
+	if err != nil {
+		panic(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(context.Background()) }()
+
+	svc, _ := gate.NewService("Demo", "example service")
+	_ = gate.Func2(svc, "add", func(_ context.Context, a, b int) (int, error) { return a + b, nil })
+	_ = gate.Func1(svc, "count", func(_ context.Context, n int) (iter.Seq[int], error) {
+		return func(yield func(int) bool) {
+			for i := range n {
+				if !yield(i) {
+					return
+				}
+			}
+		}, nil
+	})
+	w, err := svc.NewWorker(backend, gate.WithZMQContext(zctx), gate.WithLogger(quiet))
+	if err != nil {
+		panic(err)
+	}
+	worked := make(chan error, 1)
+	go func() { worked <- w.Serve(context.Background()) }()
+	return frontend, func() {
+		w.Close()
+		<-worked
+		b.Close()
+		<-served
+	}
+}
+
+// waitReady waits until the Demo service answers.
+func waitReady(ctx context.Context, c *gate.Client) {
+	for ctx.Err() == nil {
+		if _, err := c.Call(ctx, "Demo.add", 0, 0); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ExampleNewClient() {
+	zctx, _ := zmq.NewContext()
+	defer zctx.Term()
+	frontend, stop := exampleStack(zctx, "example-client")
+	defer stop()
+
+	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitReady(ctx, c)
+
+	sum, err := c.Call(ctx, "Demo.add", 2, 3)
+	fmt.Println(sum, err)
+	typed, err := gate.CallAs[int](ctx, c, "Demo.add", 40, 2)
+	fmt.Println(typed, err)
+	_, err = c.Call(ctx, "Demo.missing")
+	fmt.Println(gate.CodeOf(err))
+	// Output:
+	// 5 <nil>
+	// 42 <nil>
+	// UNIMPLEMENTED
+}
+
+func ExampleClient_Stream() {
+	zctx, _ := zmq.NewContext()
+	defer zctx.Term()
+	frontend, stop := exampleStack(zctx, "example-stream")
+	defer stop()
+
+	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitReady(ctx, c)
+
+	s, err := gate.StreamAs[int](ctx, c, "Demo.count", 3)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for v, err := range s.All() { // closes the stream when the loop ends
+		if err != nil {
+			fmt.Println("error:", err)
+			break
+		}
+		fmt.Println("item", v)
+	}
+	// Output:
+	// item 0
+	// item 1
+	// item 2
+}

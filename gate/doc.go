@@ -1,0 +1,89 @@
+// Package gate is the core of gate-rpc for Go: workers that expose Go
+// functions as RPC methods, clients that call them, and the Handler,
+// Middleware and error types shared by the client, the broker and the
+// worker. It speaks the wire protocol of gaterpc 0.2.12 (ZeroMQ
+// Majordomo with msgpack bodies), so Go and Python clients, brokers and
+// workers mix freely.
+//
+// A worker serves a [Service] to a broker's backend:
+//
+//	svc, err := gate.NewService("Calc", "a calculator")
+//	if err != nil { ... }
+//	gate.Func2(svc, "add", func(ctx context.Context, a, b int) (int, error) {
+//		return a + b, nil
+//	})
+//	svc.Register("count", func(ctx context.Context, n int) iter.Seq[int] { ... }) // a stream
+//	svc.Register("dump", func(ctx context.Context) (gate.HugeValue, error) { ... }) // HugeData
+//
+//	w, err := svc.NewWorker("tcp://127.0.0.1:5556", gate.WithCapacity(100))
+//	if err != nil { ... }
+//	go w.Serve(ctx)
+//	...
+//	w.Shutdown(ctx) // finish in-flight calls, send DISCONNECT
+//
+// and a client calls it through the broker's frontend:
+//
+//	c, err := gate.NewClient("tcp://127.0.0.1:5555")
+//	sum, err := gate.CallAs[int](ctx, c, "Calc.add", 1, 2)
+//
+// # Methods
+//
+// [Service.Register] maps wire arguments onto Go parameters: positional
+// arguments fill parameters in order (decoded straight into their
+// types), a variadic parameter takes the rest, a [Kwargs] parameter or a
+// trailing struct receives keyword arguments. Wrong arity or types are
+// answered with a TypeError exception that names the argument.
+// [Service.RegisterStruct] registers a value's methods under snake_case
+// names (GetUser → get_user); [Func0]…[Func3] are typed shorthands;
+// [Service.Handle] takes a raw [Handler].
+//
+// A method may return a value (one reply), an iter.Seq[T] or
+// iter.Seq2[T, error] (a stream: one reply per item, then an end or
+// exception marker), a [Huge] value (compressed and chunked HugeData;
+// values larger than Settings.AutoHugeThreshold are chunked
+// automatically), or an error. Errors become the exception triple
+// [class, repr, traceback]: an [*Error] keeps its class (see
+// [NewException]), ctx errors become TimeoutError/CancelledError, and
+// other errors take the name of their Go type; the traceback names the Go
+// function and, for panics (which are recovered), the stack. Every
+// service answers get_interfaces as 0.2.12 workers do; unknown methods
+// get AttributeError('Function not found: name') unless Settings.Secure.
+//
+// # Executors, capacity, deadlines
+//
+// A method runs on the worker's bounded goroutine pool by default, on the
+// request goroutine with [Inline], on a [Pool] of its own, or in child
+// processes with a [ProcessPool] (for [ProcessFunc] functions; the binary
+// must call [RunChildIfRequested] first thing in main). A worker accepts
+// at most its announced capacity (Settings.MessageMax) of calls at once
+// and answers the excess with RuntimeError('Request count exceeds the
+// maximum value(n)'). A handler's ctx ends when the caller's deadline
+// (carried in the request id as a remaining budget) passes, when the
+// broker forwards a cancel, or when the worker closes.
+//
+// # Middleware
+//
+// The same [Middleware] values work at the client, the broker and the
+// worker; [Chain] puts the first one outermost, and req.Info().Role tells
+// the hop. At the worker every reply message — single, stream item,
+// HugeData chunk, end and exception markers — passes through the
+// middleware's [ReplyWriter]; the loop itself answers only requests it
+// rejects before any handler runs (over capacity, shutting down).
+//
+// # Settings and options
+//
+// [Settings] holds every protocol default (heartbeat 5 s, liveness 3,
+// reply timeout 60 s, capacity 5000, HugeData gzip level 1 in 1000-byte
+// chunks, ...). Components copy them at construction: pass
+// [WithSettings] (for example from [SettingsFromEnv], which reads GATE_*
+// variables) and individual options on top. [CommonOption] values work
+// for clients and workers alike.
+//
+// # Concurrency
+//
+// Each Client and Worker owns one ZeroMQ socket driven by one goroutine;
+// all exported methods are safe for concurrent use unless documented
+// otherwise. Serve, Shutdown and Close follow net/http. Components create
+// their own zmq.Context unless given [WithZMQContext], which inproc://
+// endpoints require.
+package gate

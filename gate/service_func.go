@@ -1,0 +1,360 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gaterpc/gate/internal/codec"
+)
+
+// Kwargs is the type of a method parameter that receives every keyword
+// argument of a call, decoded as by [DecodeArgs]. See [Service.Register].
+type Kwargs map[string]any
+
+var (
+	ctxType          = reflect.TypeFor[context.Context]()
+	errType          = reflect.TypeFor[error]()
+	kwargsType       = reflect.TypeFor[Kwargs]()
+	streamWriterType = reflect.TypeFor[*StreamWriter]()
+	timeType         = reflect.TypeFor[time.Time]()
+)
+
+// funcAdapter maps wire arguments onto a Go function's parameters.
+// Immutable after newFuncAdapter; safe for concurrent use.
+type funcAdapter struct {
+	name     string // method name, for messages
+	fv       reflect.Value
+	ft       reflect.Type
+	pos      []int        // parameter indexes of required positional params
+	variadic reflect.Type // element type of a variadic last param, or nil
+	kwIdx    int          // parameter index of the kwargs param, or -1
+	swIdx    int          // parameter index of a *StreamWriter param, or -1
+	kwStruct bool         // kwargs param is a struct (else Kwargs map)
+	kwFields map[string]int
+	retVal   bool
+	retErr   bool
+	goName   string // Go function name
+	file     string
+	line     int
+}
+
+func newFuncAdapter(name string, fn any) (*funcAdapter, error) {
+	fv := reflect.ValueOf(fn)
+	if !fv.IsValid() || fv.Kind() != reflect.Func || fv.IsNil() {
+		return nil, fmt.Errorf("%w: want a func(context.Context, ...), got %T", ErrInvalidOption, fn)
+	}
+	ft := fv.Type()
+	if ft.NumIn() < 1 || ft.In(0) != ctxType {
+		return nil, fmt.Errorf("%w: %v: the first parameter must be a context.Context", ErrInvalidOption, ft)
+	}
+	a := &funcAdapter{name: name, fv: fv, ft: ft, kwIdx: -1, swIdx: -1}
+	switch ft.NumOut() {
+	case 0:
+	case 1:
+		if ft.Out(0) == errType {
+			a.retErr = true
+		} else {
+			a.retVal = true
+		}
+	case 2:
+		if ft.Out(1) != errType {
+			return nil, fmt.Errorf("%w: %v: the second result must be an error", ErrInvalidOption, ft)
+		}
+		a.retVal, a.retErr = true, true
+	default:
+		return nil, fmt.Errorf("%w: %v: want at most (value, error) results", ErrInvalidOption, ft)
+	}
+	n := ft.NumIn()
+	last := n
+	if ft.IsVariadic() {
+		a.variadic = ft.In(n - 1).Elem()
+		last = n - 1
+	}
+	for i := 1; i < last; i++ {
+		if ft.In(i) == streamWriterType {
+			if a.swIdx >= 0 {
+				return nil, fmt.Errorf("%w: %v: more than one *StreamWriter parameter", ErrInvalidOption, ft)
+			}
+			a.swIdx = i
+			continue
+		}
+		if ft.In(i) == kwargsType {
+			if a.kwIdx >= 0 {
+				return nil, fmt.Errorf("%w: %v: more than one Kwargs parameter", ErrInvalidOption, ft)
+			}
+			a.kwIdx = i
+			continue
+		}
+		a.pos = append(a.pos, i)
+	}
+	if a.kwIdx < 0 && a.variadic == nil && len(a.pos) > 0 {
+		if t := ft.In(a.pos[len(a.pos)-1]); t.Kind() == reflect.Struct && t != timeType {
+			a.kwIdx = a.pos[len(a.pos)-1]
+			a.pos = a.pos[:len(a.pos)-1]
+			a.kwStruct = true
+			a.kwFields = kwargFields(t)
+		}
+	}
+	if a.swIdx >= 0 && a.retVal {
+		return nil, fmt.Errorf("%w: %v: a method with a *StreamWriter may return only an error", ErrInvalidOption, ft)
+	}
+	if f := runtime.FuncForPC(fv.Pointer()); f != nil {
+		a.goName = f.Name()
+		a.file, a.line = f.FileLine(f.Entry())
+	}
+	return a, nil
+}
+
+// kwargFields maps keyword names to top-level exported field indexes: the
+// msgpack tag name, else the field name and its snake_case form.
+func kwargFields(t reflect.Type) map[string]int {
+	m := map[string]int{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("msgpack"), ",")
+		switch tag {
+		case "-":
+			continue
+		case "":
+			m[f.Name] = i
+			m[SnakeCase(f.Name)] = i
+		default:
+			m[tag] = i
+		}
+	}
+	return m
+}
+
+// signature renders the Go type without "func", e.g.
+// "(context.Context, int, int) (int, error)".
+func (a *funcAdapter) signature() string {
+	return strings.TrimPrefix(a.ft.String(), "func")
+}
+
+// where is a Python-traceback-like line naming the Go function.
+func (a *funcAdapter) where() string {
+	if a.goName == "" {
+		return ""
+	}
+	return fmt.Sprintf("  File %q, line %d, in %s\n", a.file, a.line, a.goName)
+}
+
+func typeErrorf(format string, args ...any) *Error {
+	return Errorf(InvalidArgument, format, args...)
+}
+
+// bind decodes the raw arguments into the function's parameters.
+func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.RawArgs, kwargs codec.RawKwargs) ([]reflect.Value, error) {
+	in := make([]reflect.Value, a.ft.NumIn())
+	in[0] = reflect.ValueOf(&ctx).Elem()
+	npos := len(a.pos)
+	switch {
+	case len(args) < npos:
+		missing := npos - len(args)
+		return nil, typeErrorf("%s() missing %d required positional argument%s (got %d, want %d)", a.name, missing, plural(missing), len(args), npos)
+	case len(args) > npos && a.variadic == nil:
+		return nil, typeErrorf("%s() takes %d positional argument%s but %d were given", a.name, npos, plural(npos), len(args))
+	}
+	for j, i := range a.pos {
+		v, err := decodeInto(cdc, args[j], a.ft.In(i))
+		if err != nil {
+			return nil, typeErrorf("%s() argument %d must be %s, not %s", a.name, j+1, a.ft.In(i), pyTypeName(args[j]))
+		}
+		in[i] = v
+	}
+	if a.variadic != nil {
+		rest := reflect.MakeSlice(a.ft.In(a.ft.NumIn()-1), 0, len(args)-npos)
+		for j := npos; j < len(args); j++ {
+			v, err := decodeInto(cdc, args[j], a.variadic)
+			if err != nil {
+				return nil, typeErrorf("%s() argument %d must be %s, not %s", a.name, j+1, a.variadic, pyTypeName(args[j]))
+			}
+			rest = reflect.Append(rest, v)
+		}
+		in[a.ft.NumIn()-1] = rest
+	}
+	switch {
+	case a.kwIdx < 0:
+		for k := range kwargs {
+			return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, pyQuote(k))
+		}
+	case a.kwStruct:
+		st := a.ft.In(a.kwIdx)
+		sv := reflect.New(st).Elem()
+		for k, raw := range kwargs {
+			fi, ok := a.kwFields[k]
+			if !ok {
+				return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, pyQuote(k))
+			}
+			f := sv.Field(fi)
+			v, err := decodeInto(cdc, raw, f.Type())
+			if err != nil {
+				return nil, typeErrorf("%s() keyword argument %s must be %s, not %s", a.name, pyQuote(k), f.Type(), pyTypeName(raw))
+			}
+			f.Set(v)
+		}
+		in[a.kwIdx] = sv
+	default:
+		kw := make(Kwargs, len(kwargs))
+		for k, raw := range kwargs {
+			v, err := cdc.Decode(raw)
+			if err != nil {
+				return nil, typeErrorf("%s() keyword argument %s: %v", a.name, pyQuote(k), err)
+			}
+			kw[k] = v
+		}
+		in[a.kwIdx] = reflect.ValueOf(kw)
+	}
+	return in, nil
+}
+
+// decodeInto decodes raw into a new value of type t.
+func decodeInto(cdc *codec.Codec, raw codec.RawMessage, t reflect.Type) (reflect.Value, error) {
+	p := reflect.New(t)
+	if t.Kind() == reflect.Interface && t.NumMethod() == 0 {
+		v, err := cdc.Decode(raw)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		if v != nil {
+			p.Elem().Set(reflect.ValueOf(v))
+		}
+		return p.Elem(), nil
+	}
+	if err := cdc.Unmarshal(raw, p.Interface()); err != nil {
+		return reflect.Value{}, err
+	}
+	return p.Elem(), nil
+}
+
+// call runs the function. A panic is recovered into a RuntimeError with
+// the panic's stack as traceback.
+func (a *funcAdapter) call(in []reflect.Value) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError(p)
+		}
+	}()
+	var out []reflect.Value
+	if a.variadic != nil {
+		out = a.fv.CallSlice(in)
+	} else {
+		out = a.fv.Call(in)
+	}
+	switch {
+	case a.retVal && a.retErr:
+		res = out[0].Interface()
+		if e := out[1].Interface(); e != nil {
+			err = e.(error)
+		}
+	case a.retVal:
+		res = out[0].Interface()
+	case a.retErr:
+		if e := out[0].Interface(); e != nil {
+			err = e.(error)
+		}
+	}
+	return res, err
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// pyTypeName names the Python type of an encoded msgpack value.
+func pyTypeName(raw []byte) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	b := raw[0]
+	switch {
+	case b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3):
+		return "int"
+	case b >= 0x80 && b <= 0x8f, b == 0xde, b == 0xdf:
+		return "dict"
+	case b >= 0x90 && b <= 0x9f, b == 0xdc, b == 0xdd:
+		return "list"
+	case b >= 0xa0 && b <= 0xbf, b >= 0xd9 && b <= 0xdb:
+		return "str"
+	case b == 0xc0:
+		return "NoneType"
+	case b == 0xc2 || b == 0xc3:
+		return "bool"
+	case b >= 0xc4 && b <= 0xc6:
+		return "bytes"
+	case b == 0xca || b == 0xcb:
+		return "float"
+	}
+	return "ExtType"
+}
+
+// panicError turns a recovered panic into an exception with the stack.
+func panicError(p any) error {
+	if e, ok := p.(*Error); ok {
+		if e.Traceback == "" {
+			c := *e
+			c.Traceback = stackTraceback(4)
+			return &c
+		}
+		return e
+	}
+	msg := fmt.Sprint(p)
+	if e, ok := p.(error); ok {
+		msg = e.Error()
+	}
+	e := Errorf(Internal, "panic: %s", msg)
+	e.Traceback = stackTraceback(4)
+	return e
+}
+
+// stackTraceback formats the current goroutine's stack like Python's
+// format_tb (outermost call first), without runtime, reflect and gate
+// internal frames.
+func stackTraceback(skip int) string {
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(skip, pcs)
+	frames := runtime.CallersFrames(pcs[:n])
+	var lines []string
+	for {
+		f, more := frames.Next()
+		if !internalFrame(f.Function) {
+			lines = append(lines, "  File \""+f.File+"\", line "+strconv.Itoa(f.Line)+", in "+f.Function+"\n")
+		}
+		if !more || strings.HasPrefix(f.Function, "github.com/gaterpc/gate/gate.(*funcAdapter).call") {
+			break
+		}
+	}
+	var b strings.Builder
+	for i := len(lines) - 1; i >= 0; i-- {
+		b.WriteString(lines[i])
+	}
+	return b.String()
+}
+
+// internalFrame reports frames a traceback leaves out.
+func internalFrame(fn string) bool {
+	if strings.HasPrefix(fn, "runtime.") || strings.HasPrefix(fn, "reflect.") {
+		return true
+	}
+	rest, ok := strings.CutPrefix(fn, "github.com/gaterpc/gate/gate.")
+	if !ok {
+		return false
+	}
+	for _, p := range []string{"(*funcAdapter)", "(*Worker)", "(*replier)", "panicError", "stackTraceback", "(*method)", "(*Pool)", "inlineExec", "iterate"} {
+		if strings.HasPrefix(rest, p) {
+			return true
+		}
+	}
+	return false
+}

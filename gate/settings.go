@@ -1,0 +1,471 @@
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Defaults of [Settings], matching gaterpc 0.2.12 (wire-protocol.md
+// section 13) except where noted.
+const (
+	DefaultHeartbeat             = 5 * time.Second
+	DefaultLiveness              = 3
+	DefaultTimeout               = 30 * time.Second
+	DefaultReplyTimeout          = 2 * DefaultTimeout
+	DefaultMessageMax            = 5000
+	DefaultStreamReplyMaxSize    = 1024
+	DefaultHugeDataSizeOf        = 1000
+	DefaultHugeDataCompress      = "gzip"
+	DefaultHugeDataCompressLevel = 1
+	DefaultHugeDataMaxSize       = 256 << 20
+	DefaultAutoHugeThreshold     = 1 << 20
+	DefaultMaxStrLen             = 32 << 20
+	DefaultMaxBinLen             = 32 << 20
+	DefaultMaxEntries            = 1 << 20
+	DefaultServiceName           = "GateRPC"
+	DefaultInternalService       = "Gate"
+	DefaultHWM                   = 3000
+	DefaultWorkerAddr            = "ipc:///tmp/gate-rpc/w1"
+	DefaultReconnectBackoff      = 250 * time.Millisecond
+	DefaultReconnectBackoffMax   = 10 * time.Second
+)
+
+// Settings holds every tunable of the protocol and of the components that
+// speak it. The zero value is not usable; start from [DefaultSettings] or
+// [SettingsFromEnv].
+//
+// Components copy their Settings when they are constructed (gaterpc's
+// "change Settings before instantiating"); later changes to a Settings
+// value never reach a running Client or Worker. Pass them with
+// [WithSettings]; individual options such as [WithHeartbeat] apply on top,
+// whatever their position in the option list.
+//
+// Settings is a plain value: copy it freely.
+type Settings struct {
+	// Heartbeat is the heartbeat interval (0.2.12 HEARTBEAT and
+	// MDP_HEARTBEAT_INTERVAL). A worker answers every broker heartbeat and
+	// sends its own when it has sent nothing for this long; it is also the
+	// worker's liveness unit. Env GATE_HEARTBEAT.
+	Heartbeat time.Duration
+	// Liveness is how many heartbeat intervals of silence make a peer dead
+	// (MDP_HEARTBEAT_LIVENESS). A worker whose broker stays silent for
+	// Heartbeat×Liveness reconnects. Env GATE_LIVENESS.
+	Liveness int
+	// Timeout is the broker's wait for a worker with free capacity
+	// (TIMEOUT). Env GATE_TIMEOUT.
+	Timeout time.Duration
+	// ReplyTimeout is the client's default call timeout and the per-item
+	// timeout of a stream (REPLY_TIMEOUT = 2×TIMEOUT). Env GATE_REPLY_TIMEOUT.
+	ReplyTimeout time.Duration
+	// MessageMax is a worker's announced capacity (max_allowed_request)
+	// and in-flight limit, and the client's limit of pending calls
+	// (MESSAGE_MAX). Env GATE_MESSAGE_MAX.
+	MessageMax int
+	// StreamReplyMaxSize is the client's buffer of stream items not yet
+	// consumed (STREAM_REPLY_MAXSIZE). Env GATE_STREAM_REPLY_MAXSIZE.
+	StreamReplyMaxSize int
+	// HugeDataSizeOf is the HugeData chunk size on the wire
+	// (HUGE_DATA_SIZEOF, HugeData's blksize); at least 10.
+	// Env GATE_HUGE_DATA_SIZEOF.
+	HugeDataSizeOf int
+	// HugeDataCompress names the HugeData compressor: "gzip" (0.2.12
+	// compatible), "zstd" (gate to gate only), "bzip2", "xz" or one
+	// registered with the chunk registry. The name is not sent on the wire:
+	// both ends must agree, and Python 0.2.12 peers only read gzip.
+	// Env GATE_HUGE_DATA_COMPRESS.
+	HugeDataCompress string
+	// HugeDataCompressLevel is the sender's compression level
+	// (HUGE_DATA_COMPRESS_LEVEL). Env GATE_HUGE_DATA_COMPRESS_LEVEL.
+	HugeDataCompressLevel int
+	// HugeDataMaxSize caps a received HugeData value after
+	// decompression. Env GATE_HUGE_DATA_MAX_SIZE.
+	HugeDataMaxSize int64
+	// AutoHugeThreshold is a gate extension: a worker reply whose encoded
+	// result exceeds this many bytes is sent as HugeData automatically.
+	// 0 disables it (only explicit [Huge] values are chunked). The default
+	// is 1 MiB, far above 0.2.12's 1000, because a 0.2.12 Python client can
+	// receive HugeData only once per process (quirk 19).
+	// Env GATE_AUTO_HUGE_THRESHOLD.
+	AutoHugeThreshold int
+	// MaxStrLen and MaxBinLen cap one msgpack str or bin when decoding;
+	// MaxEntries caps one array or map (0.2.12 msgpack limits).
+	// Env GATE_MAX_STR_LEN, GATE_MAX_BIN_LEN, GATE_MAX_ENTRIES.
+	MaxStrLen  int
+	MaxBinLen  int
+	MaxEntries int
+	// DefaultService is the service called when a method name has no
+	// service part (SERVICE_DEFAULT_NAME) and the default service name of
+	// a worker. Env GATE_DEFAULT_SERVICE.
+	DefaultService string
+	// InternalService is the broker's own service name
+	// (MDP_INTERNAL_SERVICE); workers cannot register it.
+	// Env GATE_INTERNAL_SERVICE.
+	InternalService string
+	// HWM is the send and receive high-water mark of every socket, in
+	// messages (ZMQ_SOCK). 0 means libzmq's default. Env GATE_HWM.
+	HWM int
+	// WorkerAddr is the broker backend endpoint workers connect to by
+	// default (WORKER_ADDR). Env GATE_WORKER_ADDR.
+	WorkerAddr string
+	// Secure makes a worker stay silent, like 0.2.12's default SECURE=True,
+	// when a request names an unknown method or cannot be decoded. gate
+	// defaults to false: such requests get an AttributeError or TypeError
+	// exception reply, so callers fail fast instead of timing out
+	// (quirk 1). Env GATE_SECURE.
+	Secure bool
+	// ReconnectBackoff and ReconnectBackoffMax bound the exponential
+	// backoff (with jitter) between reconnect attempts after the broker
+	// is lost or disconnects the peer.
+	// Env GATE_RECONNECT_BACKOFF, GATE_RECONNECT_BACKOFF_MAX.
+	ReconnectBackoff    time.Duration
+	ReconnectBackoffMax time.Duration
+}
+
+// DefaultSettings returns the defaults (the Default* constants).
+func DefaultSettings() Settings {
+	return Settings{
+		Heartbeat:             DefaultHeartbeat,
+		Liveness:              DefaultLiveness,
+		Timeout:               DefaultTimeout,
+		ReplyTimeout:          DefaultReplyTimeout,
+		MessageMax:            DefaultMessageMax,
+		StreamReplyMaxSize:    DefaultStreamReplyMaxSize,
+		HugeDataSizeOf:        DefaultHugeDataSizeOf,
+		HugeDataCompress:      DefaultHugeDataCompress,
+		HugeDataCompressLevel: DefaultHugeDataCompressLevel,
+		HugeDataMaxSize:       DefaultHugeDataMaxSize,
+		AutoHugeThreshold:     DefaultAutoHugeThreshold,
+		MaxStrLen:             DefaultMaxStrLen,
+		MaxBinLen:             DefaultMaxBinLen,
+		MaxEntries:            DefaultMaxEntries,
+		DefaultService:        DefaultServiceName,
+		InternalService:       DefaultInternalService,
+		HWM:                   DefaultHWM,
+		WorkerAddr:            DefaultWorkerAddr,
+		ReconnectBackoff:      DefaultReconnectBackoff,
+		ReconnectBackoffMax:   DefaultReconnectBackoffMax,
+	}
+}
+
+// envVar binds one GATE_* variable to a Settings field.
+type envVar struct {
+	name string
+	set  func(s *Settings, v string) error
+}
+
+func durationVar(name string, f func(*Settings) *time.Duration) envVar {
+	return envVar{name, func(s *Settings, v string) error {
+		d, err := parseDuration(v)
+		if err == nil {
+			*f(s) = d
+		}
+		return err
+	}}
+}
+
+func intVar(name string, f func(*Settings) *int) envVar {
+	return envVar{name, func(s *Settings, v string) error {
+		n, err := parseSize(v)
+		if err == nil {
+			*f(s) = int(n)
+		}
+		return err
+	}}
+}
+
+func stringVar(name string, f func(*Settings) *string) envVar {
+	return envVar{name, func(s *Settings, v string) error { *f(s) = v; return nil }}
+}
+
+// envVars lists every variable SettingsFromEnv reads, in the order of the
+// Settings fields.
+var envVars = []envVar{
+	durationVar("GATE_HEARTBEAT", func(s *Settings) *time.Duration { return &s.Heartbeat }),
+	intVar("GATE_LIVENESS", func(s *Settings) *int { return &s.Liveness }),
+	durationVar("GATE_TIMEOUT", func(s *Settings) *time.Duration { return &s.Timeout }),
+	durationVar("GATE_REPLY_TIMEOUT", func(s *Settings) *time.Duration { return &s.ReplyTimeout }),
+	intVar("GATE_MESSAGE_MAX", func(s *Settings) *int { return &s.MessageMax }),
+	intVar("GATE_STREAM_REPLY_MAXSIZE", func(s *Settings) *int { return &s.StreamReplyMaxSize }),
+	intVar("GATE_HUGE_DATA_SIZEOF", func(s *Settings) *int { return &s.HugeDataSizeOf }),
+	stringVar("GATE_HUGE_DATA_COMPRESS", func(s *Settings) *string { return &s.HugeDataCompress }),
+	{"GATE_HUGE_DATA_COMPRESS_LEVEL", func(s *Settings, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err == nil {
+			s.HugeDataCompressLevel = n
+		}
+		return err
+	}},
+	{"GATE_HUGE_DATA_MAX_SIZE", func(s *Settings, v string) error {
+		n, err := parseSize(v)
+		if err == nil {
+			s.HugeDataMaxSize = n
+		}
+		return err
+	}},
+	intVar("GATE_AUTO_HUGE_THRESHOLD", func(s *Settings) *int { return &s.AutoHugeThreshold }),
+	intVar("GATE_MAX_STR_LEN", func(s *Settings) *int { return &s.MaxStrLen }),
+	intVar("GATE_MAX_BIN_LEN", func(s *Settings) *int { return &s.MaxBinLen }),
+	intVar("GATE_MAX_ENTRIES", func(s *Settings) *int { return &s.MaxEntries }),
+	stringVar("GATE_DEFAULT_SERVICE", func(s *Settings) *string { return &s.DefaultService }),
+	stringVar("GATE_INTERNAL_SERVICE", func(s *Settings) *string { return &s.InternalService }),
+	intVar("GATE_HWM", func(s *Settings) *int { return &s.HWM }),
+	stringVar("GATE_WORKER_ADDR", func(s *Settings) *string { return &s.WorkerAddr }),
+	{"GATE_SECURE", func(s *Settings, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err == nil {
+			s.Secure = b
+		}
+		return err
+	}},
+	durationVar("GATE_RECONNECT_BACKOFF", func(s *Settings) *time.Duration { return &s.ReconnectBackoff }),
+	durationVar("GATE_RECONNECT_BACKOFF_MAX", func(s *Settings) *time.Duration { return &s.ReconnectBackoffMax }),
+}
+
+// SettingsFromEnv returns [DefaultSettings] overridden by the GATE_*
+// variables that getenv reports as non-empty (pass os.Getenv). Each
+// Settings field documents its variable. Formats:
+//
+//   - durations: Go syntax ("5s", "1500ms", "1m30s"); a bare number means
+//     seconds ("30", "0.5");
+//   - sizes and counts: a decimal integer, optionally with a binary suffix
+//     K, KiB, M, MiB, G or GiB ("256MiB");
+//   - booleans: strconv.ParseBool syntax (1, true, false, ...);
+//   - strings: taken verbatim.
+//
+// The result is validated. Errors wrap [ErrInvalidOption] and name the
+// variable.
+func SettingsFromEnv(getenv func(string) string) (Settings, error) {
+	s := DefaultSettings()
+	if getenv == nil {
+		return s, nil
+	}
+	var errs []error
+	for _, ev := range envVars {
+		v := getenv(ev.name)
+		if v == "" {
+			continue
+		}
+		if err := ev.set(&s, v); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s=%q: %v", ErrInvalidOption, ev.name, v, unwrapNum(err)))
+		}
+	}
+	if len(errs) > 0 {
+		return s, errors.Join(errs...)
+	}
+	if err := s.Validate(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func unwrapNum(err error) error {
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		return ne.Err
+	}
+	return err
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f < 0 || f > float64(1<<62)/float64(time.Second) {
+			return 0, errors.New("out of range")
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errors.New("not a duration (want e.g. 5s, 250ms or a number of seconds)")
+	}
+	return d, nil
+}
+
+func parseSize(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	mult := int64(1)
+	for _, s := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(v, s.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, s.suffix)), s.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, errors.New("not an integer (want e.g. 5000 or 256MiB)")
+	}
+	if n != 0 && (n > (1<<62)/mult || n < -(1<<62)/mult) {
+		return 0, errors.New("out of range")
+	}
+	return n * mult, nil
+}
+
+// Validate reports the first problems with s, joined, each wrapping
+// [ErrInvalidOption].
+func (s Settings) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+	}
+	if s.Heartbeat < time.Millisecond {
+		bad("Heartbeat %v: must be at least 1ms", s.Heartbeat)
+	}
+	if s.Liveness < 1 {
+		bad("Liveness %d: must be at least 1", s.Liveness)
+	}
+	if s.Timeout <= 0 {
+		bad("Timeout %v: must be positive", s.Timeout)
+	}
+	if s.ReplyTimeout <= 0 {
+		bad("ReplyTimeout %v: must be positive", s.ReplyTimeout)
+	}
+	if s.MessageMax < 1 {
+		bad("MessageMax %d: must be at least 1", s.MessageMax)
+	}
+	if s.StreamReplyMaxSize < 1 {
+		bad("StreamReplyMaxSize %d: must be at least 1", s.StreamReplyMaxSize)
+	}
+	if s.HugeDataSizeOf < 10 {
+		bad("HugeDataSizeOf %d: must be at least 10 (the gzip header must fit in the first chunk)", s.HugeDataSizeOf)
+	}
+	if s.HugeDataCompress == "" {
+		bad("HugeDataCompress is empty: want gzip, zstd, bzip2, xz or a registered compressor")
+	}
+	if s.HugeDataMaxSize <= 0 {
+		bad("HugeDataMaxSize %d: must be positive", s.HugeDataMaxSize)
+	}
+	if s.AutoHugeThreshold < 0 {
+		bad("AutoHugeThreshold %d: must be 0 (off) or positive", s.AutoHugeThreshold)
+	}
+	if s.MaxStrLen < 1 || s.MaxBinLen < 1 || s.MaxEntries < 1 {
+		bad("MaxStrLen %d, MaxBinLen %d, MaxEntries %d: must all be positive", s.MaxStrLen, s.MaxBinLen, s.MaxEntries)
+	}
+	if err := checkServiceName("DefaultService", s.DefaultService); err != "" {
+		bad("%s", err)
+	}
+	if err := checkServiceName("InternalService", s.InternalService); err != "" {
+		bad("%s", err)
+	}
+	if s.DefaultService != "" && s.DefaultService == s.InternalService {
+		bad("DefaultService %q: reserved for the broker's internal service", s.DefaultService)
+	}
+	if s.HWM < 0 {
+		bad("HWM %d: must not be negative", s.HWM)
+	}
+	if !strings.Contains(s.WorkerAddr, "://") {
+		bad("WorkerAddr %q: want an endpoint such as tcp://127.0.0.1:5556 or ipc:///tmp/gate-rpc/w1", s.WorkerAddr)
+	}
+	if s.ReconnectBackoff <= 0 || s.ReconnectBackoffMax < s.ReconnectBackoff {
+		bad("ReconnectBackoff %v, ReconnectBackoffMax %v: want 0 < backoff <= max", s.ReconnectBackoff, s.ReconnectBackoffMax)
+	}
+	return errors.Join(errs...)
+}
+
+// checkServiceName returns "" if name can be announced in a READY message.
+func checkServiceName(field, name string) string {
+	switch {
+	case name == "":
+		return field + " is empty"
+	case strings.Contains(name, ":"):
+		return fmt.Sprintf("%s %q: must not contain ':' (the READY separator)", field, name)
+	}
+	return ""
+}
+
+// CommonOption configures any gate component that takes options: it is
+// both a [WorkerOption] and a client option. A nil-valued argument keeps
+// the default.
+//
+// Settings edits ([WithHeartbeat] and friends) apply on top of
+// [WithSettings] whatever their order; between themselves, later wins.
+type CommonOption func(*commonOptions)
+
+// commonOptions is embedded in the per-component options structs. Another
+// component accepts CommonOption by declaring, for its own option
+// interface, a method that calls o(&its.common).
+type commonOptions struct {
+	base   *Settings
+	edits  []func(*Settings)
+	logger *slog.Logger
+	zctx   *zmq.Context
+	mws    []Middleware
+}
+
+// settings resolves the base settings plus edits and validates them.
+func (c *commonOptions) settings() (Settings, error) {
+	s := DefaultSettings()
+	if c.base != nil {
+		s = *c.base
+	}
+	for _, e := range c.edits {
+		e(&s)
+	}
+	return s, s.Validate()
+}
+
+func (c *commonOptions) log() *slog.Logger {
+	if c.logger == nil {
+		return slog.Default()
+	}
+	return c.logger
+}
+
+func (o CommonOption) applyWorker(w *workerOptions) { o(&w.common) }
+
+func edit(f func(*Settings)) CommonOption {
+	return func(c *commonOptions) { c.edits = append(c.edits, f) }
+}
+
+// WithSettings replaces the defaults with s (copied). Individual setting
+// options apply on top of it.
+func WithSettings(s Settings) CommonOption {
+	return func(c *commonOptions) { c.base = &s }
+}
+
+// WithHeartbeat sets Settings.Heartbeat.
+func WithHeartbeat(d time.Duration) CommonOption {
+	return edit(func(s *Settings) { s.Heartbeat = d })
+}
+
+// WithLiveness sets Settings.Liveness.
+func WithLiveness(n int) CommonOption { return edit(func(s *Settings) { s.Liveness = n }) }
+
+// WithMessageMax sets Settings.MessageMax: a worker's capacity, a client's
+// pending-call limit.
+func WithMessageMax(n int) CommonOption { return edit(func(s *Settings) { s.MessageMax = n }) }
+
+// WithHugeData sets the HugeData compressor name, level and chunk size
+// (Settings.HugeDataCompress, HugeDataCompressLevel, HugeDataSizeOf).
+func WithHugeData(compress string, level, chunkSize int) CommonOption {
+	return edit(func(s *Settings) {
+		s.HugeDataCompress, s.HugeDataCompressLevel, s.HugeDataSizeOf = compress, level, chunkSize
+	})
+}
+
+// WithLogger sets the logger; nil means slog.Default().
+func WithLogger(l *slog.Logger) CommonOption {
+	return func(c *commonOptions) { c.logger = l }
+}
+
+// WithZMQContext makes the component create its sockets in zctx instead of
+// a context of its own. inproc:// endpoints connect only sockets of the
+// same context. The caller owns zctx and terminates it after closing every
+// component that uses it. nil keeps the default.
+func WithZMQContext(zctx *zmq.Context) CommonOption {
+	return func(c *commonOptions) { c.zctx = zctx }
+}
+
+// WithMiddleware appends middleware to the component's chain; the first
+// one given is the outermost (see [Chain]).
+func WithMiddleware(mws ...Middleware) CommonOption {
+	return func(c *commonOptions) { c.mws = append(c.mws, mws...) }
+}

@@ -1,0 +1,233 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sync"
+)
+
+// Stream is the reply of a streaming method (a worker generator), read
+// item by item:
+//
+//	s, err := c.Stream(ctx, "Svc.count", 3)
+//	if err != nil { ... }
+//	defer s.Close()
+//	for v, err := range s.All() { ... }
+//
+// Items are delivered in order, nil items included (unlike the Python
+// client, quirk 16). A method that does not stream yields its single
+// result (or HugeData value) as the only item.
+//
+// Flow control: one socket carries every call of a Client, so the client
+// loop cannot stop reading for one slow stream (the Python client blocks
+// its whole receive loop instead, stalling every other call). Items are
+// therefore buffered: up to Settings.StreamReplyMaxSize decoded items in
+// the Stream, and behind them undecoded messages up to
+// Settings.HugeDataMaxSize bytes. A reader that falls further behind gets
+// an error with code ResourceExhausted, and the request is cancelled at the
+// broker. Each item must arrive within Settings.ReplyTimeout of the
+// previous one (the first one of the call), else the stream fails with
+// [ErrTimeout].
+//
+// Close (or breaking out of the range loop over All) drops the request and
+// sends Gate.cancel to the broker, which stops a gate worker's generator.
+// Recv and All are for one goroutine; Close may be called from any.
+type Stream struct {
+	items  chan streamItem
+	stop   chan struct{}
+	done   chan struct{}
+	cancel context.CancelFunc
+	once   sync.Once
+
+	err  error // final status; written before items is closed
+	last error // what Recv returned last, once terminal
+}
+
+type streamItem struct {
+	v   any
+	err error
+}
+
+// Stream calls a streaming method and returns the stream of its items.
+// method and args are as for [Client.Call] (a final [KW] argument gives
+// keyword arguments). The stream lives until it ends, fails, ctx is done,
+// or Close is called; the caller must call Close unless it ranged over All
+// to the end. Errors of the call itself (unknown service, remote
+// exception) are reported by the first Recv.
+func (c *Client) Stream(ctx context.Context, method string, args ...any) (*Stream, error) {
+	args, kw := splitKW(args)
+	svc, fn := c.splitMethod(method)
+	return c.openStream(ctx, svc, fn, args, kw, anySpec(c))
+}
+
+// StreamKW is [Client.Stream] with explicit keyword arguments.
+func (c *Client) StreamKW(ctx context.Context, method string, args []any, kwargs map[string]any) (*Stream, error) {
+	svc, fn := c.splitMethod(method)
+	return c.openStream(ctx, svc, fn, args, kwargs, anySpec(c))
+}
+
+func (c *Client) openStream(ctx context.Context, service, fn string, args []any, kwargs map[string]any, spec *callSpec) (*Stream, error) {
+	if c.isClosing() {
+		return nil, ErrClosed
+	}
+	req, err := c.newRequest(ctx, service, fn, args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	spec.first = c.set.ReplyTimeout
+	sctx, cancel := context.WithCancel(ctx)
+	s := &Stream{
+		items:  make(chan streamItem, c.set.StreamReplyMaxSize),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		cancel: cancel,
+	}
+	w := ReplyWriterFunc(func(ctx context.Context, r *Reply) error {
+		switch r.Kind {
+		case ReplySingle, ReplyStreamItem, ReplyHugeEnd:
+			if r.Err != nil {
+				return nil // reported by the handler's status
+			}
+			select {
+			case s.items <- streamItem{v: r.Value}:
+				return nil
+			case <-s.stop:
+				return errStreamClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	go func() {
+		defer close(s.done)
+		err := c.handler.ServeRPC(context.WithValue(sctx, callSpecKey{}, spec), req, w)
+		if err != nil {
+			select {
+			case <-s.stop:
+				err = errStreamClosed
+			default:
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					err = fmt.Errorf("gate: %s.%s: %w", service, fn, err)
+				}
+			}
+		}
+		s.err = err
+		close(s.items)
+	}()
+	return s, nil
+}
+
+var errStreamClosed = errors.New("gate: stream closed")
+
+// Recv returns the next item. At the end of the stream it returns io.EOF;
+// on failure the call's error (see [Client.Call] for the kinds), and the
+// same again on later calls.
+func (s *Stream) Recv() (any, error) {
+	if s.last != nil {
+		return nil, s.last
+	}
+	select {
+	case <-s.stop:
+		s.last = ErrClosed
+		return nil, s.last
+	default:
+	}
+	it, ok := <-s.items
+	if ok {
+		return it.v, nil
+	}
+	<-s.done
+	switch {
+	case s.err == nil:
+		s.last = io.EOF
+	case errors.Is(s.err, errStreamClosed):
+		s.last = ErrClosed
+	default:
+		s.last = s.err
+	}
+	return nil, s.last
+}
+
+// All returns an iterator over the remaining items. It yields (item, nil)
+// for each item and, if the stream fails, one final (nil, err). The stream
+// is closed when the loop ends, including by break.
+func (s *Stream) All() iter.Seq2[any, error] {
+	return func(yield func(any, error) bool) {
+		defer s.Close()
+		for {
+			v, err := s.Recv()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Close stops the stream: if it has not ended, the request is dropped
+// and Gate.cancel is sent to the broker. It waits for the stream's
+// goroutine, is idempotent and returns nil.
+func (s *Stream) Close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		s.cancel()
+	})
+	<-s.done
+	return nil
+}
+
+// TypedStream is a [Stream] whose items are decoded into T. Get one with
+// [StreamAs].
+type TypedStream[T any] struct{ s *Stream }
+
+// StreamAs calls a streaming method like [Client.Stream] and decodes each
+// item into a T.
+func StreamAs[T any](ctx context.Context, c *Client, method string, args ...any) (*TypedStream[T], error) {
+	args, kw := splitKW(args)
+	svc, fn := c.splitMethod(method)
+	spec := typedSpec[T](c)
+	spec.item = spec.value
+	s, err := c.openStream(ctx, svc, fn, args, kw, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &TypedStream[T]{s: s}, nil
+}
+
+// Recv returns the next item; see [Stream.Recv].
+func (t *TypedStream[T]) Recv() (T, error) {
+	v, err := t.s.Recv()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v.(T), nil
+}
+
+// All iterates over the items; see [Stream.All].
+func (t *TypedStream[T]) All() iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for v, err := range t.s.All() {
+			var tv T
+			if err == nil {
+				tv = v.(T)
+			}
+			if !yield(tv, err) {
+				return
+			}
+		}
+	}
+}
+
+// Close stops the stream; see [Stream.Close].
+func (t *TypedStream[T]) Close() error { return t.s.Close() }

@@ -1,0 +1,763 @@
+package gate
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/internal/codec"
+	"github.com/gaterpc/gate/internal/wire"
+	"github.com/gaterpc/gate/internal/zmqx"
+)
+
+// mailboxSize bounds the replies queued for the socket loop; producers
+// (handlers) wait for room, which is the worker's back-pressure.
+const mailboxSize = 1024
+
+// byeFrame is the one extra frame of the worker's DISCONNECT: a 0.2.12
+// broker ignores a DISCONNECT without exactly one.
+var byeFrame = []byte("bye")
+
+// WithPoolSize sets the size of the worker's default goroutine pool, the
+// executor of every method registered without [WithExecutor] (default
+// [DefaultPoolSize]).
+func WithPoolSize(n int) WorkerOption {
+	return workerOptionFunc(func(o *workerOptions) { o.poolSize = n })
+}
+
+// WithCapacity sets the capacity the worker announces in READY and its
+// in-flight limit (Settings.MessageMax). Requests beyond it get a
+// RuntimeError exception reply.
+func WithCapacity(n int) WorkerOption {
+	return workerOptionFunc(func(o *workerOptions) { WithMessageMax(n)(&o.common) })
+}
+
+// Worker serves one [Service] to a broker: it connects a DEALER to the
+// broker's backend, announces READY name:description:capacity, answers
+// requests through its middleware chain, heartbeats, and reconnects with
+// backoff and a fresh routing id when the broker goes silent or sends
+// DISCONNECT.
+//
+// Lifecycle follows net/http: [Worker.Serve] blocks; [Worker.Shutdown]
+// finishes in-flight calls, then sends DISCONNECT; [Worker.Close] stops at
+// once. Serve, Shutdown and Close are safe for concurrent use. Each
+// Worker owns its socket and, unless [WithZMQContext] is given, its
+// zmq.Context.
+type Worker struct {
+	endpoint string
+	svc      *Service
+	s        Settings
+	log      *slog.Logger
+	zctx     *zmq.Context
+	handler  Handler
+	cdc      *codec.Codec
+	env      *replyEnv
+	pool     *Pool
+
+	serving   atomic.Bool
+	closing   chan struct{}
+	closeOnce sync.Once
+	draining  chan struct{}
+	drainOnce sync.Once
+	done      chan struct{} // closed when Serve returns
+	life      context.Context
+	lifeStop  context.CancelFunc
+	mb        atomic.Pointer[zmqx.Mailbox] // wakes the loop
+	replies   chan outReply                // handlers → loop, bounded: back-pressure
+
+	mu       sync.Mutex
+	inflight map[string]*workCall
+	count    int
+	wg       sync.WaitGroup // request goroutines
+
+	connects atomic.Int64
+}
+
+// NewWorker returns a worker for svc that will connect to the broker
+// backend at endpoint (Settings.WorkerAddr when empty). It does not
+// connect until [Worker.Serve]. Errors wrap [ErrInvalidOption].
+func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, error) {
+	if svc == nil {
+		return nil, fmt.Errorf("gate: NewWorker: %w: nil service", ErrInvalidOption)
+	}
+	o := workerOptions{poolSize: DefaultPoolSize}
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyWorker(&o)
+		}
+	}
+	s, err := o.common.settings()
+	if err != nil {
+		return nil, fmt.Errorf("gate: NewWorker: %w", err)
+	}
+	if endpoint == "" {
+		endpoint = s.WorkerAddr
+	}
+	if svc.name == s.InternalService {
+		return nil, fmt.Errorf("gate: NewWorker: %w: service %q is the broker's internal service", ErrInvalidOption, svc.name)
+	}
+	pool, err := NewPool(o.poolSize)
+	if err != nil {
+		return nil, fmt.Errorf("gate: NewWorker: %w", err)
+	}
+	cdc, err := codec.New(codec.MaxStrLen(s.MaxStrLen), codec.MaxBinLen(s.MaxBinLen), codec.MaxEntries(s.MaxEntries))
+	if err != nil {
+		return nil, fmt.Errorf("gate: NewWorker: %w: %v", ErrInvalidOption, err)
+	}
+	w := &Worker{
+		endpoint: endpoint,
+		svc:      svc,
+		s:        s,
+		log:      o.common.log(),
+		zctx:     o.common.zctx,
+		cdc:      cdc,
+		pool:     pool,
+		closing:  make(chan struct{}),
+		draining: make(chan struct{}),
+		done:     make(chan struct{}),
+		inflight: map[string]*workCall{},
+		replies:  make(chan outReply, mailboxSize),
+	}
+	w.env = &replyEnv{cdc: cdc, s: &w.s}
+	w.life, w.lifeStop = context.WithCancel(context.Background())
+	w.handler = Chain(o.common.mws...)(HandlerFunc(w.dispatch))
+	return w, nil
+}
+
+// NewWorker is shorthand for gate.NewWorker(endpoint, s, opts...).
+func (s *Service) NewWorker(endpoint string, opts ...WorkerOption) (*Worker, error) {
+	return NewWorker(endpoint, s, opts...)
+}
+
+// Settings returns the worker's effective settings.
+func (w *Worker) Settings() Settings { return w.s }
+
+// Serve connects to the broker and serves requests until Shutdown or
+// Close (then it returns [ErrClosed]) or until ctx is done (then it stops
+// as Close does and returns ctx's error). It returns other errors only
+// when the socket cannot be created. Before returning it waits for every
+// running handler, whose ctx it cancels. Serve may be called once.
+func (w *Worker) Serve(ctx context.Context) error {
+	if !w.serving.CompareAndSwap(false, true) {
+		return errors.New("gate: Worker.Serve called twice")
+	}
+	defer close(w.done)
+	select {
+	case <-w.closing:
+		return ErrClosed
+	default:
+	}
+	stop := context.AfterFunc(ctx, w.fireClose)
+	defer stop()
+	err := w.loop()
+	w.lifeStop()
+	w.wg.Wait()
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return ErrClosed
+}
+
+// Shutdown stops accepting requests (new ones get a
+// ServiceUnAvailableError reply), waits for in-flight calls to finish and
+// their replies to be sent, then sends DISCONNECT and closes the socket.
+// If ctx ends first, it closes the worker as Close does and returns ctx's
+// error.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.drainOnce.Do(func() { close(w.draining) })
+	w.wake()
+	if !w.serving.Load() {
+		return w.Close()
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		w.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops the worker at once: it cancels running handlers, sends
+// DISCONNECT, closes the socket and waits for Serve to return. It is
+// idempotent and returns nil.
+func (w *Worker) Close() error {
+	w.fireClose()
+	if w.serving.Load() {
+		<-w.done
+	}
+	return nil
+}
+
+func (w *Worker) fireClose() {
+	w.closeOnce.Do(func() {
+		close(w.closing)
+		w.lifeStop()
+	})
+	w.wake()
+}
+
+func (w *Worker) wake() {
+	if mb := w.mb.Load(); mb != nil {
+		_ = mb.TryPost(func() {})
+	}
+}
+
+func (w *Worker) isDraining() bool {
+	select {
+	case <-w.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// workCall is one request in flight at a worker.
+type workCall struct {
+	key    string
+	client []byte
+	rid    []byte // the request id frame as received (echoed verbatim)
+	body   [][]byte
+	gen    uint64
+	recvd  time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func callKey(client, rid []byte) string {
+	b := binary.AppendUvarint(make([]byte, 0, 2+len(client)+len(rid)), uint64(len(client)))
+	return string(append(append(b, client...), rid...))
+}
+
+// workerLoop is the state of the socket-owning goroutine. Only that
+// goroutine touches it.
+type workerLoop struct {
+	w           *Worker
+	zctx        *zmq.Context
+	mb          *zmqx.Mailbox
+	sock        *zmq.Socket
+	pollIn      *zmq.Poller // mailbox + socket POLLIN
+	pollOut     *zmq.Poller // socket POLLIN|POLLOUT (outq pending)
+	pollMB      *zmq.Poller // mailbox only (disconnected)
+	gen         uint64
+	lastSend    time.Time
+	lastRecv    time.Time
+	lastHBReply time.Time
+	outq        [][][]byte
+	backoff     time.Duration
+	reconnectAt time.Time
+}
+
+func (w *Worker) loop() (err error) {
+	zctx := w.zctx
+	if zctx == nil {
+		if zctx, err = zmq.NewContext(); err != nil {
+			return fmt.Errorf("gate: worker: zmq context: %w", err)
+		}
+		defer func() {
+			zctx.SetRetryAfterEINTR(false)
+			_ = zctx.Term()
+		}()
+	}
+	mb, err := zmqx.NewMailbox(zctx, mailboxSize)
+	if err != nil {
+		return fmt.Errorf("gate: worker: %w", err)
+	}
+	l := &workerLoop{w: w, zctx: zctx, mb: mb, backoff: w.s.ReconnectBackoff, reconnectAt: time.Now()}
+	l.pollMB = zmq.NewPoller()
+	l.pollMB.Add(mb.Socket(), zmq.POLLIN)
+	w.mb.Store(mb)
+	defer func() {
+		l.closeSocket(false, 0)
+		w.lifeStop()
+		mb.Close()
+		mb.DrainAfterClose()
+	}()
+	for {
+		select {
+		case <-w.closing:
+			l.closeSocket(true, 100*time.Millisecond)
+			return nil
+		default:
+		}
+		now := time.Now()
+		if w.isDraining() && w.inflightCount() == 0 && len(l.outq) == 0 && len(w.replies) == 0 {
+			l.closeSocket(true, time.Second)
+			return nil
+		}
+		if l.sock == nil && !now.Before(l.reconnectAt) {
+			if err := l.connect(now); err != nil {
+				return err
+			}
+		}
+		poller := l.pollMB
+		if l.sock != nil {
+			poller = l.pollIn
+			if len(l.outq) > 0 {
+				poller = l.pollOut
+			}
+		}
+		timeout := l.timeout(now)
+		if len(l.outq) == 0 && len(w.replies) > 0 {
+			timeout = 0 // replies are waiting
+		}
+		polled, err := poller.Poll(zmqx.PollTimeout(timeout))
+		if err != nil {
+			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
+				continue
+			}
+			return fmt.Errorf("gate: worker: poll: %w", err)
+		}
+		for _, p := range polled {
+			switch p.Socket {
+			case mb.Socket():
+				mb.Drain()
+			case l.sock:
+				if p.Events&zmq.POLLOUT != 0 {
+					l.flush()
+				}
+				if p.Events&zmq.POLLIN != 0 {
+					l.receive()
+				}
+			}
+		}
+		l.pullReplies()
+		l.tick(time.Now())
+	}
+}
+
+// pullReplies moves a bounded batch of handler replies to the socket, so
+// that a fast stream cannot starve heartbeats and input; while the socket
+// is full (outq non-empty) handlers wait on the replies channel.
+func (l *workerLoop) pullReplies() {
+	for range 256 {
+		if len(l.outq) > 0 {
+			return
+		}
+		select {
+		case r := <-l.w.replies:
+			l.sendReply(r.gen, r.frames)
+		default:
+			return
+		}
+	}
+}
+
+// timeout is how long the loop may sleep.
+func (l *workerLoop) timeout(now time.Time) time.Duration {
+	if l.sock == nil {
+		return l.reconnectAt.Sub(now)
+	}
+	hb := l.w.s.Heartbeat
+	d := l.lastSend.Add(hb).Sub(now)
+	if e := l.lastRecv.Add(hb * time.Duration(l.w.s.Liveness)).Sub(now); e < d {
+		d = e
+	}
+	return d
+}
+
+func newRoutingID() []byte {
+	id := make([]byte, 16)
+	_, _ = crand.Read(id)
+	if id[0] == 0 {
+		id[0] = 1 // a leading 0 is reserved for ids libzmq generates
+	}
+	return id
+}
+
+func (l *workerLoop) connect(now time.Time) error {
+	w := l.w
+	sock, err := l.zctx.NewSocket(zmq.DEALER)
+	if err != nil {
+		return fmt.Errorf("gate: worker: socket: %w", err)
+	}
+	if err := zmqx.Setup(sock, w.s.HWM, 0, newRoutingID()); err != nil {
+		sock.Close()
+		return fmt.Errorf("gate: worker: socket options: %w", err)
+	}
+	if err := sock.Connect(w.endpoint); err != nil {
+		sock.Close()
+		return fmt.Errorf("gate: worker: connect %s: %w", w.endpoint, err)
+	}
+	l.sock = sock
+	l.gen++
+	l.pollIn = zmq.NewPoller()
+	l.pollIn.Add(l.mb.Socket(), zmq.POLLIN)
+	l.pollIn.Add(sock, zmq.POLLIN)
+	l.pollOut = zmq.NewPoller()
+	l.pollOut.Add(sock, zmq.POLLIN|zmq.POLLOUT)
+	l.lastRecv = now
+	l.send(wire.WorkerMessage{Command: wire.CmdReady, Service: w.svc.name, Description: w.svc.description, Capacity: w.s.MessageMax}.Frames())
+	// Announce CmdCancel support. 0.2.12 brokers ignore heartbeats with
+	// extra frames; plain heartbeats keep them happy.
+	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapability)}}.Frames())
+	w.connects.Add(1)
+	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
+		slog.String("rpc.service", w.svc.name), slog.String("endpoint", w.endpoint), slog.Int("capacity", w.s.MessageMax))
+	return nil
+}
+
+// closeSocket closes the connection, optionally sending DISCONNECT first,
+// and cancels the calls in flight on it.
+func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
+	if l.sock == nil {
+		return
+	}
+	if disconnect {
+		l.flush()
+		_, _ = l.sock.SendMessageDontwait(wire.WorkerMessage{Command: wire.CmdDisconnect, Extra: [][]byte{byeFrame}}.Frames())
+	}
+	_ = l.sock.SetLinger(linger)
+	l.sock.Close()
+	l.sock, l.pollIn, l.pollOut, l.outq = nil, nil, nil, nil
+	l.w.cancelAll()
+}
+
+// reconnect drops the connection and schedules a new one with backoff.
+func (l *workerLoop) reconnect(now time.Time, reason string) {
+	l.closeSocket(false, 0)
+	d := l.backoff/2 + rand.N(l.backoff/2+1)
+	l.reconnectAt = now.Add(d)
+	l.backoff = min(l.backoff*2, l.w.s.ReconnectBackoffMax)
+	l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker lost broker, reconnecting",
+		slog.String("rpc.service", l.w.svc.name), slog.String("reason", reason), slog.Duration("backoff", d))
+}
+
+func (l *workerLoop) send(frames [][]byte) {
+	if l.sock == nil {
+		return
+	}
+	if len(l.outq) > 0 {
+		l.outq = append(l.outq, frames)
+		return
+	}
+	if _, err := l.sock.SendMessageDontwait(frames); err != nil {
+		if zmq.AsErrno(err) == zmq.Errno(11) { // EAGAIN: HWM reached
+			l.outq = append(l.outq, frames)
+			return
+		}
+		l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker send failed", slog.String("error", err.Error()))
+		return
+	}
+	l.lastSend = time.Now()
+}
+
+func (l *workerLoop) flush() {
+	for len(l.outq) > 0 {
+		if _, err := l.sock.SendMessageDontwait(l.outq[0]); err != nil {
+			if zmq.AsErrno(err) == zmq.Errno(11) {
+				return
+			}
+			l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker send failed", slog.String("error", err.Error()))
+		}
+		l.outq[0] = nil
+		l.outq = l.outq[1:]
+		l.lastSend = time.Now()
+	}
+}
+
+// sendReply sends frames if the call's connection is still the current
+// one; replies for a dropped connection are discarded.
+func (l *workerLoop) sendReply(gen uint64, frames [][]byte) {
+	if gen == l.gen {
+		l.send(frames)
+	}
+}
+
+func (l *workerLoop) receive() {
+	for range 256 {
+		if l.sock == nil {
+			return
+		}
+		frames, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		l.handle(frames)
+	}
+}
+
+func (l *workerLoop) handle(frames [][]byte) {
+	w := l.w
+	m, err := wire.ParseWorkerMessage(frames)
+	if err != nil {
+		w.log.LogAttrs(context.Background(), slog.LevelDebug, "worker dropped malformed message", slog.String("error", err.Error()))
+		return
+	}
+	now := time.Now()
+	l.lastRecv = now
+	l.backoff = w.s.ReconnectBackoff
+	switch m.Command {
+	case wire.CmdHeartbeat:
+		// Answer like a 0.2.12 worker, at most a few times per interval so
+		// that a peer echoing our heartbeats cannot start a ping-pong.
+		if now.Sub(l.lastHBReply) >= w.s.Heartbeat/4 {
+			l.lastHBReply = now
+			l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat}.Frames())
+		}
+	case wire.CmdDisconnect:
+		l.reconnect(now, "broker sent DISCONNECT")
+	case wire.CmdCancel:
+		w.cancelCall(callKey(m.Client, m.RequestID))
+	case wire.CmdRequest:
+		l.request(m, now)
+	default:
+		w.log.LogAttrs(context.Background(), slog.LevelDebug, "worker ignored command", slog.String("command", m.Command.String()))
+	}
+}
+
+func (l *workerLoop) request(m wire.WorkerMessage, now time.Time) {
+	w := l.w
+	if w.isDraining() {
+		l.reject(m, Errorf(Unavailable, "The %s worker is shutting down.", w.svc.name))
+		return
+	}
+	c := &workCall{key: callKey(m.Client, m.RequestID), client: m.Client, rid: m.RequestID, body: m.Body, gen: l.gen, recvd: now}
+	w.mu.Lock()
+	if w.count >= w.s.MessageMax {
+		w.mu.Unlock()
+		l.reject(m, &Error{Code: ResourceExhausted, Class: "RuntimeError",
+			Message: fmt.Sprintf("RuntimeError('Request count exceeds the maximum value(%d)')", w.s.MessageMax)})
+		return
+	}
+	c.ctx, c.cancel = context.WithCancel(w.life)
+	w.inflight[c.key] = c
+	w.count++
+	w.wg.Add(1)
+	w.mu.Unlock()
+	go w.serveCall(c)
+}
+
+// reject answers a request from the loop itself, without running
+// middleware (over capacity, shutting down).
+func (l *workerLoop) reject(m wire.WorkerMessage, e *Error) {
+	class, repr, tb := exceptionTriple(e, "")
+	b, err := l.w.cdc.EncodeException(class, repr, tb)
+	if err != nil {
+		return
+	}
+	l.send(wire.WorkerMessage{Command: wire.CmdReply, Client: m.Client, RequestID: m.RequestID, Body: wire.SingleBody(b)}.Frames())
+}
+
+func (l *workerLoop) tick(now time.Time) {
+	if l.sock == nil {
+		return
+	}
+	hb := l.w.s.Heartbeat
+	if now.Sub(l.lastRecv) > hb*time.Duration(l.w.s.Liveness) {
+		l.receive() // input that arrived while the loop was busy
+	}
+	if l.sock != nil && now.Sub(l.lastRecv) > hb*time.Duration(l.w.s.Liveness) {
+		l.reconnect(now, "broker silent")
+		return
+	}
+	if now.Sub(l.lastSend) >= hb {
+		l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat}.Frames())
+		l.lastSend = now // even if queued: do not retry every iteration
+	}
+}
+
+func (w *Worker) inflightCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.count
+}
+
+func (w *Worker) cancelCall(key string) {
+	w.mu.Lock()
+	c := w.inflight[key]
+	w.mu.Unlock()
+	if c != nil {
+		c.cancel()
+	}
+}
+
+func (w *Worker) cancelAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.inflight {
+		c.cancel()
+	}
+}
+
+func (w *Worker) finish(c *workCall) {
+	c.cancel()
+	w.mu.Lock()
+	if w.inflight[c.key] == c {
+		delete(w.inflight, c.key)
+	}
+	w.count--
+	n := w.count
+	w.mu.Unlock()
+	if n == 0 && w.isDraining() {
+		w.wake()
+	}
+}
+
+// baseWriter is the innermost ReplyWriter: it frames replies and hands
+// them to the loop.
+type baseWriter struct {
+	w     *Worker
+	c     *workCall
+	final bool
+}
+
+func (b *baseWriter) Send(_ context.Context, r *Reply) error {
+	if b.final {
+		return fmt.Errorf("gate: %v reply after the final reply", r.Kind)
+	}
+	if r.Kind.Final() || r.Kind == wire.ReplyUnknown {
+		b.final = true
+	}
+	frames := wire.WorkerMessage{Command: wire.CmdReply, Client: b.c.client, RequestID: b.c.rid, Body: r.Body}.Frames()
+	select {
+	case b.w.replies <- outReply{gen: b.c.gen, frames: frames}:
+		b.w.wake()
+		return nil
+	case <-b.w.life.Done():
+		return ErrClosed
+	}
+}
+
+// outReply is a reply queued for the loop.
+type outReply struct {
+	gen    uint64
+	frames [][]byte
+}
+
+type parsedKey struct{}
+
+// parsedBody is the decoded request body, computed once per request.
+type parsedBody struct {
+	fn     string
+	args   codec.RawArgs
+	kwargs codec.RawKwargs
+	err    error
+}
+
+// silentError marks an error the worker must not answer (Settings.Secure).
+type silentError struct{ error }
+
+func (e silentError) Unwrap() error { return e.error }
+
+func (w *Worker) serveCall(c *workCall) {
+	defer w.wg.Done()
+	defer w.finish(c)
+	ctx := c.ctx
+	base, meta, err := wire.DecodeRequestID(c.rid)
+	if err != nil {
+		base, meta = c.rid, wire.RequestMeta{}
+	}
+	req := &Request{Service: w.svc.name, ID: base, Metadata: meta.MD, Peer: c.client, Body: c.body}
+	if meta.Budget > 0 {
+		req.Deadline = c.recvd.Add(meta.Budget)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
+	req.SetRole(RoleWorker)
+	p := &parsedBody{}
+	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
+	req.Method = p.fn
+	ctx = context.WithValue(context.WithValue(ctx, parsedKey{}, p), replyEnvKey{}, w.env)
+	bw := &baseWriter{w: w, c: c}
+	err = w.handler.ServeRPC(ctx, req, bw)
+	if bw.final || errors.As(err, new(silentError)) || errors.Is(c.ctx.Err(), context.Canceled) {
+		return
+	}
+	// A middleware (or a raw handler) returned without a final reply.
+	r := &replier{w: bw, cdc: w.cdc, s: &w.s}
+	if err != nil {
+		_ = r.exception(ctx, err)
+	} else {
+		_ = r.result(ctx, nil)
+	}
+}
+
+// dispatch is the innermost handler: the user's method.
+func (w *Worker) dispatch(ctx context.Context, req *Request, rw ReplyWriter) error {
+	p, _ := ctx.Value(parsedKey{}).(*parsedBody)
+	if p == nil {
+		p = &parsedBody{}
+		p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(req.Body)
+	}
+	r := &replier{w: rw, cdc: w.cdc, s: &w.s}
+	if p.err != nil {
+		err := typeErrorf("malformed request: %v", p.err)
+		if w.s.Secure {
+			return silentError{err}
+		}
+		_ = r.exception(ctx, err)
+		return err
+	}
+	m := w.svc.lookup(p.fn)
+	if m == nil {
+		err := Errorf(Unimplemented, "Function not found: %s", p.fn)
+		if w.s.Secure {
+			return silentError{err}
+		}
+		_ = r.exception(ctx, err)
+		return err
+	}
+	return m.serve(ctx, w, req, r, p)
+}
+
+func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier, p *parsedBody) error {
+	exec := m.exec
+	if exec == nil {
+		exec = w.pool
+	}
+	if m.handler != nil {
+		err := exec.execute(ctx, func(ctx context.Context) error { return m.handler.ServeRPC(ctx, req, r.w) })
+		return err
+	}
+	r.where = m.fn.where()
+	in, err := m.fn.bind(ctx, w.cdc, p.args, p.kwargs)
+	if err != nil {
+		_ = r.exception(ctx, err)
+		return err
+	}
+	if pp, ok := exec.(*ProcessPool); ok {
+		res, err := pp.invoke(ctx, m.procName, req.Body)
+		if err != nil {
+			_ = r.exception(ctx, err)
+			return err
+		}
+		return r.result(ctx, res)
+	}
+	var sw *StreamWriter
+	if m.fn.swIdx >= 0 {
+		sw = &StreamWriter{r: r, ctx: ctx}
+		in[m.fn.swIdx] = reflect.ValueOf(sw)
+	}
+	ran := false
+	err = exec.execute(ctx, func(ctx context.Context) error {
+		ran = true
+		res, err := m.fn.call(in)
+		if sw != nil {
+			return sw.finish(err)
+		}
+		if err != nil {
+			_ = r.exception(ctx, err)
+			return err
+		}
+		return r.result(ctx, res)
+	})
+	if !ran && err != nil { // timed out or cancelled waiting for a slot
+		_ = r.exception(ctx, err)
+	}
+	return err
+}
