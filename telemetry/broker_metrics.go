@@ -1,0 +1,227 @@
+package telemetry
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
+)
+
+// Worker states of gaterpc_broker_workers, as in broker.ServiceStats.
+var workerStates = []string{"idle", "busy", "full"}
+
+var (
+	descQueued = prometheus.NewDesc("gaterpc_broker_requests_queued",
+		"Requests waiting for a worker, by service.", []string{labelService}, nil)
+	descOldest = prometheus.NewDesc("gaterpc_broker_oldest_request_age_seconds",
+		"Age of the oldest request waiting for a worker, by service (0 when none).", []string{labelService}, nil)
+	descInflight = prometheus.NewDesc("gaterpc_broker_inflight_requests",
+		"Requests running on workers, by service.", []string{labelService}, nil)
+	descWorkers = prometheus.NewDesc("gaterpc_broker_workers",
+		"Live workers by service and state (idle: nothing in flight, busy: some capacity used, full: no capacity left).",
+		[]string{labelService, labelState}, nil)
+	descCapacity = prometheus.NewDesc("gaterpc_broker_worker_capacity",
+		"Total announced capacity of the live workers of a service.", []string{labelService}, nil)
+	descDispatch = prometheus.NewDesc("gaterpc_broker_dispatch_total",
+		"Requests by dispatch outcome (dispatched, expired, rejected_full, no_service, cancelled, worker_lost).",
+		[]string{labelOutcome}, nil)
+	descHBSent = prometheus.NewDesc("gaterpc_broker_heartbeats_sent_total",
+		"Heartbeats sent by the broker, by peer kind.", []string{labelPeer}, nil)
+	descHBRecv = prometheus.NewDesc("gaterpc_broker_heartbeats_received_total",
+		"Heartbeats received by the broker, by peer kind (client = keepalive requests).", []string{labelPeer}, nil)
+	descExpire = prometheus.NewDesc("gaterpc_broker_worker_expirations_total",
+		"Workers forgotten by the broker, by reason (heartbeat, disconnect, duplicate_ready, protocol).",
+		[]string{labelReason}, nil)
+	descDropped = prometheus.NewDesc("gaterpc_broker_messages_dropped_total",
+		"Inbound messages dropped by the broker, by socket and reason.", []string{labelSocket, labelReason}, nil)
+	descLiveWorkers = prometheus.NewDesc("gaterpc_broker_live_workers",
+		"Registered live workers, all services.", nil, nil)
+	descLiveRequests = prometheus.NewDesc("gaterpc_broker_live_requests",
+		"Live requests of worker services: queued, assigned or in flight.", nil, nil)
+	descHandlers = prometheus.NewDesc("gaterpc_broker_middleware_handlers",
+		"Broker middleware request goroutines running.", nil, nil)
+)
+
+// BrokerCollector is a prometheus.Collector that takes a broker Stats
+// snapshot at scrape time and exports it as const metrics. Service label
+// values are bounded (WithMaxServices): services beyond the bound are
+// summed into service="_OTHER". It is safe for concurrent use.
+type BrokerCollector struct {
+	src      interface{ Stats() broker.Stats }
+	services *labelSet
+	keys     *labelSet // outcome, reason and socket values
+}
+
+var _ prometheus.Collector = (*BrokerCollector)(nil)
+
+// NewBrokerCollector returns a collector over src (normally a
+// *broker.Broker); the caller registers it. Stats is called once per
+// scrape, so it must not block for long.
+func NewBrokerCollector(src interface{ Stats() broker.Stats }, opts ...Option) *BrokerCollector {
+	c := newConfig(opts)
+	return &BrokerCollector{src: src, services: newLabelSet(nil, c.maxServices), keys: newLabelSet(nil, 256)}
+}
+
+// Describe sends the fixed descriptors.
+func (c *BrokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descQueued, descOldest, descInflight, descWorkers, descCapacity,
+		descDispatch, descHBSent, descHBRecv, descExpire, descDropped, descLiveWorkers, descLiveRequests, descHandlers} {
+		ch <- d
+	}
+}
+
+type serviceSum struct {
+	queued, inflight, capacity int
+	oldest                     time.Duration
+	workers                    [3]int
+}
+
+// Collect takes a snapshot and sends the metrics.
+func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Stats()
+	sums := make(map[string]*serviceSum, len(s.Services))
+	var order []string
+	for _, svc := range s.Services {
+		name := c.services.lookup(svc.Name)
+		sum := sums[name]
+		if sum == nil {
+			sum = &serviceSum{}
+			sums[name] = sum
+			order = append(order, name)
+		}
+		sum.queued += svc.Queued
+		sum.inflight += svc.InFlight
+		sum.capacity += svc.Capacity
+		sum.oldest = max(sum.oldest, svc.OldestQueue)
+		for i, st := range workerStates {
+			sum.workers[i] += svc.Workers[st]
+		}
+	}
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	counter := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, lv...)
+	}
+	for _, name := range order {
+		sum := sums[name]
+		gauge(descQueued, float64(sum.queued), name)
+		gauge(descOldest, sum.oldest.Seconds(), name)
+		gauge(descInflight, float64(sum.inflight), name)
+		gauge(descCapacity, float64(sum.capacity), name)
+		for i, st := range workerStates {
+			gauge(descWorkers, float64(sum.workers[i]), name, st)
+		}
+	}
+	for k, v := range c.fold(s.Outcomes) {
+		counter(descDispatch, float64(v), k)
+	}
+	counter(descHBSent, float64(s.HeartbeatsSent), "worker")
+	counter(descHBRecv, float64(s.HeartbeatsReceived), "worker")
+	counter(descHBRecv, float64(s.ClientKeepalives), "client")
+	for k, v := range c.fold(s.Expirations) {
+		counter(descExpire, float64(v), k)
+	}
+	drops := make(map[[2]string]uint64, len(s.Drops))
+	for k, v := range s.Drops {
+		sock, reason, ok := strings.Cut(k, "/")
+		if !ok {
+			sock, reason = "unknown", k
+		}
+		drops[[2]string{c.keys.lookup(sock), c.keys.lookup(reason)}] += v
+	}
+	for k, v := range drops {
+		counter(descDropped, float64(v), k[0], k[1])
+	}
+	gauge(descLiveWorkers, float64(s.Workers))
+	gauge(descLiveRequests, float64(s.Requests))
+	gauge(descHandlers, float64(s.Handlers))
+}
+
+// fold bounds the keys of a counter map, summing the overflow into _OTHER.
+func (c *BrokerCollector) fold(m map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		out[c.keys.lookup(k)] += v
+	}
+	return out
+}
+
+// Broker request outcomes accepted as label values of
+// gaterpc_broker_request_duration_seconds; any other value becomes _OTHER.
+var brokerOutcomes = []string{
+	broker.OutcomeOK, broker.OutcomeError, broker.OutcomeExpired, broker.OutcomeTimeout,
+	broker.OutcomeFull, broker.OutcomeNoService, broker.OutcomeCancelled, broker.OutcomeWorkerLost,
+	broker.OutcomeShutdown, broker.OutcomeMiddleware, broker.OutcomeInternalErr,
+}
+
+// BrokerMetrics records the broker's latency histograms from its loop
+// hooks: gaterpc_broker_queue_wait_seconds{service} and
+// gaterpc_broker_request_duration_seconds{service, outcome}. Its methods
+// are cheap and never block, fit for broker.Hooks. It is safe for
+// concurrent use.
+type BrokerMetrics struct {
+	cfg       *config
+	services  *labelSet
+	outcomes  *labelSet
+	queueWait *prometheus.HistogramVec
+	duration  *prometheus.HistogramVec
+}
+
+// NewBrokerMetrics creates the broker histograms and registers them with
+// reg (nil: not registered). Options: WithBuckets, WithNativeHistograms,
+// WithMaxServices, WithExemplars.
+func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics, error) {
+	c := newConfig(opts)
+	m := &BrokerMetrics{
+		cfg:      c,
+		services: newLabelSet(nil, c.maxServices),
+		outcomes: newLabelSet(brokerOutcomes, 0),
+		queueWait: prometheus.NewHistogramVec(histogramOpts(c, "gaterpc_broker_queue_wait_seconds",
+			"Time requests waited in the broker for a worker, by service.", c.buckets), []string{labelService}),
+		duration: prometheus.NewHistogramVec(histogramOpts(c, "gaterpc_broker_request_duration_seconds",
+			"Time from a request's arrival at the broker to its end, by service and outcome.", c.buckets),
+			[]string{labelService, labelOutcome}),
+	}
+	if err := register(reg, m.queueWait, m.duration); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// OnDispatch observes the queue wait of a request sent to a worker.
+func (m *BrokerMetrics) OnDispatch(service string, wait time.Duration) {
+	m.queueWait.WithLabelValues(m.services.lookup(service)).Observe(wait.Seconds())
+}
+
+// OnFinish observes the duration of a finished request with one of the
+// broker.Outcome* values.
+func (m *BrokerMetrics) OnFinish(service, outcome string, dur time.Duration) {
+	m.duration.WithLabelValues(m.services.lookup(service), m.outcomes.lookup(outcome)).Observe(dur.Seconds())
+}
+
+// Hooks returns broker hooks with OnDispatch and OnFinish set; pass them
+// to the broker (broker.WithHooks). Merge with other hooks by copying
+// fields.
+func (m *BrokerMetrics) Hooks() broker.Hooks {
+	return broker.Hooks{OnDispatch: m.OnDispatch, OnFinish: m.OnFinish}
+}
+
+// Middleware returns broker middleware that observes the queue wait with a
+// trace-id exemplar from the dispatch hook (see gate.WithDispatchHook).
+// Use it instead of the OnDispatch hook, not with it, to get exemplars.
+func (m *BrokerMetrics) Middleware() gate.Middleware {
+	return func(next gate.Handler) gate.Handler {
+		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+			svc := m.services.lookup(req.Service)
+			ctx = gate.WithDispatchHook(ctx, func(ctx context.Context, d *gate.Dispatch) {
+				observe(ctx, m.queueWait.WithLabelValues(svc), d.Assigned.Sub(d.Enqueued).Seconds(), m.cfg.exemplars)
+			})
+			return next.ServeRPC(ctx, req, w)
+		})
+	}
+}

@@ -1,0 +1,480 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatetest"
+	"github.com/gaterpc/gate/telemetry"
+)
+
+const (
+	testTimeout = 20 * time.Second
+	heartbeat   = 500 * time.Millisecond
+)
+
+func testCtx(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type env struct {
+	sr      *tracetest.SpanRecorder
+	tp      *sdktrace.TracerProvider
+	reg     *prometheus.Registry
+	h       *gatetest.Harness
+	c       *gate.Client
+	methods []string
+	logger  *slog.Logger
+}
+
+func service(t testing.TB) *gate.Service {
+	t.Helper()
+	svc, err := gate.NewService("E2E", "telemetry end-to-end")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(gate.Func1(svc, "echo", func(_ context.Context, v any) (any, error) { return v, nil }))
+	must(gate.Func1(svc, "fail", func(_ context.Context, msg string) (any, error) {
+		return nil, &gate.Error{Code: gate.InvalidArgument, Class: "ValueError", Message: "ValueError('" + msg + "')"}
+	}))
+	must(gate.Func1(svc, "count", func(_ context.Context, n int) (iter.Seq[int], error) {
+		return func(yield func(int) bool) {
+			for i := range n {
+				if !yield(i) {
+					return
+				}
+			}
+		}, nil
+	}))
+	must(gate.Func1(svc, "huge", func(_ context.Context, n int) (any, error) {
+		b := make([]byte, n)
+		r := rand.NewChaCha8([32]byte{1})
+		_, _ = r.Read(b[:n/2])
+		return gate.Huge(b), nil
+	}))
+	must(gate.Func1(svc, "sleep", func(ctx context.Context, ms int) (bool, error) {
+		tm := time.NewTimer(time.Duration(ms) * time.Millisecond)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+			return true, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}))
+	return svc
+}
+
+// start runs an instrumented broker, worker and client sharing one
+// tracer provider (spans link only through the metadata on the wire).
+func start(t testing.TB, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
+	t.Helper()
+	return startWith(t, true, bopts, wopts...)
+}
+
+// startWith is start with telemetry on or off (off: no middleware, hooks
+// or collector at all).
+func startWith(t testing.TB, on bool, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
+	t.Helper()
+	e := &env{sr: tracetest.NewSpanRecorder(), reg: prometheus.NewPedanticRegistry(), logger: quiet()}
+	e.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.sr))
+	t.Cleanup(func() { _ = e.tp.Shutdown(context.Background()) })
+	svc := service(t)
+	for _, m := range svc.Methods() {
+		e.methods = append(e.methods, "E2E/"+m)
+	}
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	topts := []telemetry.Option{telemetry.WithTracerProvider(e.tp), telemetry.WithPropagators(prop), telemetry.WithMethods(e.methods...)}
+
+	bm, err := telemetry.NewBrokerMetrics(e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := telemetry.NewClientMetrics(e.reg, topts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := telemetry.NewServerMetrics(e.reg, topts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []broker.Option{broker.WithHeartbeat(heartbeat), broker.WithLogger(quiet())}
+	if on {
+		all = append(all, broker.WithMiddleware(telemetry.Tracing(topts...), telemetry.Logging(e.logger)), broker.WithHooks(bm.Hooks()))
+	}
+	e.h = gatetest.StartBrokerOn(t, gatetest.Inproc, append(all, bopts...)...)
+	if on {
+		if err := e.reg.Register(telemetry.NewBrokerCollector(e.h.Broker)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	wall := []gate.WorkerOption{gate.WithZMQContext(e.h.Ctx), gate.WithHeartbeat(heartbeat), gate.WithLogger(quiet())}
+	if on {
+		wall = append(wall, gate.WithMiddleware(telemetry.Tracing(topts...), sm.Middleware(), telemetry.Logging(e.logger)))
+	}
+	wall = append(wall, wopts...)
+	w, err := svc.NewWorker(e.h.Backend, wall...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		w.Close()
+		<-errc
+	})
+
+	copts := []gate.ClientOption{gate.WithZMQContext(e.h.Ctx), gate.WithHeartbeat(heartbeat), gate.WithLogger(quiet())}
+	if on {
+		copts = append(copts, gate.WithMiddleware(telemetry.Tracing(topts...), cm.Middleware(), telemetry.Logging(e.logger)))
+	}
+	e.c, err = gate.NewClient(e.h.Frontend, copts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.c.Close() })
+	ctx := testCtx(t)
+	for {
+		if _, err := e.c.Call(ctx, "E2E.echo", 1); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			t.Fatalf("worker never became reachable: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return e
+}
+
+// traced runs fn under a root span and returns the trace's spans once
+// want of them (root included) have ended.
+func (e *env) traced(t *testing.T, want int, fn func(ctx context.Context)) map[string]sdktrace.ReadOnlySpan {
+	t.Helper()
+	ctx, root := e.tp.Tracer("test").Start(testCtx(t), "test")
+	fn(ctx)
+	root.End()
+	tid := root.SpanContext().TraceID()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		var got []sdktrace.ReadOnlySpan
+		for _, s := range e.sr.Ended() {
+			if s.SpanContext().TraceID() == tid {
+				got = append(got, s)
+			}
+		}
+		if len(got) >= want || time.Now().After(deadline) {
+			m := map[string]sdktrace.ReadOnlySpan{}
+			for _, s := range got {
+				k := s.SpanKind().String() + " " + s.Name()
+				if s.SpanKind() == trace.SpanKindServer {
+					role, _ := attr(s, telemetry.AttrRole)
+					k += " " + role.AsString()
+				}
+				if _, dup := m[k]; dup {
+					t.Errorf("two spans %q in one trace", k)
+				}
+				m[k] = s
+			}
+			if len(got) != want {
+				t.Fatalf("trace has %d spans %v, want %d", len(got), keys(m), want)
+			}
+			return m
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func keys(m map[string]sdktrace.ReadOnlySpan) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func attr(s sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) {
+	for _, kv := range s.Attributes() {
+		if kv.Key == k {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func wantAttr(t *testing.T, s sdktrace.ReadOnlySpan, k attribute.Key, want any) {
+	t.Helper()
+	v, ok := attr(s, k)
+	if !ok {
+		t.Errorf("%s %q: no attribute %s", s.SpanKind(), s.Name(), k)
+	} else if got := v.AsInterface(); got != want {
+		t.Errorf("%s %q: %s = %v, want %v", s.SpanKind(), s.Name(), k, got, want)
+	}
+}
+
+func wantPositive(t *testing.T, s sdktrace.ReadOnlySpan, k attribute.Key) {
+	t.Helper()
+	if v, ok := attr(s, k); !ok || v.AsInt64() <= 0 {
+		t.Errorf("%s %q: %s = %v, want > 0", s.SpanKind(), s.Name(), k, v.AsInterface())
+	}
+}
+
+func wantChild(t *testing.T, m map[string]sdktrace.ReadOnlySpan, child, parent string) {
+	t.Helper()
+	c, p := m[child], m[parent]
+	if c == nil || p == nil {
+		t.Fatalf("missing %q or %q in %v", child, parent, keys(m))
+	}
+	if c.Parent().SpanID() != p.SpanContext().SpanID() {
+		t.Errorf("%q parent = %s, want %q %s", child, c.Parent().SpanID(), parent, p.SpanContext().SpanID())
+	}
+}
+
+// tree checks client → broker → {queue wait, dispatch → worker}.
+func tree(t *testing.T, m map[string]sdktrace.ReadOnlySpan, method string) {
+	t.Helper()
+	client, srv, wrk := "client E2E/"+method, "server E2E/"+method+" broker", "server E2E/"+method+" worker"
+	wantChild(t, m, client, "internal test")
+	wantChild(t, m, srv, client)
+	wantChild(t, m, "internal queue wait", srv)
+	wantChild(t, m, "client dispatch", srv)
+	wantChild(t, m, wrk, "client dispatch")
+	for _, k := range []string{client, srv, wrk} {
+		wantAttr(t, m[k], "rpc.system.name", "gaterpc")
+		wantAttr(t, m[k], "rpc.method", "E2E/"+method)
+	}
+}
+
+func TestTraceTree(t *testing.T) {
+	e := start(t, nil, gate.WithHugeData("gzip", 1, 4096))
+
+	t.Run("unary", func(t *testing.T) {
+		m := e.traced(t, 6, func(ctx context.Context) {
+			if v, err := e.c.Call(ctx, "E2E.echo", "hi"); err != nil || v != "hi" {
+				t.Errorf("echo = %v, %v", v, err)
+			}
+		})
+		tree(t, m, "echo")
+		for _, k := range []string{"client E2E/echo", "server E2E/echo broker", "server E2E/echo worker"} {
+			wantAttr(t, m[k], "rpc.response.status_code", "OK")
+			wantAttr(t, m[k], telemetry.AttrReplyKind, "single")
+		}
+	})
+
+	t.Run("stream", func(t *testing.T) {
+		m := e.traced(t, 6, func(ctx context.Context) {
+			s, err := e.c.Stream(ctx, "E2E.count", 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			n := 0
+			for _, err := range s.All() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+			if n != 5 {
+				t.Errorf("got %d items, want 5", n)
+			}
+		})
+		tree(t, m, "count")
+		for _, k := range []string{"client E2E/count", "server E2E/count broker", "server E2E/count worker"} {
+			wantAttr(t, m[k], telemetry.AttrStreamItems, int64(5))
+			wantAttr(t, m[k], telemetry.AttrReplyKind, "stream")
+		}
+	})
+
+	t.Run("huge", func(t *testing.T) {
+		m := e.traced(t, 6, func(ctx context.Context) {
+			v, err := gate.CallAs[[]byte](ctx, e.c, "E2E.huge", 64<<10)
+			if err != nil || len(v) != 64<<10 {
+				t.Errorf("huge = %d bytes, %v", len(v), err)
+			}
+		})
+		tree(t, m, "huge")
+		for _, k := range []string{"client E2E/huge", "server E2E/huge broker", "server E2E/huge worker"} {
+			wantPositive(t, m[k], telemetry.AttrHugeChunks)
+			wantPositive(t, m[k], telemetry.AttrHugeCompressed)
+			wantAttr(t, m[k], telemetry.AttrReplyKind, "huge")
+		}
+	})
+
+	t.Run("error", func(t *testing.T) {
+		m := e.traced(t, 6, func(ctx context.Context) {
+			_, err := e.c.Call(ctx, "E2E.fail", "no")
+			if gate.CodeOf(err) != gate.InvalidArgument {
+				t.Errorf("fail = %v, want INVALID_ARGUMENT", err)
+			}
+		})
+		tree(t, m, "fail")
+		for _, k := range []string{"client E2E/fail", "server E2E/fail broker", "server E2E/fail worker"} {
+			wantAttr(t, m[k], "rpc.response.status_code", "INVALID_ARGUMENT")
+			wantAttr(t, m[k], "error.type", "INVALID_ARGUMENT")
+		}
+	})
+
+	// Metrics of the calls above, from all three hops.
+	for _, tc := range []struct {
+		name   string
+		labels []string
+	}{
+		{"rpc_client_call_duration_seconds", []string{"E2E/echo", "OK"}},
+		{"rpc_client_call_duration_seconds", []string{"E2E/fail", "INVALID_ARGUMENT"}},
+		{"rpc_server_call_duration_seconds", []string{"E2E/count", "OK"}},
+	} {
+		if n := histCount(t, e.reg, tc.name, tc.labels...); n == 0 {
+			t.Errorf("%s%v count = 0", tc.name, tc.labels)
+		}
+	}
+	if n := histCount(t, e.reg, "gaterpc_broker_queue_wait_seconds", "E2E"); n < 5 {
+		t.Errorf("gaterpc_broker_queue_wait_seconds{E2E} count = %d, want >= 5", n)
+	}
+	if n := testutil.CollectAndCount(e.reg, "gaterpc_worker_stream_messages_total"); n != 1 {
+		t.Errorf("gaterpc_worker_stream_messages_total series = %d", n)
+	}
+	if n := testutil.CollectAndCount(e.reg, "gaterpc_broker_workers"); n != 3 {
+		t.Errorf("gaterpc_broker_workers series = %d, want 3 (idle, busy, full of E2E)", n)
+	}
+	if problems, err := testutil.GatherAndLint(e.reg); err != nil || len(problems) > 0 {
+		t.Errorf("GatherAndLint = %v, %v", problems, err)
+	}
+}
+
+func TestTraceQueueTimeout(t *testing.T) {
+	e := start(t, []broker.Option{broker.WithQueueTimeout(300 * time.Millisecond)}, gate.WithCapacity(1))
+	ctx := testCtx(t)
+	busy := make(chan error, 1)
+	go func() {
+		_, err := e.c.Call(ctx, "E2E.sleep", 1500)
+		busy <- err
+	}()
+	// Wait until the only slot is taken.
+	for deadline := time.Now().Add(testTimeout); ; {
+		st := e.h.Broker.Stats()
+		if len(st.Services) > 0 && st.Services[0].InFlight > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sleep call never dispatched")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	m := e.traced(t, 4, func(ctx context.Context) {
+		_, err := e.c.Call(ctx, "E2E.echo", 1)
+		if c := gate.CodeOf(err); c != gate.ResourceExhausted && c != gate.DeadlineExceeded {
+			t.Errorf("queued call = %v, want RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED", err)
+		}
+	})
+	wantChild(t, m, "server E2E/echo broker", "client E2E/echo")
+	wantChild(t, m, "internal queue wait", "server E2E/echo broker")
+	wantAttr(t, m["internal queue wait"], telemetry.AttrQueueExpired, true)
+	if err := <-busy; err != nil {
+		t.Errorf("sleep call: %v", err)
+	}
+	if n := histCount(t, e.reg, "gaterpc_broker_request_duration_seconds", broker.OutcomeExpired, "E2E"); n != 1 {
+		t.Errorf("request_duration{E2E,expired} count = %d, want 1", n)
+	}
+}
+
+// histCount returns the sample count of the series of a histogram whose
+// label values (in label-name order) are lv.
+func histCount(t *testing.T, g prometheus.Gatherer, name string, lv ...string) uint64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			ls := m.GetLabel()
+			if len(ls) != len(lv) {
+				continue
+			}
+			for i, l := range ls {
+				if l.GetValue() != lv[i] {
+					continue metrics
+				}
+			}
+			return m.GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
+// BenchmarkCall compares calls/s with all telemetry on (100% sampling
+// into a span recorder, metrics, the logging middleware through a
+// QueueHandler at Info) and all off, in the same run.
+func BenchmarkCall(b *testing.B) {
+	for _, size := range []int{128, 16 << 10} {
+		payload := strings.Repeat("x", size)
+		for _, on := range []bool{false, true} {
+			name := fmt.Sprintf("%dB/telemetry=%v", size, map[bool]string{false: "off", true: "on"}[on])
+			b.Run(name, func(b *testing.B) {
+				e := startWith(b, on, nil)
+				if on {
+					qh := telemetry.NewQueueHandler(slog.NewJSONHandler(io.Discard, nil), telemetry.QueueOptions{})
+					b.Cleanup(func() { _ = qh.Close(context.Background()) })
+					*e.logger = *slog.New(qh)
+					// Drop the recorder's ever-growing span list: sample
+					// everything, export nothing.
+					e.sr.Shutdown(context.Background())
+				}
+				ctx := testCtx(b)
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					if _, err := e.c.Call(ctx, "E2E.echo", payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCallBrokerNoopMiddleware isolates the cost of the broker's
+// middleware path (a goroutine per request) from telemetry itself: compare
+// it with BenchmarkCall/128B/telemetry=off and =on.
+func BenchmarkCallBrokerNoopMiddleware(b *testing.B) {
+	noop := func(h gate.Handler) gate.Handler { return h }
+	e := startWith(b, false, []broker.Option{broker.WithMiddleware(noop)})
+	ctx := testCtx(b)
+	for b.Loop() {
+		if _, err := e.c.Call(ctx, "E2E.echo", strings.Repeat("x", 128)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

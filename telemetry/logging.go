@@ -1,0 +1,55 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+
+	"github.com/gaterpc/gate/gate"
+)
+
+// Logging returns middleware that logs one Debug record per call when
+// it ends, with rpc.method, gaterpc.role, request.id, duration_s,
+// rpc.response.status_code and, on failure, error.type and error. It
+// costs one Enabled check when Debug is off. A nil logger means
+// slog.Default(). Options: WithMethods, WithMaxMethods. Place it after
+// Tracing so that a QueueHandler adds the call's trace_id and span_id.
+func Logging(logger *slog.Logger, opts ...Option) gate.Middleware {
+	c := newConfig(opts)
+	methods := newLabelSet(c.methods, c.maxMethods)
+	return func(next gate.Handler) gate.Handler {
+		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+			l := logger
+			if l == nil {
+				l = slog.Default()
+			}
+			if !l.Enabled(ctx, slog.LevelDebug) {
+				return next.ServeRPC(ctx, req, w)
+			}
+			info := req.Info()
+			method, _ := methods.method(info)
+			start := c.now()
+			rc := &replyCounter{ReplyWriter: w, wireExc: info.Role == gate.RoleBroker}
+			err := next.ServeRPC(ctx, req, rc)
+			code := rc.code(err)
+			attrs := make([]slog.Attr, 0, 8)
+			attrs = append(attrs,
+				slog.String(KeyRPCMethod, method),
+				slog.String(KeyRole, info.Role.String()),
+				slog.String(KeyRequestID, hex.EncodeToString(req.ID)),
+				slog.Float64(KeyDuration, c.now().Sub(start).Seconds()),
+				slog.String(KeyStatusCode, code.String()),
+			)
+			if code != gate.OK {
+				attrs = append(attrs, slog.String(KeyErrorType, code.String()))
+				if e := err; e != nil {
+					attrs = append(attrs, slog.String(KeyErrorDetail, e.Error()))
+				} else if rc.replyErr != nil {
+					attrs = append(attrs, slog.String(KeyErrorDetail, rc.replyErr.Error()))
+				}
+			}
+			l.LogAttrs(ctx, slog.LevelDebug, "rpc", attrs...)
+			return err
+		})
+	}
+}

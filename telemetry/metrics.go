@@ -1,0 +1,364 @@
+package telemetry
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/codec"
+	"github.com/gaterpc/gate/internal/wire"
+)
+
+// Metric label names.
+const (
+	labelMethod   = "rpc_method"
+	labelStatus   = "rpc_response_status_code"
+	labelService  = "service"
+	labelOutcome  = "outcome"
+	labelState    = "state"
+	labelPeer     = "peer"
+	labelReason   = "reason"
+	labelSocket   = "socket"
+	labelExecutor = "executor"
+	labelKind     = "kind"
+)
+
+// register registers cs with reg, or does nothing when reg is nil.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func histogramOpts(c *config, name, help string, buckets []float64) prometheus.HistogramOpts {
+	o := prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}
+	if c.nativeFac > 1 {
+		o.NativeHistogramBucketFactor = c.nativeFac
+		o.NativeHistogramMaxBucketNumber = 160
+		o.NativeHistogramMinResetDuration = time.Hour
+	}
+	return o
+}
+
+// observe records v on h, with a trace_id exemplar when ctx holds a
+// sampled span and exemplars are on.
+func observe(ctx context.Context, h prometheus.Observer, v float64, exemplars bool) {
+	if exemplars {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+			if eo, ok := h.(prometheus.ExemplarObserver); ok {
+				eo.ObserveWithExemplar(v, prometheus.Labels{"trace_id": sc.TraceID().String()})
+				return
+			}
+		}
+	}
+	h.Observe(v)
+}
+
+// replyCounter wraps a ReplyWriter to see every reply of one call. A
+// call's replies are sent by one goroutine, so it needs no lock; the
+// handler reads it after ServeRPC returns.
+type replyCounter struct {
+	gate.ReplyWriter
+	onSend func(r *gate.Reply) // optional live hook (worker counters)
+	// wireExc decodes remote exceptions from final reply bodies (at the
+	// broker, where Reply.Err is never set).
+	wireExc bool
+
+	replies     int
+	bytes       int
+	streamItems int
+	hugeChunks  int
+	hugeBytes   int // compressed, as on the wire
+	hugeRaw     int // uncompressed where known
+	kind        gate.ReplyKind
+	replyErr    error
+	errKind     bool
+}
+
+func (c *replyCounter) Send(ctx context.Context, r *gate.Reply) error {
+	if r != nil {
+		c.replies++
+		n := r.Size()
+		c.bytes += n
+		switch r.Kind {
+		case gate.ReplyStreamItem:
+			c.streamItems++
+			c.kind = gate.ReplyStreamItem
+		case gate.ReplyHugeChunk:
+			c.hugeChunks++
+			c.hugeBytes += n
+			if b, ok := r.Value.([]byte); ok {
+				c.hugeRaw += len(b)
+			}
+			c.kind = gate.ReplyHugeChunk
+		case gate.ReplyStreamEnd, gate.ReplyStreamError:
+			c.kind = gate.ReplyStreamItem
+		case gate.ReplyHugeEnd, gate.ReplyHugeError:
+			c.kind = gate.ReplyHugeChunk
+		default:
+			if c.kind == 0 {
+				c.kind = r.Kind
+			}
+		}
+		if r.Err != nil && c.replyErr == nil {
+			c.replyErr = r.Err
+		}
+		if c.wireExc && r.Err == nil && c.replyErr == nil && r.Kind.Final() {
+			c.replyErr = wireException(r)
+		}
+		if r.Kind.IsError() {
+			c.errKind = true
+		}
+		if c.onSend != nil {
+			c.onSend(r)
+		}
+	}
+	return c.ReplyWriter.Send(ctx, r)
+}
+
+// wireException decodes the remote exception of a final reply body, or
+// returns nil.
+func wireException(r *gate.Reply) error {
+	var (
+		exc *codec.Exception
+		err error
+	)
+	switch r.Kind {
+	case gate.ReplySingle:
+		if len(r.Body) == 0 {
+			return nil
+		}
+		_, exc, err = codec.DecodeReply(r.Body[0])
+	case gate.ReplyStreamError, gate.ReplyHugeError:
+		_, payload := wire.ClassifyReply(r.Body)
+		exc, err = codec.DecodeTriple(payload)
+	default:
+		return nil
+	}
+	if err != nil || exc == nil { // not ours to judge: the client decodes it
+		return nil
+	}
+	return &gate.Error{Code: gate.CodeForClass(exc.Class), Class: exc.Class, Message: exc.Repr, Traceback: exc.Traceback}
+}
+
+// code is the final status of a call: the handler's error first, then a
+// remote exception or error marker among the replies.
+func (c *replyCounter) code(err error) gate.Code {
+	switch {
+	case err != nil:
+		return gate.CodeOf(err)
+	case c.replyErr != nil:
+		return gate.CodeOf(c.replyErr)
+	case c.errKind:
+		return gate.Unknown
+	}
+	return gate.OK
+}
+
+// replyKindName is the gaterpc.reply.kind value.
+func (c *replyCounter) replyKindName() string {
+	switch c.kind {
+	case gate.ReplyStreamItem:
+		return "stream"
+	case gate.ReplyHugeChunk:
+		return "huge"
+	case 0:
+		return "none"
+	}
+	return "single"
+}
+
+func requestSize(req *gate.Request) (int, bool) {
+	if req.Body == nil {
+		return 0, false
+	}
+	n := 0
+	for _, f := range req.Body {
+		n += len(f)
+	}
+	return n, true
+}
+
+// red holds the rate/error/duration histograms of one side of a call.
+type red struct {
+	cfg      *config
+	methods  *labelSet
+	duration *prometheus.HistogramVec
+	reqSize  *prometheus.HistogramVec
+	respSize *prometheus.HistogramVec
+}
+
+func newRED(c *config, side string) *red {
+	return &red{
+		cfg:     c,
+		methods: newLabelSet(c.methods, c.maxMethods),
+		duration: prometheus.NewHistogramVec(histogramOpts(c, "rpc_"+side+"_call_duration_seconds",
+			"Duration of RPC calls measured at the "+side+", by method and status code.", c.buckets),
+			[]string{labelMethod, labelStatus}),
+		reqSize: prometheus.NewHistogramVec(histogramOpts(c, "rpc_"+side+"_request_size_bytes",
+			"Size of RPC request bodies measured at the "+side+".", c.sizeBuckets), []string{labelMethod}),
+		respSize: prometheus.NewHistogramVec(histogramOpts(c, "rpc_"+side+"_response_size_bytes",
+			"Total size of the reply bodies of one RPC call measured at the "+side+".", c.sizeBuckets), []string{labelMethod}),
+	}
+}
+
+func (m *red) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.duration, m.reqSize, m.respSize}
+}
+
+// serve runs next and records the call. before and after are optional.
+func (m *red) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler,
+	rc *replyCounter, method string) error {
+	start := m.cfg.now()
+	rc.ReplyWriter = w
+	err := next.ServeRPC(ctx, req, rc)
+	d := m.cfg.now().Sub(start).Seconds()
+	code := rc.code(err)
+	observe(ctx, m.duration.WithLabelValues(method, code.String()), d, m.cfg.exemplars)
+	if n, ok := requestSize(req); ok {
+		m.reqSize.WithLabelValues(method).Observe(float64(n))
+	}
+	if rc.replies > 0 {
+		m.respSize.WithLabelValues(method).Observe(float64(rc.bytes))
+	}
+	return err
+}
+
+// ClientMetrics records RPC metrics at the client hop:
+// rpc_client_call_duration_seconds{rpc_method, rpc_response_status_code}
+// and rpc_client_{request,response}_size_bytes{rpc_method}. It is safe for
+// concurrent use.
+type ClientMetrics struct{ red *red }
+
+// NewClientMetrics creates the client metrics and registers them with
+// reg (nil: not registered). Options: WithMethods, WithMaxMethods,
+// WithBuckets, WithSizeBuckets, WithNativeHistograms, WithExemplars. The
+// error is reg's registration error.
+func NewClientMetrics(reg prometheus.Registerer, opts ...Option) (*ClientMetrics, error) {
+	m := &ClientMetrics{red: newRED(newConfig(opts), "client")}
+	if err := register(reg, m.red.collectors()...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Middleware returns the client middleware. Place it after Tracing in a
+// Chain (tracing outermost) so that exemplars carry the call's trace id.
+func (m *ClientMetrics) Middleware() gate.Middleware {
+	return func(next gate.Handler) gate.Handler {
+		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+			method, _ := m.red.methods.method(req.Info())
+			return m.red.serve(ctx, req, w, next, &replyCounter{}, method)
+		})
+	}
+}
+
+// ServerMetrics records RPC metrics at the worker hop:
+// rpc_server_call_duration_seconds, rpc_server_{request,response}_size_bytes
+// and the worker metrics gaterpc_worker_inflight_requests{service},
+// gaterpc_worker_executor_queue_depth{service, executor},
+// gaterpc_worker_stream_messages_total{rpc_method} and
+// gaterpc_worker_huge_data_bytes_total{rpc_method, kind}. It is safe for
+// concurrent use.
+type ServerMetrics struct {
+	red       *red
+	services  *labelSet
+	executors *labelSet
+	inflight  *prometheus.GaugeVec
+	execDepth *prometheus.GaugeVec
+	streamMsg *prometheus.CounterVec
+	hugeBytes *prometheus.CounterVec
+}
+
+// NewServerMetrics creates the worker metrics and registers them with reg
+// (nil: not registered). Options as for NewClientMetrics, plus
+// WithMaxServices.
+func NewServerMetrics(reg prometheus.Registerer, opts ...Option) (*ServerMetrics, error) {
+	c := newConfig(opts)
+	m := &ServerMetrics{
+		red:       newRED(c, "server"),
+		services:  newLabelSet(nil, c.maxServices),
+		executors: newLabelSet(nil, 100),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gaterpc_worker_inflight_requests",
+			Help: "Requests running on this worker, by service.",
+		}, []string{labelService}),
+		execDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gaterpc_worker_executor_queue_depth",
+			Help: "Tasks waiting for an executor of this worker, by service and executor.",
+		}, []string{labelService, labelExecutor}),
+		streamMsg: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gaterpc_worker_stream_messages_total",
+			Help: "Stream items sent by this worker, by method.",
+		}, []string{labelMethod}),
+		hugeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gaterpc_worker_huge_data_bytes_total",
+			Help: "Bytes of huge replies sent by this worker, by method and kind (raw = before compression, compressed = on the wire).",
+		}, []string{labelMethod, labelKind}),
+	}
+	cs := append(m.red.collectors(), m.inflight, m.execDepth, m.streamMsg, m.hugeBytes)
+	if err := register(reg, cs...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Middleware returns the worker middleware. Place it after Tracing in a
+// Chain (tracing outermost) so that exemplars carry the call's trace id.
+// Huge-reply chunks are counted as compressed bytes from Reply.Body, and
+// as raw bytes when Reply.Value is the chunk's []byte before compression.
+func (m *ServerMetrics) Middleware() gate.Middleware {
+	return func(next gate.Handler) gate.Handler {
+		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+			info := req.Info()
+			method, _ := m.red.methods.method(info)
+			g := m.inflight.WithLabelValues(m.services.lookup(info.Service))
+			g.Inc()
+			defer g.Dec()
+			var stream, hugeC, hugeR prometheus.Counter
+			rc := &replyCounter{onSend: func(r *gate.Reply) {
+				switch r.Kind {
+				case gate.ReplyStreamItem:
+					if stream == nil {
+						stream = m.streamMsg.WithLabelValues(method)
+					}
+					stream.Inc()
+				case gate.ReplyHugeChunk:
+					if hugeC == nil {
+						hugeC = m.hugeBytes.WithLabelValues(method, "compressed")
+						hugeR = m.hugeBytes.WithLabelValues(method, "raw")
+					}
+					hugeC.Add(float64(r.Size()))
+					if b, ok := r.Value.([]byte); ok {
+						hugeR.Add(float64(len(b)))
+					}
+				}
+			}}
+			return m.red.serve(ctx, req, w, next, rc, method)
+		})
+	}
+}
+
+// SetExecutorQueueDepth sets gaterpc_worker_executor_queue_depth for one
+// executor of a service. A worker calls it (as a plain func value, so the
+// worker need not import telemetry) whenever the depth changes.
+func (m *ServerMetrics) SetExecutorQueueDepth(service, executor string, depth int) {
+	m.execDepth.WithLabelValues(m.services.lookup(service), m.executors.lookup(executor)).Set(float64(depth))
+}
+
+// AddHugeRawBytes adds n uncompressed bytes of a huge reply of
+// Service/method to gaterpc_worker_huge_data_bytes_total{kind="raw"}, for
+// workers whose Reply.Value does not carry the raw chunk.
+func (m *ServerMetrics) AddHugeRawBytes(service, method string, n int) {
+	label, _ := m.red.methods.method(gate.Info{Service: service, Method: method})
+	m.hugeBytes.WithLabelValues(label, "raw").Add(float64(n))
+}

@@ -1,0 +1,278 @@
+package telemetry
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// fakeClock advances by step on every reading.
+type fakeClock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
+
+func withClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// stubStats is a scripted broker.Stats source.
+type stubStats struct{ s broker.Stats }
+
+func (s *stubStats) Stats() broker.Stats { return s.s }
+
+// call runs one request through h at role with the given replies and
+// final error.
+func call(t testing.TB, ctx context.Context, h gate.Middleware, role gate.Role, service, method string, body [][]byte, replies []*gate.Reply, err error) error {
+	t.Helper()
+	req := &gate.Request{Service: service, Method: method, Body: body, Metadata: map[string]string{}}
+	req.SetRole(role)
+	inner := gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+		for _, r := range replies {
+			if err := w.Send(ctx, r); err != nil {
+				return err
+			}
+		}
+		return err
+	})
+	sink := gate.ReplyWriterFunc(func(context.Context, *gate.Reply) error { return nil })
+	return h(inner).ServeRPC(ctx, req, sink)
+}
+
+func single(n int) *gate.Reply {
+	return &gate.Reply{Kind: gate.ReplySingle, Body: [][]byte{make([]byte, n)}}
+}
+
+func TestMetricsGolden(t *testing.T) {
+	ctx := testCtx(t)
+	reg := prometheus.NewPedanticRegistry()
+	clk := &fakeClock{t: time.Unix(1700000000, 0), step: 125 * time.Millisecond}
+	opts := []Option{withClock(clk.now), WithMethods("Svc/echo", "Svc/items", "Svc/blob")}
+
+	cm, err := NewClientMetrics(reg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := NewServerMetrics(reg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm, err := NewBrokerMetrics(reg, WithMaxServices(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &stubStats{s: broker.Stats{
+		Services: []broker.ServiceStats{
+			{Name: "Svc", Workers: map[string]int{"idle": 1, "busy": 2}, Capacity: 30, InFlight: 4, Queued: 3, OldestQueue: 1500 * time.Millisecond},
+			{Name: "Zeta", Workers: map[string]int{"full": 1}, Capacity: 1, InFlight: 1},
+			{Name: "extra1", Workers: map[string]int{"idle": 1}, Capacity: 2, Queued: 1, OldestQueue: 250 * time.Millisecond},
+			{Name: "extra2", Workers: map[string]int{"busy": 1}, Capacity: 2, Queued: 2, OldestQueue: 500 * time.Millisecond},
+		},
+		InFlight: 5, Workers: 6, Requests: 11, Handlers: 2,
+		HeartbeatsSent: 40, HeartbeatsReceived: 38, ClientKeepalives: 7,
+		Outcomes:    map[string]uint64{"dispatched": 100, "expired": 2, "rejected_full": 1, "no_service": 3, "cancelled": 1, "worker_lost": 1},
+		Expirations: map[string]uint64{"heartbeat": 1, "disconnect": 2},
+		Drops:       map[string]uint64{"frontend/header": 4, "backend/unknown_worker": 1},
+	}}
+	if err := reg.Register(NewBrokerCollector(src, WithMaxServices(2))); err != nil {
+		t.Fatal(err)
+	}
+
+	cmw, smw := cm.Middleware(), sm.Middleware()
+	body := [][]byte{make([]byte, 10), make([]byte, 20), make([]byte, 30)}
+	// Client: two OK calls, a remote exception, a timeout, an unknown method.
+	call(t, ctx, cmw, gate.RoleClient, "Svc", "echo", body, []*gate.Reply{single(100)}, nil)
+	call(t, ctx, cmw, gate.RoleClient, "Svc", "echo", body, []*gate.Reply{single(5000)}, nil)
+	call(t, ctx, cmw, gate.RoleClient, "Svc", "echo", body, []*gate.Reply{{Kind: gate.ReplySingle, Err: gate.Errorf(gate.InvalidArgument, "bad"), Body: [][]byte{make([]byte, 50)}}}, nil)
+	call(t, ctx, cmw, gate.RoleClient, "Svc", "echo", body, nil, gate.ErrTimeout)
+	call(t, ctx, cmw, gate.RoleClient, "Other", "x", body, []*gate.Reply{single(1)}, nil)
+	// Worker: a stream of 3 items, a huge reply of 2 chunks, an error.
+	items := []*gate.Reply{
+		{Kind: gate.ReplyStreamItem, Body: [][]byte{make([]byte, 10)}},
+		{Kind: gate.ReplyStreamItem, Body: [][]byte{make([]byte, 10)}},
+		{Kind: gate.ReplyStreamItem, Body: [][]byte{make([]byte, 10)}},
+		{Kind: gate.ReplyStreamEnd, Body: [][]byte{make([]byte, 1)}},
+	}
+	call(t, ctx, smw, gate.RoleWorker, "Svc", "items", body, items, nil)
+	huge := []*gate.Reply{
+		{Kind: gate.ReplyHugeChunk, Value: make([]byte, 4096), Body: [][]byte{make([]byte, 1000)}},
+		{Kind: gate.ReplyHugeChunk, Value: make([]byte, 4096), Body: [][]byte{make([]byte, 1000)}},
+		{Kind: gate.ReplyHugeEnd, Body: [][]byte{make([]byte, 1)}},
+	}
+	call(t, ctx, smw, gate.RoleWorker, "Svc", "blob", body, huge, nil)
+	call(t, ctx, smw, gate.RoleWorker, "Svc", "echo", body, nil, gate.Errorf(gate.Internal, "boom"))
+	sm.SetExecutorQueueDepth("Svc", "pool", 3)
+	sm.AddHugeRawBytes("Svc", "blob", 8)
+	// Broker hooks; service "c" is beyond WithMaxServices(2).
+	bm.OnDispatch("Svc", 20*time.Millisecond)
+	bm.OnDispatch("Zeta", 2*time.Second)
+	bm.OnDispatch("c", 0)
+	bm.OnFinish("Svc", broker.OutcomeOK, 50*time.Millisecond)
+	bm.OnFinish("Svc", broker.OutcomeExpired, 30*time.Second)
+	bm.OnFinish("Zeta", "bogus", time.Second)
+
+	golden := filepath.Join("testdata", "metrics.golden")
+	var names []string
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	if *update {
+		var sb strings.Builder
+		for _, mf := range mfs {
+			if _, err := expfmtWrite(&sb, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(golden, []byte(sb.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
+		t.Errorf("exposition differs from %s (run with -update to accept):\n%v", golden, err)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestMetricsExemplar(t *testing.T) {
+	ctx := testCtx(t)
+	reg := prometheus.NewPedanticRegistry()
+	cm, err := NewClientMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	sampled := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	unsampled := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	call(t, sampled, cm.Middleware(), gate.RoleClient, "S", "m", nil, []*gate.Reply{single(1)}, nil)
+	call(t, unsampled, cm.Middleware(), gate.RoleClient, "S", "n", nil, []*gate.Reply{single(1)}, nil)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for _, mf := range mfs {
+		if mf.GetName() != "rpc_client_call_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			method := labelValue(m, labelMethod)
+			for _, b := range m.GetHistogram().GetBucket() {
+				if ex := b.GetExemplar(); ex != nil {
+					found[method] = labelValueOf(ex.GetLabel(), "trace_id")
+				}
+			}
+		}
+	}
+	if found["S/m"] != tid.String() {
+		t.Errorf("exemplar of S/m = %q, want trace id %s", found["S/m"], tid)
+	}
+	if _, ok := found["S/n"]; ok {
+		t.Errorf("unsampled call has an exemplar")
+	}
+}
+
+func TestMethodLabelBound(t *testing.T) {
+	ctx := testCtx(t)
+	reg := prometheus.NewPedanticRegistry()
+	cm, err := NewClientMetrics(reg, WithMaxMethods(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"a", "b", "c", "d", "a"} {
+		call(t, ctx, cm.Middleware(), gate.RoleClient, "S", m, nil, nil, nil)
+	}
+	call(t, ctx, cm.Middleware(), gate.RoleClient, "", "", nil, nil, nil)
+	want := map[string]uint64{"S/a": 2, "S/b": 1, OtherMethod: 3}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "rpc_client_call_duration_seconds" {
+			continue
+		}
+		if len(mf.GetMetric()) != len(want) {
+			t.Errorf("got %d series, want %d", len(mf.GetMetric()), len(want))
+		}
+		for _, m := range mf.GetMetric() {
+			if got := m.GetHistogram().GetSampleCount(); got != want[labelValue(m, labelMethod)] {
+				t.Errorf("count{%s} = %d, want %d", labelValue(m, labelMethod), got, want[labelValue(m, labelMethod)])
+			}
+		}
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(BuildInfo("broker", "v1.2.3"))
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 {
+		t.Fatalf("Gather = %v, %v", mfs, err)
+	}
+	m := mfs[0].GetMetric()[0]
+	if m.GetGauge().GetValue() != 1 || labelValue(m, "role") != "broker" || labelValue(m, "version") != "v1.2.3" ||
+		!strings.HasPrefix(labelValue(m, "goversion"), "go") || strings.Count(labelValue(m, "libzmq_version"), ".") != 2 {
+		t.Errorf("gaterpc_build_info = %v", m)
+	}
+	if problems, _ := testutil.GatherAndLint(reg); len(problems) > 0 {
+		t.Errorf("lint: %v", problems)
+	}
+}
+
+func TestRegisterTwiceFails(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if _, err := NewServerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewServerMetrics(reg); err == nil {
+		t.Fatal("second NewServerMetrics on one registry succeeded, want AlreadyRegisteredError")
+	}
+	if _, err := NewClientMetrics(nil); err != nil {
+		t.Fatalf("nil registerer: %v", err)
+	}
+}
+
+func labelValue(m *dto.Metric, name string) string { return labelValueOf(m.GetLabel(), name) }
+
+func labelValueOf(ls []*dto.LabelPair, name string) string {
+	for _, l := range ls {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}

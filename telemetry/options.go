@@ -1,0 +1,143 @@
+package telemetry
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// DefaultBuckets are the OTel semantic-convention buckets for RPC
+// durations, in seconds.
+var DefaultBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// DefaultSizeBuckets are the buckets of the request and response size
+// histograms, in bytes (powers of 4 from 64 B to 64 MiB).
+var DefaultSizeBuckets = []float64{64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864}
+
+// Option configures Tracing, Logging and the metric constructors. Options
+// that do not apply to a constructor are ignored by it. A nil argument
+// keeps the default.
+type Option func(*config)
+
+type config struct {
+	tp          trace.TracerProvider
+	prop        propagation.TextMapPropagator
+	methods     []string
+	maxMethods  int
+	maxServices int
+	buckets     []float64
+	sizeBuckets []float64
+	nativeFac   float64
+	exemplars   bool
+	now         func() time.Time // test clock; time.Now by default
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{exemplars: true, now: time.Now}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	if c.buckets == nil {
+		c.buckets = DefaultBuckets
+	}
+	if c.sizeBuckets == nil {
+		c.sizeBuckets = DefaultSizeBuckets
+	}
+	return c
+}
+
+func (c *config) tracerProvider() trace.TracerProvider {
+	if c.tp != nil {
+		return c.tp
+	}
+	return otel.GetTracerProvider()
+}
+
+func (c *config) propagator() propagation.TextMapPropagator {
+	if c.prop != nil {
+		return c.prop
+	}
+	return otel.GetTextMapPropagator()
+}
+
+// WithTracerProvider sets the provider of the tracer; the default is
+// otel.GetTracerProvider() at the time the middleware is built.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) {
+		if tp != nil {
+			c.tp = tp
+		}
+	}
+}
+
+// WithPropagators sets the propagator that injects and extracts trace
+// context in Request.Metadata; the default is otel.GetTextMapPropagator()
+// at the time the middleware is built.
+func WithPropagators(p propagation.TextMapPropagator) Option {
+	return func(c *config) {
+		if p != nil {
+			c.prop = p
+		}
+	}
+}
+
+// WithMethods sets the registered method table: the "Service/method"
+// names that may appear in rpc.method and the rpc_method label. Any other
+// method becomes "_OTHER". Without it the first DefaultMaxLabelValues
+// distinct methods seen are admitted (see WithMaxMethods).
+func WithMethods(fullMethods ...string) Option {
+	return func(c *config) {
+		if fullMethods != nil {
+			c.methods = append(c.methods[:0:0], fullMethods...)
+		}
+	}
+}
+
+// WithMaxMethods bounds the methods admitted when no table is set with
+// WithMethods. n <= 0 keeps DefaultMaxLabelValues.
+func WithMaxMethods(n int) Option {
+	return func(c *config) { c.maxMethods = n }
+}
+
+// WithMaxServices bounds the service label values of broker and worker
+// metrics: the first n services keep their name, later ones are "_OTHER".
+// n <= 0 keeps DefaultMaxLabelValues.
+func WithMaxServices(n int) Option {
+	return func(c *config) { c.maxServices = n }
+}
+
+// WithBuckets sets the buckets of the duration histograms (seconds).
+func WithBuckets(b ...float64) Option {
+	return func(c *config) {
+		if len(b) > 0 {
+			c.buckets = append([]float64(nil), b...)
+		}
+	}
+}
+
+// WithSizeBuckets sets the buckets of the size histograms (bytes).
+func WithSizeBuckets(b ...float64) Option {
+	return func(c *config) {
+		if len(b) > 0 {
+			c.sizeBuckets = append([]float64(nil), b...)
+		}
+	}
+}
+
+// WithNativeHistograms makes every histogram also a Prometheus native
+// histogram with the given bucket factor (e.g. 1.1); the classic buckets
+// stay. factor <= 1 disables native histograms (the default).
+func WithNativeHistograms(factor float64) Option {
+	return func(c *config) { c.nativeFac = factor }
+}
+
+// WithExemplars turns trace-id exemplars on the duration histograms on or
+// off (default on). Exemplars are attached only when ctx holds a sampled
+// span.
+func WithExemplars(on bool) Option {
+	return func(c *config) { c.exemplars = on }
+}

@@ -1,0 +1,388 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/telemetry"
+)
+
+// ErrConfig is wrapped by the errors New returns for an invalid Config
+// or OTEL_* setting.
+var ErrConfig = errors.New("setup: invalid config")
+
+// Config configures New. The zero value is usable: no metrics server,
+// "auto" logs at Info to stderr, traces exported only when the OTEL_*
+// environment asks for it, and the globals installed.
+type Config struct {
+	// ServiceName is the resource's service.name; OTEL_SERVICE_NAME and
+	// OTEL_RESOURCE_ATTRIBUTES override it. Default "gaterpc-" + Role.
+	ServiceName string
+	// Role is the process's role ("broker", "worker", "client", ...),
+	// used in gaterpc_build_info, in logs and to pick middleware.
+	Role string
+	// Version is the build version in gaterpc_build_info and
+	// service.version; empty means the main module's version.
+	Version string
+	// InstanceID is service.instance.id; empty means a random UUID.
+	InstanceID string
+
+	// MetricsAddr is the listen address of the HTTP server with /metrics,
+	// /healthz and /readyz (e.g. ":9100", "127.0.0.1:0"); empty means no
+	// server.
+	MetricsAddr string
+	// Ready reports readiness for /readyz: nil error means 200, else 503
+	// with the error text. A nil Ready is always ready.
+	Ready func(ctx context.Context) error
+
+	// LogFormat is "auto" (tint on a terminal, JSON otherwise), "text"
+	// or "json"; empty means "auto".
+	LogFormat string
+	// LogLevel is the minimum level logged (zero value: Info).
+	LogLevel slog.Level
+	// LogWriter receives the logs; nil means os.Stderr.
+	LogWriter io.Writer
+	// LogQueueSize is the log queue capacity; <= 0 means
+	// telemetry.DefaultQueueSize.
+	LogQueueSize int
+
+	// Sampler overrides the SDK's sampler, which otherwise follows
+	// OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (default: parent
+	// based, always on).
+	Sampler sdktrace.Sampler
+
+	// NoGlobals keeps New from installing the tracer provider, the
+	// propagator and the logger as otel and slog globals.
+	NoGlobals bool
+}
+
+// Telemetry holds the providers built by New. Its fields are set by New
+// and must not be changed. Shutdown releases everything.
+type Telemetry struct {
+	// Logger logs through the queue handler.
+	Logger *slog.Logger
+	// Registry holds the Go, process, build-info and log-drop collectors
+	// and everything registered through Middleware and BrokerHooks; it is
+	// served on /metrics.
+	Registry *prometheus.Registry
+	// TracerProvider is an SDK provider with an OTLP exporter when the
+	// OTEL_* environment configures one, and a no-op provider otherwise.
+	TracerProvider trace.TracerProvider
+	// Propagator is W3C TraceContext + Baggage.
+	Propagator propagation.TextMapPropagator
+
+	cfg  Config
+	sdk  *sdktrace.TracerProvider // nil when no exporter
+	logQ *telemetry.QueueHandler
+
+	srv      *http.Server
+	ln       net.Listener
+	serveErr chan error
+
+	mu      sync.Mutex
+	mws     map[string]gate.Middleware
+	bm      *telemetry.BrokerMetrics
+	stopped bool
+}
+
+// New builds the telemetry of a binary. On error everything already
+// built is released. The caller must call Shutdown.
+func New(ctx context.Context, cfg Config) (*Telemetry, error) {
+	if cfg.Role == "" {
+		cfg.Role = "gaterpc"
+	}
+	if cfg.ServiceName == "" {
+		cfg.ServiceName = "gaterpc-" + cfg.Role
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = uuid.NewString()
+	}
+	if cfg.LogWriter == nil {
+		cfg.LogWriter = os.Stderr
+	}
+	t := &Telemetry{
+		cfg:        cfg,
+		Registry:   prometheus.NewRegistry(),
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		mws:        map[string]gate.Middleware{},
+	}
+
+	inner, err := telemetry.NewLogHandler(cfg.LogWriter, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	t.logQ = telemetry.NewQueueHandler(inner, telemetry.QueueOptions{Size: cfg.LogQueueSize})
+	t.Logger = slog.New(t.logQ).With(telemetry.KeyRole, cfg.Role)
+
+	if err := t.initMetrics(); err != nil {
+		t.release(ctx)
+		return nil, err
+	}
+	if err := t.initTracing(ctx); err != nil {
+		t.release(ctx)
+		return nil, err
+	}
+	if cfg.MetricsAddr != "" {
+		if err := t.serve(); err != nil {
+			t.release(ctx)
+			return nil, err
+		}
+	}
+	if !cfg.NoGlobals {
+		otel.SetTracerProvider(t.TracerProvider)
+		otel.SetTextMapPropagator(t.Propagator)
+		slog.SetDefault(t.Logger)
+	}
+	return t, nil
+}
+
+func (t *Telemetry) initMetrics() error {
+	return errors.Join(
+		t.Registry.Register(collectors.NewGoCollector()),
+		t.Registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+		t.Registry.Register(telemetry.BuildInfo(t.cfg.Role, t.cfg.Version)),
+		t.Registry.Register(t.logQ.Collector()),
+	)
+}
+
+// exporterKind reads the two settings the SDK has no single switch for:
+// whether to export at all and over which OTLP protocol.
+func exporterKind() (string, error) {
+	exp := strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER"))
+	endpoint := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") + os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	switch exp {
+	case "":
+		if endpoint == "" {
+			return "", nil
+		}
+	case "none":
+		return "", nil
+	case "otlp":
+	default:
+		return "", fmt.Errorf("%w: OTEL_TRACES_EXPORTER=%q (supported: otlp, none)", ErrConfig, exp)
+	}
+	proto := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if proto == "" {
+		proto = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	switch proto {
+	case "", "http/protobuf":
+		return "http/protobuf", nil
+	case "grpc":
+		return "grpc", nil
+	}
+	return "", fmt.Errorf("%w: OTLP protocol %q (supported: grpc, http/protobuf)", ErrConfig, proto)
+}
+
+func (t *Telemetry) initTracing(ctx context.Context) error {
+	kind, err := exporterKind()
+	if err != nil {
+		return err
+	}
+	if kind == "" {
+		t.TracerProvider = noop.NewTracerProvider()
+		return nil
+	}
+	var exp sdktrace.SpanExporter
+	switch kind {
+	case "grpc":
+		exp, err = otlptracegrpc.New(ctx)
+	default:
+		exp, err = otlptracehttp.New(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("setup: OTLP %s exporter: %w", kind, err)
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(
+			semconv.ServiceName(t.cfg.ServiceName),
+			semconv.ServiceInstanceID(t.cfg.InstanceID),
+			semconv.ServiceVersion(t.version()),
+		),
+		resource.WithFromEnv(), // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES win
+		resource.WithTelemetrySDK(),
+		resource.WithHost(),
+	)
+	if err != nil && res == nil {
+		_ = exp.Shutdown(ctx)
+		return fmt.Errorf("setup: resource: %w", err)
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
+	if t.cfg.Sampler != nil {
+		opts = append(opts, sdktrace.WithSampler(t.cfg.Sampler))
+	}
+	t.sdk = sdktrace.NewTracerProvider(opts...)
+	t.TracerProvider = t.sdk
+	return nil
+}
+
+func (t *Telemetry) version() string {
+	if t.cfg.Version != "" {
+		return t.cfg.Version
+	}
+	return "(devel)"
+}
+
+func (t *Telemetry) serve() error {
+	ln, err := net.Listen("tcp", t.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("setup: metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(t.Registry, promhttp.HandlerOpts{
+		EnableOpenMetrics: true, // exemplars are only exposed in OpenMetrics
+		Registry:          t.Registry,
+		ErrorLog:          slog.NewLogLogger(t.logQ, slog.LevelWarn),
+		Timeout:           10 * time.Second,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready := t.cfg.Ready; ready != nil {
+			if err := ready(r.Context()); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	t.ln = ln
+	t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(t.logQ, slog.LevelWarn)}
+	t.serveErr = make(chan error, 1)
+	go func() { t.serveErr <- t.srv.Serve(ln) }()
+	return nil
+}
+
+// MetricsAddr returns the address the metrics server listens on (useful
+// with port 0), or "" when there is none.
+func (t *Telemetry) MetricsAddr() string {
+	if t.ln == nil {
+		return ""
+	}
+	return t.ln.Addr().String()
+}
+
+// Middleware returns the middleware for a hop of Config.Role
+// ("client", "worker" or "broker"): Tracing, then the role's RED metrics
+// (registered on Registry the first time), then Logging — the first is
+// outermost. For the broker, pass BrokerHooks to the broker as well. The
+// options (e.g. telemetry.WithMethods) apply on the first call only.
+func (t *Telemetry) Middleware(opts ...telemetry.Option) (gate.Middleware, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	role := t.cfg.Role
+	if mw, ok := t.mws[role]; ok {
+		return mw, nil
+	}
+	topts := append([]telemetry.Option{telemetry.WithTracerProvider(t.TracerProvider), telemetry.WithPropagators(t.Propagator)}, opts...)
+	mws := []gate.Middleware{telemetry.Tracing(topts...)}
+	switch role {
+	case gate.RoleClient.String():
+		m, err := telemetry.NewClientMetrics(t.Registry, opts...)
+		if err != nil {
+			return nil, err
+		}
+		mws = append(mws, m.Middleware())
+	case gate.RoleWorker.String():
+		m, err := telemetry.NewServerMetrics(t.Registry, opts...)
+		if err != nil {
+			return nil, err
+		}
+		mws = append(mws, m.Middleware())
+	}
+	mws = append(mws, telemetry.Logging(t.Logger, opts...))
+	mw := gate.Chain(mws...)
+	t.mws[role] = mw
+	return mw, nil
+}
+
+// BrokerHooks returns broker.Hooks that feed the broker latency
+// histograms (registered on Registry the first time).
+func (t *Telemetry) BrokerHooks(opts ...telemetry.Option) (broker.Hooks, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.bm == nil {
+		bm, err := telemetry.NewBrokerMetrics(t.Registry, opts...)
+		if err != nil {
+			return broker.Hooks{}, err
+		}
+		t.bm = bm
+	}
+	return t.bm.Hooks(), nil
+}
+
+// RegisterBroker registers a collector of src's Stats (normally the
+// *broker.Broker) on Registry.
+func (t *Telemetry) RegisterBroker(src interface{ Stats() broker.Stats }, opts ...telemetry.Option) error {
+	return t.Registry.Register(telemetry.NewBrokerCollector(src, opts...))
+}
+
+// Shutdown stops the metrics server, flushes and stops the tracer
+// provider (exporting buffered spans) and flushes the log queue, each
+// within ctx. Afterwards Logger (and the slog default, if installed)
+// still works but writes synchronously. It is idempotent; the error joins
+// every failure.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	t.mu.Lock()
+	if t.stopped {
+		t.mu.Unlock()
+		return nil
+	}
+	t.stopped = true
+	t.mu.Unlock()
+	return t.release(ctx)
+}
+
+func (t *Telemetry) release(ctx context.Context) error {
+	var errs []error
+	if t.srv != nil {
+		if err := t.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("setup: metrics server: %w", err))
+			_ = t.srv.Close()
+		}
+		if err := <-t.serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("setup: metrics server: %w", err))
+		}
+	}
+	if t.sdk != nil {
+		if err := t.sdk.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("setup: tracer provider: %w", err))
+		}
+	}
+	if t.logQ != nil {
+		if err := t.logQ.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("setup: log queue: %w (%s records dropped)", err, strconv.FormatUint(t.logQ.Dropped(), 10)))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,238 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gaterpc/gate/gate"
+)
+
+// Span names other than "Service/method".
+const (
+	SpanQueueWait = "queue wait" // broker INTERNAL span: enqueued → assigned to a worker
+	SpanDispatch  = "dispatch"   // broker CLIENT span: assigned → final reply; its context goes to the worker
+)
+
+// Tracing returns middleware that traces calls at every hop, switching on
+// req.Info().Role:
+//
+//   - client: a CLIENT span "Service/method"; its context is injected into
+//     req.Metadata for the broker.
+//   - broker: a SERVER span "Service/method" (child of the client's
+//     context from req.Metadata), and, through gate.WithDispatchHook, an
+//     INTERNAL "queue wait" child spanning Enqueued → Assigned and a CLIENT
+//     "dispatch" child from Assigned to the end of the call, whose context
+//     replaces the trace context in Dispatch.Metadata sent to the worker.
+//   - worker: a SERVER span "Service/method", child of the context in
+//     req.Metadata, or a new root when there is none (a Python peer in the
+//     path), marked gaterpc.parent.missing=true.
+//
+// A stream or huge reply is one span, ended when the handler returns (final
+// reply, error or cancel), with item/chunk counts and sizes as attributes.
+// Unknown methods (see WithMethods) get rpc.method="_OTHER",
+// rpc.method_original and the span name "gaterpc".
+//
+// Options: WithTracerProvider, WithPropagators, WithMethods,
+// WithMaxMethods. Place Tracing first (outermost) in a Chain so that
+// metrics and logs below it see the span. The middleware is safe for
+// concurrent use.
+func Tracing(opts ...Option) gate.Middleware {
+	c := newConfig(opts)
+	t := &tracing{
+		tracer:  c.tracerProvider().Tracer(ScopeName, trace.WithInstrumentationVersion(otel.Version()), trace.WithSchemaURL(semconvSchemaURL)),
+		prop:    c.propagator(),
+		methods: newLabelSet(c.methods, c.maxMethods),
+	}
+	return func(next gate.Handler) gate.Handler {
+		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+			switch req.Info().Role {
+			case gate.RoleClient:
+				return t.client(ctx, req, w, next)
+			case gate.RoleBroker:
+				return t.broker(ctx, req, w, next)
+			case gate.RoleWorker:
+				return t.worker(ctx, req, w, next)
+			}
+			return next.ServeRPC(ctx, req, w)
+		})
+	}
+}
+
+type tracing struct {
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	methods *labelSet
+}
+
+// start attributes and span name of req.
+func (t *tracing) describe(req *gate.Request) (string, []attribute.KeyValue) {
+	info := req.Info()
+	method, known := t.methods.method(info)
+	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs = append(attrs, attrSystem, keyMethod.String(method), AttrRole.String(info.Role.String()), AttrService.String(info.Service))
+	name := method
+	if !known {
+		attrs = append(attrs, keyMethodOriginal.String(info.FullMethod()))
+		name = SystemName
+	}
+	if n, ok := requestSize(req); ok {
+		attrs = append(attrs, AttrRequestSize.Int(n))
+	}
+	return name, attrs
+}
+
+func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
+	name, attrs := t.describe(req)
+	ctx, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	if req.Metadata == nil {
+		req.Metadata = make(map[string]string, 3)
+	}
+	t.prop.Inject(ctx, metadataCarrier(req.Metadata))
+	rc := &replyCounter{ReplyWriter: w}
+	err := next.ServeRPC(ctx, req, rc)
+	finish(span, rc, err, req, false)
+	span.End()
+	return err
+}
+
+// extract returns ctx with the remote parent from md, and the start
+// options: a new root when md carries no valid context.
+func (t *tracing) extract(ctx context.Context, md map[string]string) (context.Context, []trace.SpanStartOption) {
+	ctx = t.prop.Extract(ctx, metadataCarrier(md))
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsRemote() {
+		return ctx, nil
+	}
+	return ctx, []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(AttrRemoteParent.Bool(true))}
+}
+
+func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
+	name, attrs := t.describe(req)
+	ctx, so := t.extract(ctx, req.Metadata)
+	so = append(so, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	ctx, span := t.tracer.Start(ctx, name, so...)
+	rc := &replyCounter{ReplyWriter: w}
+	err := next.ServeRPC(ctx, req, rc)
+	finish(span, rc, err, req, true)
+	span.End()
+	return err
+}
+
+func (t *tracing) broker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
+	name, attrs := t.describe(req)
+	start := time.Now()
+	ctx, so := t.extract(ctx, req.Metadata)
+	so = append(so, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...), trace.WithTimestamp(start))
+	sctx, span := t.tracer.Start(ctx, name, so...)
+
+	var (
+		mu         sync.Mutex
+		dispatches []trace.Span
+	)
+	method := attrs[1] // rpc.method
+	hctx := gate.WithDispatchHook(sctx, func(_ context.Context, d *gate.Dispatch) {
+		enq := d.Enqueued
+		if enq.IsZero() || enq.After(d.Assigned) {
+			enq = d.Assigned
+		}
+		mu.Lock()
+		attempt := len(dispatches) + 1
+		mu.Unlock()
+		_, qs := t.tracer.Start(sctx, SpanQueueWait, trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(enq),
+			trace.WithAttributes(attrSystem, method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds())))
+		qs.End(trace.WithTimestamp(d.Assigned))
+		dctx, ds := t.tracer.Start(sctx, SpanDispatch, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(d.Assigned),
+			trace.WithAttributes(attrSystem, method, AttrDispatchAttempt.Int(attempt)))
+		if d.Metadata == nil {
+			d.Metadata = make(map[string]string, 3)
+		}
+		t.prop.Inject(dctx, metadataCarrier(d.Metadata))
+		mu.Lock()
+		dispatches = append(dispatches, ds)
+		mu.Unlock()
+	})
+	rc := &replyCounter{ReplyWriter: w, wireExc: true}
+	err := next.ServeRPC(hctx, req, rc)
+	end := time.Now()
+	mu.Lock()
+	ds := dispatches
+	dispatches = nil
+	mu.Unlock()
+	if len(ds) == 0 {
+		// Never assigned to a worker. If it timed out or expired in the
+		// queue, record the wait anyway.
+		if c := rc.code(err); c == gate.DeadlineExceeded || c == gate.ResourceExhausted {
+			_, qs := t.tracer.Start(sctx, SpanQueueWait, trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start),
+				trace.WithAttributes(attrSystem, method, AttrQueueExpired.Bool(true), AttrQueueWait.Float64(end.Sub(start).Seconds())))
+			qs.SetStatus(codes.Error, c.String())
+			qs.End(trace.WithTimestamp(end))
+		}
+	}
+	for _, d := range ds {
+		finish(d, rc, err, nil, false)
+		d.End(trace.WithTimestamp(end))
+	}
+	finish(span, rc, err, req, true)
+	span.End(trace.WithTimestamp(end))
+	return err
+}
+
+// serverErrorCodes are the codes that make a SERVER span an error (as in
+// the gRPC conventions); on CLIENT spans every code but OK is an error.
+func serverError(c gate.Code) bool {
+	switch c {
+	case gate.Unknown, gate.DeadlineExceeded, gate.Unimplemented, gate.Internal, gate.Unavailable:
+		return true
+	}
+	return false
+}
+
+// finish sets the outcome attributes and status of span. req may be nil.
+func finish(span trace.Span, rc *replyCounter, err error, req *gate.Request, server bool) {
+	if !span.IsRecording() {
+		return
+	}
+	code := rc.code(err)
+	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs = append(attrs, keyStatusCode.String(code.String()), AttrReplyKind.String(rc.replyKindName()), AttrReplies.Int(rc.replies))
+	if rc.replies > 0 {
+		attrs = append(attrs, AttrResponseSize.Int(rc.bytes))
+	}
+	if rc.streamItems > 0 || rc.kind == gate.ReplyStreamItem {
+		attrs = append(attrs, AttrStreamItems.Int(rc.streamItems))
+	}
+	if rc.hugeChunks > 0 || rc.kind == gate.ReplyHugeChunk {
+		attrs = append(attrs, AttrHugeChunks.Int(rc.hugeChunks), AttrHugeCompressed.Int(rc.hugeBytes))
+	}
+	if req != nil {
+		if n, ok := requestSize(req); ok {
+			attrs = append(attrs, AttrRequestSize.Int(n))
+		}
+	}
+	if code != gate.OK {
+		attrs = append(attrs, keyErrorType.String(code.String()))
+		e := err
+		if e == nil {
+			e = rc.replyErr
+		}
+		var ge *gate.Error
+		if errors.As(e, &ge) && ge.Class != "" {
+			attrs = append(attrs, AttrErrorClass.String(ge.Class))
+		}
+		if !server || serverError(code) {
+			msg := code.String()
+			if e != nil {
+				msg = e.Error()
+			}
+			span.SetStatus(codes.Error, msg)
+		}
+	}
+	span.SetAttributes(attrs...)
+}

@@ -1,0 +1,424 @@
+package telemetry
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gaterpc/gate/gate"
+)
+
+var testProp = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+func newRecorder(t testing.TB) (*tracetest.SpanRecorder, *sdktrace.TracerProvider) {
+	t.Helper()
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return sr, tp
+}
+
+// fakeHops runs one call through client → broker → worker middleware,
+// copying metadata between hops as the real components do.
+type fakeHops struct {
+	mw gate.Middleware
+	// worker is the user's method; nil means the call never reaches a
+	// worker (brokerErr is returned by the broker).
+	worker    func(ctx context.Context, w gate.ReplyWriter) error
+	brokerErr error
+	// dropMetadata simulates a Python broker that forwards no metadata.
+	dropMetadata bool
+	queued       time.Duration
+	workerMD     map[string]string // what the worker received
+	sink         []*gate.Reply
+}
+
+func (f *fakeHops) call(ctx context.Context, service, method string) error {
+	req := &gate.Request{Service: service, Method: method, Body: [][]byte{[]byte("func"), []byte("args"), []byte("kw")}}
+	req.SetRole(gate.RoleClient)
+	client := f.mw(gate.HandlerFunc(func(ctx context.Context, creq *gate.Request, cw gate.ReplyWriter) error {
+		// The broker receives a fresh ctx: only the metadata travels.
+		breq := &gate.Request{Service: creq.Service, Method: creq.Method, Body: creq.Body, Metadata: maps.Clone(creq.Metadata)}
+		breq.SetRole(gate.RoleBroker)
+		broker := f.mw(gate.HandlerFunc(func(bctx context.Context, breq *gate.Request, bw gate.ReplyWriter) error {
+			if f.worker == nil {
+				return f.brokerErr
+			}
+			now := time.Now()
+			d := &gate.Dispatch{Service: breq.Service, Enqueued: now.Add(-f.queued), Assigned: now, Metadata: maps.Clone(breq.Metadata)}
+			if hook := gate.DispatchHookFrom(bctx); hook != nil {
+				hook(bctx, d)
+			}
+			wreq := &gate.Request{Service: breq.Service, Method: breq.Method, Body: breq.Body, Metadata: maps.Clone(d.Metadata)}
+			if f.dropMetadata {
+				wreq.Metadata = nil
+			}
+			f.workerMD = wreq.Metadata
+			wreq.SetRole(gate.RoleWorker)
+			worker := f.mw(gate.HandlerFunc(func(wctx context.Context, _ *gate.Request, ww gate.ReplyWriter) error {
+				return f.worker(wctx, ww)
+			}))
+			return worker.ServeRPC(context.Background(), wreq, bw) // replies relay through the broker
+		}))
+		return broker.ServeRPC(context.Background(), breq, cw)
+	}))
+	sink := gate.ReplyWriterFunc(func(_ context.Context, r *gate.Reply) error { f.sink = append(f.sink, r); return nil })
+	return client.ServeRPC(ctx, req, sink)
+}
+
+func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) (attribute.Value, bool) {
+	for _, kv := range s.Attributes() {
+		if kv.Key == k {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+// spanTree indexes ended spans by "kind name".
+func spanTree(t *testing.T, spans []sdktrace.ReadOnlySpan) map[string]sdktrace.ReadOnlySpan {
+	t.Helper()
+	m := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		key := s.SpanKind().String() + " " + s.Name()
+		if s.SpanKind() == trace.SpanKindServer {
+			role, _ := attrOf(s, AttrRole)
+			key += " " + role.AsString()
+		}
+		if _, dup := m[key]; dup {
+			t.Errorf("two spans %q", key)
+		}
+		m[key] = s
+	}
+	return m
+}
+
+func wantChild(t *testing.T, child, parent sdktrace.ReadOnlySpan) {
+	t.Helper()
+	if child.Parent().SpanID() != parent.SpanContext().SpanID() || child.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+		t.Errorf("span %q (%s) parent = %s, want %q (%s)", child.Name(), child.SpanKind(), child.Parent().SpanID(), parent.Name(), parent.SpanContext().SpanID())
+	}
+}
+
+func wantAttr(t *testing.T, s sdktrace.ReadOnlySpan, k attribute.Key, want any) {
+	t.Helper()
+	v, ok := attrOf(s, k)
+	if !ok {
+		t.Errorf("span %s %q: no attribute %s", s.SpanKind(), s.Name(), k)
+		return
+	}
+	if got := v.AsInterface(); got != want {
+		t.Errorf("span %s %q: %s = %v (%T), want %v (%T)", s.SpanKind(), s.Name(), k, got, got, want, want)
+	}
+}
+
+const (
+	kClient   = "client Svc/echo"
+	kBroker   = "server Svc/echo broker"
+	kQueue    = "internal queue wait"
+	kDispatch = "client dispatch"
+	kWorker   = "server Svc/echo worker"
+)
+
+func checkFullTree(t *testing.T, m map[string]sdktrace.ReadOnlySpan) {
+	t.Helper()
+	for _, k := range []string{kClient, kBroker, kQueue, kDispatch, kWorker} {
+		if m[k] == nil {
+			t.Fatalf("no span %q; have %v", k, keys(m))
+		}
+	}
+	if len(m) != 5 {
+		t.Errorf("got spans %v, want 5", keys(m))
+	}
+	if m[kClient].Parent().IsValid() {
+		t.Errorf("client span has a parent")
+	}
+	wantChild(t, m[kBroker], m[kClient])
+	wantChild(t, m[kQueue], m[kBroker])
+	wantChild(t, m[kDispatch], m[kBroker])
+	wantChild(t, m[kWorker], m[kDispatch])
+	for _, s := range m {
+		wantAttr(t, s, "rpc.system.name", "gaterpc")
+		wantAttr(t, s, "rpc.method", "Svc/echo")
+	}
+	if !m[kQueue].EndTime().Equal(m[kDispatch].StartTime()) {
+		t.Errorf("queue wait ends %v, dispatch starts %v; want equal", m[kQueue].EndTime(), m[kDispatch].StartTime())
+	}
+}
+
+func keys(m map[string]sdktrace.ReadOnlySpan) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func TestTracingFakeHops(t *testing.T) {
+	boom := gate.Errorf(gate.InvalidArgument, "boom")
+	tests := []struct {
+		name   string
+		worker func(ctx context.Context, w gate.ReplyWriter) error
+		check  func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error)
+	}{
+		{
+			name: "unary",
+			worker: func(ctx context.Context, w gate.ReplyWriter) error {
+				return w.Send(ctx, &gate.Reply{Kind: gate.ReplySingle, Value: "hi", Body: [][]byte{[]byte("hi")}})
+			},
+			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
+				checkFullTree(t, m)
+				for _, k := range []string{kClient, kBroker, kWorker} {
+					wantAttr(t, m[k], "rpc.response.status_code", "OK")
+					wantAttr(t, m[k], AttrReplyKind, "single")
+					wantAttr(t, m[k], AttrRequestSize, int64(10))
+					if m[k].Status().Code == codes.Error {
+						t.Errorf("%s status = %v", k, m[k].Status())
+					}
+				}
+				wantAttr(t, m[kQueue], AttrQueueWait, 0.25)
+				if got := m[kQueue].EndTime().Sub(m[kQueue].StartTime()); got != 250*time.Millisecond {
+					t.Errorf("queue wait span lasts %v, want 250ms", got)
+				}
+			},
+		},
+		{
+			name: "stream",
+			worker: func(ctx context.Context, w gate.ReplyWriter) error {
+				for range 3 {
+					if err := w.Send(ctx, &gate.Reply{Kind: gate.ReplyStreamItem, Body: [][]byte{make([]byte, 8)}}); err != nil {
+						return err
+					}
+				}
+				return w.Send(ctx, &gate.Reply{Kind: gate.ReplyStreamEnd, Body: [][]byte{{0}}})
+			},
+			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
+				checkFullTree(t, m)
+				for _, k := range []string{kClient, kBroker, kWorker, kDispatch} {
+					wantAttr(t, m[k], AttrStreamItems, int64(3))
+					wantAttr(t, m[k], AttrReplyKind, "stream")
+					wantAttr(t, m[k], AttrReplies, int64(4))
+					wantAttr(t, m[k], AttrResponseSize, int64(25))
+				}
+			},
+		},
+		{
+			name: "huge",
+			worker: func(ctx context.Context, w gate.ReplyWriter) error {
+				for range 2 {
+					if err := w.Send(ctx, &gate.Reply{Kind: gate.ReplyHugeChunk, Body: [][]byte{make([]byte, 100)}}); err != nil {
+						return err
+					}
+				}
+				return w.Send(ctx, &gate.Reply{Kind: gate.ReplyHugeEnd, Body: [][]byte{{0}}})
+			},
+			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
+				checkFullTree(t, m)
+				for _, k := range []string{kClient, kBroker, kWorker} {
+					wantAttr(t, m[k], AttrHugeChunks, int64(2))
+					wantAttr(t, m[k], AttrHugeCompressed, int64(200))
+					wantAttr(t, m[k], AttrReplyKind, "huge")
+				}
+			},
+		},
+		{
+			name: "remote error",
+			worker: func(ctx context.Context, w gate.ReplyWriter) error {
+				if err := w.Send(ctx, &gate.Reply{Kind: gate.ReplySingle, Err: boom, Body: [][]byte{[]byte("exc")}}); err != nil {
+					return err
+				}
+				return boom
+			},
+			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
+				checkFullTree(t, m)
+				for _, k := range []string{kClient, kBroker, kWorker, kDispatch} {
+					wantAttr(t, m[k], "rpc.response.status_code", "INVALID_ARGUMENT")
+					wantAttr(t, m[k], "error.type", "INVALID_ARGUMENT")
+				}
+				wantAttr(t, m[kWorker], AttrErrorClass, "TypeError")
+				// INVALID_ARGUMENT is the caller's fault: an error on
+				// CLIENT spans only.
+				if m[kClient].Status().Code != codes.Error || m[kDispatch].Status().Code != codes.Error {
+					t.Errorf("client span status = %v, want Error", m[kClient].Status())
+				}
+				if m[kWorker].Status().Code == codes.Error || m[kBroker].Status().Code == codes.Error {
+					t.Errorf("server span status = %v, want Unset", m[kWorker].Status())
+				}
+			},
+		},
+		{
+			name: "internal error",
+			worker: func(ctx context.Context, w gate.ReplyWriter) error {
+				return gate.Errorf(gate.Internal, "crash")
+			},
+			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
+				checkFullTree(t, m)
+				for _, k := range []string{kClient, kBroker, kWorker} {
+					if m[k].Status().Code != codes.Error {
+						t.Errorf("%s status = %v, want Error", k, m[k].Status())
+					}
+					wantAttr(t, m[k], AttrReplyKind, "none")
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sr, tp := newRecorder(t)
+			f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), worker: tt.worker, queued: 250 * time.Millisecond}
+			err := f.call(testCtx(t), "Svc", "echo")
+			tt.check(t, spanTree(t, sr.Ended()), err)
+			if len(sr.Started()) != len(sr.Ended()) {
+				t.Errorf("%d spans started, %d ended", len(sr.Started()), len(sr.Ended()))
+			}
+		})
+	}
+}
+
+func TestTracingQueueTimeout(t *testing.T) {
+	sr, tp := newRecorder(t)
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), brokerErr: gate.Errorf(gate.DeadlineExceeded, "queued too long")}
+	if err := f.call(testCtx(t), "Svc", "echo"); gate.CodeOf(err) != gate.DeadlineExceeded {
+		t.Fatalf("call = %v, want DEADLINE_EXCEEDED", err)
+	}
+	m := spanTree(t, sr.Ended())
+	if len(m) != 3 || m[kClient] == nil || m[kBroker] == nil || m[kQueue] == nil {
+		t.Fatalf("spans = %v, want client, broker server, queue wait", keys(m))
+	}
+	wantChild(t, m[kBroker], m[kClient])
+	wantChild(t, m[kQueue], m[kBroker])
+	wantAttr(t, m[kQueue], AttrQueueExpired, true)
+	for _, k := range []string{kClient, kBroker} {
+		wantAttr(t, m[k], "rpc.response.status_code", "DEADLINE_EXCEEDED")
+		if m[k].Status().Code != codes.Error {
+			t.Errorf("%s status = %v, want Error", k, m[k].Status())
+		}
+	}
+}
+
+func TestTracingNoService(t *testing.T) {
+	sr, tp := newRecorder(t)
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), brokerErr: gate.Errorf(gate.Unavailable, "no service")}
+	_ = f.call(testCtx(t), "Svc", "echo")
+	m := spanTree(t, sr.Ended())
+	if len(m) != 2 || m[kClient] == nil || m[kBroker] == nil {
+		t.Fatalf("spans = %v, want client and broker server only", keys(m))
+	}
+}
+
+// A Python broker in the path forwards no trace context: the worker starts
+// a new root, the client and worker spans are each whole.
+func TestTracingPythonPeer(t *testing.T) {
+	sr, tp := newRecorder(t)
+	mw := Tracing(WithTracerProvider(tp), WithPropagators(testProp))
+	req := &gate.Request{Service: "Svc", Method: "echo"}
+	req.SetRole(gate.RoleWorker)
+	// ctx holds an unrelated local span: the worker must not adopt it.
+	ctx, parent := tp.Tracer("x").Start(testCtx(t), "unrelated")
+	defer parent.End()
+	err := mw(gate.HandlerFunc(func(ctx context.Context, _ *gate.Request, _ gate.ReplyWriter) error {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			t.Errorf("worker handler ctx has no span")
+		}
+		return nil
+	})).ServeRPC(ctx, req, gate.ReplyWriterFunc(func(context.Context, *gate.Reply) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := sr.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("got %d spans, want 1", len(spans))
+	}
+	if spans[0].Parent().IsValid() {
+		t.Errorf("worker span without metadata has parent %v, want a new root", spans[0].Parent())
+	}
+	wantAttr(t, spans[0], AttrRemoteParent, true)
+	if spans[0].SpanKind() != trace.SpanKindServer {
+		t.Errorf("kind = %v", spans[0].SpanKind())
+	}
+
+	// Python broker dropping metadata between Go client and Go worker.
+	sr2, tp2 := newRecorder(t)
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp2), WithPropagators(testProp)), dropMetadata: true,
+		worker: func(ctx context.Context, w gate.ReplyWriter) error { return nil }}
+	if err := f.call(testCtx(t), "Svc", "echo"); err != nil {
+		t.Fatal(err)
+	}
+	m := spanTree(t, sr2.Ended())
+	if m[kWorker] == nil || m[kWorker].Parent().IsValid() {
+		t.Errorf("worker span should be a root: %v", keys(m))
+	}
+}
+
+func TestTracingUnknownMethodAndBaggage(t *testing.T) {
+	sr, tp := newRecorder(t)
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp), WithMethods("Svc/echo")),
+		worker: func(ctx context.Context, w gate.ReplyWriter) error {
+			if got := baggage.FromContext(ctx).Member("tenant").Value(); got != "acme" {
+				t.Errorf("worker baggage tenant = %q, want acme", got)
+			}
+			return nil
+		}}
+	b, _ := baggage.Parse("tenant=acme")
+	ctx := baggage.ContextWithBaggage(testCtx(t), b)
+	if err := f.call(ctx, "Svc", "evil"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sr.Ended() {
+		if s.Name() == "Svc/evil" {
+			t.Errorf("span named after an unknown method")
+		}
+		if s.SpanKind() == trace.SpanKindServer {
+			wantAttr(t, s, "rpc.method", OtherMethod)
+			wantAttr(t, s, "rpc.method_original", "Svc/evil")
+		}
+	}
+	if f.workerMD["baggage"] != "tenant=acme" || f.workerMD["traceparent"] == "" {
+		t.Errorf("worker metadata = %v, want traceparent and baggage", f.workerMD)
+	}
+}
+
+func TestMetadataCarrier(t *testing.T) {
+	c := metadataCarrier{}
+	c.Set("traceparent", "x")
+	c.Set("baggage", "y")
+	if c.Get("traceparent") != "x" || c.Get("missing") != "" {
+		t.Errorf("Get: %v", c)
+	}
+	if ks := c.Keys(); len(ks) != 2 || ks[0] != "baggage" {
+		t.Errorf("Keys() = %v", ks)
+	}
+}
+
+func BenchmarkTracingFakeHops(b *testing.B) {
+	worker := func(ctx context.Context, w gate.ReplyWriter) error {
+		return w.Send(ctx, &gate.Reply{Kind: gate.ReplySingle, Body: [][]byte{[]byte("hi")}})
+	}
+	b.Run("off", func(b *testing.B) {
+		f := &fakeHops{mw: gate.Chain(), worker: worker}
+		b.ReportAllocs()
+		for b.Loop() {
+			f.sink = f.sink[:0]
+			_ = f.call(context.Background(), "Svc", "echo")
+		}
+	})
+	b.Run("sampled", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider() // no exporter: spans are built, then dropped
+		defer tp.Shutdown(context.Background())
+		f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), worker: worker}
+		b.ReportAllocs()
+		for b.Loop() {
+			f.sink = f.sink[:0]
+			_ = f.call(context.Background(), "Svc", "echo")
+		}
+	})
+}
