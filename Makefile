@@ -16,9 +16,9 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install libzmq3-dev and pkg-config with apt-get when missing (root), else print the command and fail
-	@if pkg-config --exists libzmq 2>/dev/null; then exit 0; fi; \
-	pkgs="libzmq3-dev pkg-config"; \
+deps: ## install libzmq3-dev, pkg-config and prometheus (promtool, e2e) with apt-get when missing (root), else print the command and fail
+	@if pkg-config --exists libzmq 2>/dev/null && command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+	pkgs="libzmq3-dev pkg-config prometheus"; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "deps: installing $$pkgs"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs >/dev/null 2>&1 || \
@@ -49,3 +49,9 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m)
 lint: ## gofmt -s -l and go vet
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+generate: ## regenerate the committed Grafana dashboards (dashboards/*.json)
+	$(GO) generate ./dashboards
+
+check-generated: generate ## fail when the committed dashboards differ from the generator
+	git diff --exit-code -- dashboards/
