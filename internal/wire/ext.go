@@ -19,10 +19,17 @@ import (
 const ExtMagic = "\x00GX1"
 
 // Extension caps: an extended id is rejected beyond these.
+// EncodeRequestID does not enforce them; a caller that puts more than
+// MaxExtPairs pairs or more than MaxExtLen bytes into an id gets an id that
+// DecodeRequestID rejects.
 const (
 	MaxExtPairs  = 32
 	MaxExtLen    = 4096
 	MaxRequestID = 255
+
+	// MaxBudget is the largest budget an extended id carries;
+	// EncodeRequestID clamps longer budgets to it.
+	MaxBudget = 24 * time.Hour
 )
 
 // RequestMeta is what a gate request id carries besides its base id.
@@ -31,20 +38,23 @@ type RequestMeta struct {
 	MD     map[string]string // propagation metadata (traceparent, tracestate, baggage)
 }
 
-// EncodeRequestID builds a request id. With a zero meta and no pairs it
-// returns base unchanged (a plain id).
+// EncodeRequestID builds a request id. When meta carries nothing (a budget
+// under one microsecond and no pairs) it returns base unchanged (a plain
+// id). The budget is truncated to whole microseconds and clamped to
+// MaxBudget; pairs are written in ascending key order, so the encoding is
+// canonical and DecodeRequestID followed by EncodeRequestID reproduces it.
 func EncodeRequestID(base []byte, meta RequestMeta) []byte {
-	if meta.Budget <= 0 && len(meta.MD) == 0 {
+	budget := min(meta.Budget, MaxBudget).Microseconds()
+	if budget < 0 {
+		budget = 0
+	}
+	if budget == 0 && len(meta.MD) == 0 {
 		return base
 	}
 	b := make([]byte, 0, len(ExtMagic)+len(base)+16+64*len(meta.MD))
 	b = append(b, ExtMagic...)
 	b = binary.AppendUvarint(b, uint64(len(base)))
 	b = append(b, base...)
-	budget := meta.Budget.Microseconds()
-	if budget < 0 {
-		budget = 0
-	}
 	b = binary.AppendUvarint(b, uint64(budget))
 	b = binary.AppendUvarint(b, uint64(len(meta.MD)))
 	for _, k := range sortedKeys(meta.MD) {
@@ -62,6 +72,12 @@ func IsExtended(id []byte) bool { return bytes.HasPrefix(id, []byte(ExtMagic)) }
 
 // DecodeRequestID splits a request id into its base and metadata. A plain
 // id returns itself as base and a zero RequestMeta.
+//
+// Only the canonical encoding that EncodeRequestID produces is accepted:
+// minimal uvarints, a non-empty base, a budget of at most MaxBudget, keys
+// in strictly ascending order (no duplicates), at least a budget or one
+// pair, and no trailing bytes. Anything else is a *ProtocolError with
+// ReasonExtension. base aliases id; the metadata strings are copies.
 func DecodeRequestID(id []byte) (base []byte, meta RequestMeta, err error) {
 	if !IsExtended(id) {
 		return id, RequestMeta{}, nil
@@ -72,7 +88,7 @@ func DecodeRequestID(id []byte) (base []byte, meta RequestMeta, err error) {
 	p := id[len(ExtMagic):]
 	next := func() (uint64, bool) {
 		v, n := binary.Uvarint(p)
-		if n <= 0 {
+		if n <= 0 || n != uvarintLen(v) { // reject overlong (non-minimal) encodings
 			return 0, false
 		}
 		p = p[n:]
@@ -92,7 +108,7 @@ func DecodeRequestID(id []byte) (base []byte, meta RequestMeta, err error) {
 		return nil, RequestMeta{}, perr(ReasonExtension, "bad base id")
 	}
 	budget, ok := next()
-	if !ok || budget > uint64(24*time.Hour/time.Microsecond) {
+	if !ok || budget > uint64(MaxBudget/time.Microsecond) {
 		return nil, RequestMeta{}, perr(ReasonExtension, "bad budget")
 	}
 	meta.Budget = time.Duration(budget) * time.Microsecond
@@ -100,21 +116,39 @@ func DecodeRequestID(id []byte) (base []byte, meta RequestMeta, err error) {
 	if !ok || n > MaxExtPairs {
 		return nil, RequestMeta{}, perr(ReasonExtension, "bad metadata count")
 	}
+	if n == 0 && budget == 0 {
+		return nil, RequestMeta{}, perr(ReasonExtension, "extended id without budget or metadata")
+	}
 	if n > 0 {
 		meta.MD = make(map[string]string, n)
 	}
+	var prev []byte
 	for i := uint64(0); i < n; i++ {
 		k, ok1 := take()
 		v, ok2 := take()
 		if !ok1 || !ok2 {
 			return nil, RequestMeta{}, perr(ReasonExtension, "truncated metadata pair %d", i)
 		}
+		if i > 0 && bytes.Compare(prev, k) >= 0 {
+			return nil, RequestMeta{}, perr(ReasonExtension, "metadata keys not in ascending order")
+		}
+		prev = k
 		meta.MD[string(k)] = string(v)
 	}
 	if len(p) != 0 {
 		return nil, RequestMeta{}, perr(ReasonExtension, "%d trailing bytes", len(p))
 	}
 	return base, meta, nil
+}
+
+// uvarintLen is the length of the minimal uvarint encoding of v.
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -247,6 +247,9 @@ func (m WorkerMessage) Frames() [][]byte {
 }
 
 // ReadyText formats the READY service frame name:description:capacity.
+// A 0.2.12 broker ignores the READY unless the text splits into exactly
+// three parts on ':', so neither service nor description should contain
+// ':' (a gate broker only needs the service to be free of it).
 func ReadyText(service, description string, capacity int) string {
 	return service + DescriptionSep + description + DescriptionSep + strconv.Itoa(capacity)
 }
