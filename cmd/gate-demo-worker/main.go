@@ -1,22 +1,30 @@
 // Command gate-demo-worker serves the demo service (echo, sleep, fail,
-// count, blob, cpu) to a gate broker's backend.
+// count, blob/huge, cpu; see internal/demo) to a gate broker's backend.
 //
-//	gate-demo-worker -broker tcp://127.0.0.1:5556 -service demo -workers 2
+//	gate-demo-worker -broker tcp://127.0.0.1:5556 -service demo -workers 2 -metrics-addr :9101
+//	gate-demo-worker health [-addr 127.0.0.1:9101] [-path /readyz]
 //
 // Flags mirror environment variables (flag, then env, then default):
 // -broker GATE_BROKER, -service GATE_SERVICE, -capacity GATE_CAPACITY,
-// -workers GATE_WORKERS, -procs GATE_PROCS. Other GATE_* variables
-// (heartbeat, huge data, ...) are read by gate.SettingsFromEnv.
+// -workers GATE_WORKERS, -procs GATE_PROCS, -metrics-addr
+// GATE_METRICS_ADDR, -log-format GATE_LOG_FORMAT, -log-level
+// GATE_LOG_LEVEL. Other GATE_* variables (heartbeat, huge data, ...) are
+// read by gate.SettingsFromEnv, and OTEL_* by the OpenTelemetry SDK.
+//
+// With -metrics-addr the worker serves /metrics (rpc_server_*,
+// gaterpc_worker_*, Go and process metrics), /healthz (alive) and /readyz
+// (200 once every worker has connected to the broker). The health
+// subcommand GETs /healthz (for container healthchecks) and exits 0 on 200.
 package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/cli"
 )
 
 func main() {
@@ -24,9 +32,7 @@ func main() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "gate-demo-worker:", err)
-		os.Exit(1)
-	}
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(cli.ExitCode("gate-demo-worker", err, os.Stderr))
 }

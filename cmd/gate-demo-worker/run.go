@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/cli"
 	"github.com/gaterpc/gate/internal/demo"
+	"github.com/gaterpc/gate/telemetry"
+	"github.com/gaterpc/gate/telemetry/setup"
 )
 
 // Defaults.
@@ -23,55 +26,40 @@ const (
 
 // run parses args (flag, then env via getenv, then default), serves the
 // demo service with the requested number of workers until ctx is done,
-// then shuts them down gracefully.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+// then shuts them down gracefully. `run(ctx, ["health", ...])` probes a
+// running worker's /healthz instead (see cli.Health).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "health" {
+		return cli.Health(ctx, "gate-demo-worker health", args[1:], getenv, stdout, stderr)
+	}
 	settings, err := gate.SettingsFromEnv(getenv)
 	if err != nil {
 		return err
 	}
 	fs := flag.NewFlagSet("gate-demo-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	envOr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	envInt := func(name string, def int) (int, error) {
-		v := getenv(name)
-		if v == "" {
-			return def, nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return 0, fmt.Errorf("%s=%q: not an integer", name, v)
-		}
-		return n, nil
-	}
-	capDef, err := envInt("GATE_CAPACITY", settings.MessageMax)
-	if err != nil {
+	f := cli.NewFlags(fs, getenv)
+	brokerAddr := f.String("broker", "GATE_BROKER", defaultBroker, "broker backend endpoint")
+	service := f.String("service", "GATE_SERVICE", demo.DefaultName, "service name")
+	capacity := f.Int("capacity", "GATE_CAPACITY", settings.MessageMax, "requests in flight per worker, announced in READY")
+	workers := f.Int("workers", "GATE_WORKERS", 1, "number of workers")
+	procs := f.Int("procs", "GATE_PROCS", 2, "child processes for cpu(); 0 runs cpu in-process")
+	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9101); empty: no HTTP server")
+	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint on a terminal, JSON otherwise), text or json")
+	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := f.Parse(args); err != nil {
 		return err
 	}
-	workersDef, err := envInt("GATE_WORKERS", 1)
-	if err != nil {
-		return err
-	}
-	procsDef, err := envInt("GATE_PROCS", 2)
-	if err != nil {
-		return err
-	}
-	brokerAddr := fs.String("broker", envOr("GATE_BROKER", defaultBroker), "broker backend endpoint (env GATE_BROKER)")
-	service := fs.String("service", envOr("GATE_SERVICE", demo.DefaultName), "service name (env GATE_SERVICE)")
-	capacity := fs.Int("capacity", capDef, "requests in flight per worker, announced in READY (env GATE_CAPACITY)")
-	workers := fs.Int("workers", workersDef, "number of workers (env GATE_WORKERS)")
-	procs := fs.Int("procs", procsDef, "child processes for cpu(); 0 runs cpu in-process (env GATE_PROCS)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return cli.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if *workers < 1 {
-		return fmt.Errorf("-workers %d: want at least 1", *workers)
+		return cli.Usagef("-workers %d: want at least 1", *workers)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	lvl, err := cli.LogLevel(*logLevel)
+	if err != nil {
+		return err
+	}
 
 	var pool *gate.ProcessPool
 	if *procs > 0 {
@@ -84,15 +72,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+
+	conns := make([]*connWatch, *workers)
+	for i := range conns {
+		conns[i] = &connWatch{connected: new(atomic.Bool)}
+	}
+	tel, err := setup.New(ctx, setup.Config{
+		ServiceName: "gate-demo-worker",
+		Role:        gate.RoleWorker.String(),
+		MetricsAddr: *metricsAddr,
+		LogFormat:   *logFormat,
+		LogLevel:    lvl,
+		LogWriter:   stderr,
+		Ready: func(context.Context) error {
+			for i, c := range conns {
+				if !c.connected.Load() {
+					return fmt.Errorf("worker %d not connected to %s", i, *brokerAddr)
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownWithin)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	full := make([]string, 0, len(svc.Methods()))
+	for _, m := range svc.Methods() {
+		full = append(full, *service+"/"+m)
+	}
+	mw, err := tel.Middleware(telemetry.WithMethods(full...))
+	if err != nil {
+		return err
+	}
+	log := tel.Logger
+
 	settings.MessageMax = *capacity
 	ws := make([]*gate.Worker, *workers)
 	for i := range ws {
-		if ws[i], err = svc.NewWorker(*brokerAddr, gate.WithSettings(settings), gate.WithLogger(log)); err != nil {
+		conns[i].Handler = log.Handler()
+		if ws[i], err = svc.NewWorker(*brokerAddr, gate.WithSettings(settings),
+			gate.WithLogger(slog.New(conns[i])), gate.WithMiddleware(mw)); err != nil {
 			return err
 		}
 	}
 	log.Info("gate-demo-worker starting", "broker", *brokerAddr, "service", *service, "capacity", *capacity,
-		"workers", *workers, "procs", *procs, "methods", svc.Methods())
+		"workers", *workers, "procs", *procs, "metrics_addr", tel.MetricsAddr(), "methods", svc.Methods())
 
 	errs := make(chan error, len(ws))
 	var wg sync.WaitGroup
@@ -120,4 +149,45 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	wg.Wait()
 	log.Info("gate-demo-worker stopped")
 	return serveErr
+}
+
+// connWatch passes a worker's log records on and follows its connection
+// state from them: gate.Worker exposes no connection callback, but it logs
+// "worker connected" when it (re)connects and announces READY, and
+// "worker lost broker, reconnecting" when the broker goes silent or says
+// DISCONNECT. /readyz is ready while every worker is connected.
+type connWatch struct {
+	slog.Handler
+	connected *atomic.Bool
+}
+
+func (c *connWatch) Handle(ctx context.Context, r slog.Record) error {
+	c.observe(r.Message)
+	if !c.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return c.Handler.Handle(ctx, r)
+}
+
+// Enabled is true for Info records so that Handle sees the connection
+// messages even when the log level hides them.
+func (c *connWatch) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || c.Handler.Enabled(ctx, l)
+}
+
+func (c *connWatch) WithAttrs(as []slog.Attr) slog.Handler {
+	return &connWatch{Handler: c.Handler.WithAttrs(as), connected: c.connected}
+}
+
+func (c *connWatch) WithGroup(name string) slog.Handler {
+	return &connWatch{Handler: c.Handler.WithGroup(name), connected: c.connected}
+}
+
+func (c *connWatch) observe(msg string) {
+	switch msg {
+	case "worker connected":
+		c.connected.Store(true)
+	case "worker lost broker, reconnecting":
+		c.connected.Store(false)
+	}
 }

@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,11 +34,13 @@ func TestRunServesDemo(t *testing.T) {
 	const hb = 500 * time.Millisecond
 	h := gatetest.StartBrokerOn(t, gatetest.IPC, broker.WithHeartbeat(hb))
 	env := map[string]string{"GATE_HEARTBEAT": "500ms", "GATE_SERVICE": "demo"}
+	metricsPort := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs bytes.Buffer
+	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-broker", h.Backend, "-workers", "2", "-procs", "1"}, func(k string) string { return env[k] }, &logs)
+		done <- run(ctx, []string{"-broker", h.Backend, "-workers", "2", "-procs", "1", "-metrics-addr", "127.0.0.1:" + metricsPort,
+			"-log-format", "json"}, func(k string) string { return env[k] }, io.Discard, &logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -72,8 +80,10 @@ func TestRunServesDemo(t *testing.T) {
 	if got, err := c.Call(cctx, "demo.cpu", 1000); err != nil || len(got.(string)) != 64 {
 		t.Fatalf("cpu(1000) = %v, %v", got, err)
 	}
-	if got, err := c.Call(cctx, "demo.blob", 100000); err != nil || len(got.([]byte)) != 100000 {
-		t.Fatalf("blob(100000) = %v bytes, %v", len(got.([]byte)), err)
+	for _, m := range []string{"demo.blob", "demo.huge"} {
+		if got, err := c.Call(cctx, m, 100000); err != nil || len(got.([]byte)) != 100000 {
+			t.Fatalf("%s(100000) = %T, %v", m, got, err)
+		}
 	}
 	var ge *gate.Error
 	if _, err := c.Call(cctx, "demo.fail", "boom!"); !errors.As(err, &ge) || ge.Message != "ValueError('boom!')" {
@@ -93,6 +103,85 @@ func TestRunServesDemo(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("count(5) gave %d items", n)
 	}
+
+	// Telemetry: ready once connected, RED metrics per method, health.
+	base := "http://127.0.0.1:" + metricsPort
+	if code, body := httpGet(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d %s, want 200 with both workers connected", code, body)
+	}
+	_, body := httpGet(t, base+"/metrics")
+	for _, want := range []string{`rpc_server_call_duration_seconds_count{rpc_method="demo/echo"`, `rpc_method="demo/huge"`,
+		"gaterpc_worker_stream_messages_total", `gaterpc_build_info{`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(cctx, []string{"health", "-addr", "0.0.0.0:" + metricsPort}, func(string) string { return "" }, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "ok ") {
+		t.Errorf("health = %v, %q", err, out.String())
+	}
+	if err := run(cctx, []string{"health", "-path", "/readyz"}, func(k string) string { return map[string]string{"GATE_METRICS_ADDR": ":" + metricsPort}[k] }, io.Discard, io.Discard); err != nil {
+		t.Errorf("health via GATE_METRICS_ADDR, /readyz = %v", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"gate-demo-worker starting"`) {
+		t.Errorf("-log-format json: logs are not JSON:\n%s", logs.String())
+	}
+}
+
+func TestConnWatchReadiness(t *testing.T) {
+	c := &connWatch{Handler: slog.DiscardHandler, connected: new(atomic.Bool)}
+	log := slog.New(c).With("k", "v") // clones share the state
+	if c.connected.Load() {
+		t.Fatal("connected before any record")
+	}
+	log.Info("worker connected")
+	if !c.connected.Load() {
+		t.Fatal("not connected after \"worker connected\"")
+	}
+	log.Warn("worker lost broker, reconnecting")
+	if c.connected.Load() {
+		t.Fatal("still connected after losing the broker")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+func httpGet(t *testing.T, u string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func TestRunBadConfig(t *testing.T) {
@@ -104,13 +193,16 @@ func TestRunBadConfig(t *testing.T) {
 	}{
 		{"bad flag", []string{"-nope"}, nil, "flag provided but not defined"},
 		{"bad env", nil, map[string]string{"GATE_WORKERS": "many"}, "GATE_WORKERS"},
+		{"bad log level", []string{"-log-level", "loud", "-procs", "0"}, nil, "log level"},
+		{"bad log format", []string{"-log-format", "xml", "-procs", "0"}, nil, "xml"},
+		{"extra args", []string{"extra"}, nil, "unexpected arguments"},
 		{"bad settings", nil, map[string]string{"GATE_HEARTBEAT": "x"}, "GATE_HEARTBEAT"},
 		{"zero workers", []string{"-workers", "0"}, nil, "-workers 0"},
 		{"colon service", []string{"-service", "a:b", "-procs", "0"}, nil, "must not contain ':'"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &out)
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, &out)
 			if err == nil || !strings.Contains(err.Error()+out.String(), tt.want) {
 				t.Fatalf("run(%v, %v) = %v, want error mentioning %q", tt.args, tt.env, err, tt.want)
 			}

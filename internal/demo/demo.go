@@ -1,6 +1,7 @@
 // Package demo is the demo service run by cmd/gate-demo-worker and
 // embedded by `gatectl demo`: a handful of methods that exercise every
-// kind of reply.
+// kind of reply (see NewService for the list; huge and blob are the same
+// method under two names).
 //
 //	pool, _ := gate.NewProcessPool(2)
 //	svc, _ := demo.NewService("demo", pool)
@@ -50,6 +51,7 @@ func cpu(ctx context.Context, n int) (string, error) {
 //	fail(message)          -> raises ValueError(message)
 //	count(n)               -> stream of 0..n-1
 //	blob(size)             -> HugeData of size pseudo-random bytes
+//	huge(size)             -> the same as blob (the name the dashboards and docs use)
 //	cpu(n)                 -> SHA-256 chain of length n, on pool (or the worker's goroutine pool if nil)
 func NewService(name string, pool *gate.ProcessPool) (*gate.Service, error) {
 	if name == "" {
@@ -75,6 +77,7 @@ func NewService(name string, pool *gate.ProcessPool) (*gate.Service, error) {
 		{"fail", fail, "Raise ValueError(message).", nil},
 		{"count", count, "Stream the integers 0..n-1.", nil},
 		{"blob", blob, "Return size pseudo-random bytes as HugeData.", nil},
+		{"huge", blob, "Return size pseudo-random bytes as HugeData (alias of blob).", nil},
 		{"cpu", cpuFn, "Burn CPU: a SHA-256 chain of length n (runs on the process pool).", cpuOpts},
 	} {
 		if err := svc.Register(r.name, r.fn, append([]gate.MethodOption{gate.WithDoc(r.doc)}, r.opts...)...); err != nil {

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/cli"
+	"github.com/gaterpc/gate/internal/demo"
+	"github.com/gaterpc/gate/internal/gatetest"
+)
+
+const (
+	testTimeout = 10 * time.Second
+	testHB      = 500 * time.Millisecond
+)
+
+func TestMain(m *testing.M) {
+	if gate.RunChildIfRequested() { // process-pool child of TestDemo
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDemo starts a broker on tcp://127.0.0.1 (system ports) and one
+// demo worker; it returns the frontend endpoint.
+func startDemo(t *testing.T) string {
+	t.Helper()
+	h := gatetest.StartBrokerOn(t, gatetest.TCP, broker.WithHeartbeat(testHB))
+	svc, err := demo.NewService("demo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := svc.NewWorker(h.Backend, gate.WithHeartbeat(testHB), gate.WithLogger(gatetest.TestLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		w.Close()
+		if err := <-done; !errors.Is(err, gate.ErrClosed) {
+			t.Errorf("worker Serve = %v", err)
+		}
+	})
+	// Wait until the worker is registered: a call succeeds.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		_, _, err := gatectl(t, h.Frontend, "-timeout", "1s", "call", "demo.echo")
+		if err == nil {
+			return h.Frontend
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo worker never answered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// gatectl runs run with -broker frontend and the given arguments.
+func gatectl(t *testing.T, frontend string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	env := map[string]string{"GATE_BROKER": frontend, "GATE_HEARTBEAT": testHB.String()}
+	var out, errb bytes.Buffer
+	err = run(ctx, args, func(k string) string { return env[k] }, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func exitCode(err error) int { return cli.ExitCode("gatectl", err, io.Discard) }
+
+func TestCall(t *testing.T) {
+	front := startDemo(t)
+	for _, tt := range []struct {
+		name     string
+		args     []string
+		want     string // JSON, compared after normalising
+		code     int
+		stderrRE string
+	}{
+		{name: "json args and kw", args: []string{"call", "demo.echo", "hello", "42", "-1.5", `{"x":[1,true,null]}`, "-kw", "name=gate", "-kw=n=7"},
+			want: `{"args":["hello",42,-1.5,{"x":[1,true,null]}],"kwargs":{"name":"gate","n":7}}`},
+		{name: "quoted JSON string and bytes", args: []string{"call", "demo.echo", `"42"`, `{"$bytes":"AAEC"}`},
+			want: `{"args":["42",{"$bytes":"AAEC"}],"kwargs":{}}`},
+		{name: "flags after --", args: []string{"call", "demo.echo", "--", "-kw"},
+			want: `{"args":["-kw"],"kwargs":{}}`},
+		{name: "global flag after command", args: []string{"call", "-json", "demo.sleep", "0"}, want: `0`},
+		{name: "huge", args: []string{"call", "demo.huge", "3"}, want: `{"$bytes":"2Yd+"}`},
+		{name: "blob is huge", args: []string{"call", "demo.blob", "3"}, want: `{"$bytes":"2Yd+"}`},
+		{name: "exception", args: []string{"call", "demo.fail", "boom"}, code: 1,
+			stderrRE: `^ValueError: ValueError\('boom'\)\n$`},
+		{name: "exception verbose", args: []string{"-v", "call", "demo.fail", "boom"}, code: 1,
+			stderrRE: `ValueError: ValueError\('boom'\)\n\s+File ".*demo.go", line \d+`},
+		{name: "exception json", args: []string{"-json", "call", "demo.fail", "boom"}, code: 1,
+			stderrRE: `^\{"error":\{"class":"ValueError","code":"[A-Z_]+","message":"ValueError\('boom'\)","traceback":".*"\}\}\n$`},
+		{name: "unknown method", args: []string{"call", "demo.nope"}, code: 1, stderrRE: `AttributeError`},
+		{name: "type error", args: []string{"call", "demo.count", "many"}, code: 1, stderrRE: `TypeError`},
+		{name: "no method", args: []string{"call"}, code: 2},
+		{name: "bad kw", args: []string{"call", "demo.echo", "-kw", "novalue"}, code: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errs, err := gatectl(t, front, tt.args...)
+			if got := exitCode(err); got != tt.code {
+				t.Fatalf("gatectl %q: exit %d (err %v), want %d\nstderr: %s", tt.args, got, err, tt.code, errs)
+			}
+			if tt.want != "" {
+				var got, want any
+				if err := json.Unmarshal([]byte(out), &got); err != nil {
+					t.Fatalf("gatectl %q printed %q: %v", tt.args, out, err)
+				}
+				_ = json.Unmarshal([]byte(tt.want), &want)
+				g, _ := json.Marshal(got)
+				w, _ := json.Marshal(want)
+				if !bytes.Equal(g, w) {
+					t.Errorf("gatectl %q = %s, want %s", tt.args, g, w)
+				}
+			}
+			if tt.stderrRE != "" && !regexp.MustCompile(tt.stderrRE).MatchString(errs) {
+				t.Errorf("gatectl %q stderr = %q, want match %q", tt.args, errs, tt.stderrRE)
+			}
+		})
+	}
+}
+
+func TestStream(t *testing.T) {
+	front := startDemo(t)
+	out, errs, err := gatectl(t, front, "stream", "demo.count", "3")
+	if err != nil || out != "0\n1\n2\n" {
+		t.Fatalf("stream demo.count 3 = %q, %v (stderr %q), want 0 1 2 lines", out, err, errs)
+	}
+	out, _, err = gatectl(t, front, "stream", "demo.echo", "-kw", "a=1")
+	if err != nil || out != `{"args":[],"kwargs":{"a":1}}`+"\n" {
+		t.Fatalf("stream demo.echo (unary) = %q, %v", out, err)
+	}
+	_, errs, err = gatectl(t, front, "stream", "demo.count", "-1")
+	if exitCode(err) != 1 || !strings.Contains(errs, "count(n)") {
+		t.Fatalf("stream demo.count -1: err %v, stderr %q; want exit 1 with the exception", err, errs)
+	}
+}
+
+func TestServicesInfoInterfaces(t *testing.T) {
+	front := startDemo(t)
+	out, _, err := gatectl(t, front, "services")
+	if err != nil || !regexp.MustCompile(`(?m)^demo\s+gate demo service$`).MatchString(out) {
+		t.Fatalf("services = %q, %v", out, err)
+	}
+	out, _, err = gatectl(t, front, "-json", "services")
+	var rows []serviceRow
+	if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) < 1 || rows[0].Name != "demo" {
+		t.Fatalf("services -json = %q, %v", out, err)
+	}
+	out, _, err = gatectl(t, front, "info", "-json")
+	var info struct {
+		ID       string   `json:"id"`
+		Services []string `json:"services"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &info) != nil || len(info.ID) != 32 || len(info.Services) != 1 || info.Services[0] != "demo" {
+		t.Fatalf("info -json = %q, %v", out, err)
+	}
+	out, _, err = gatectl(t, front, "interfaces", "demo")
+	for _, m := range []string{"echo", "fail", "count", "huge", "blob", "sleep", "cpu"} {
+		if err != nil || !regexp.MustCompile(`(?m)^`+m+`\s`).MatchString(out) {
+			t.Fatalf("interfaces demo = %q, %v; want a row for %s", out, err, m)
+		}
+	}
+	if _, _, err := gatectl(t, front, "interfaces"); exitCode(err) != 2 {
+		t.Fatalf("interfaces without a service: %v, want a usage error", err)
+	}
+}
+
+func TestBench(t *testing.T) {
+	front := startDemo(t)
+	pngPath := filepath.Join(t.TempDir(), "h.png")
+	out, errs, err := gatectl(t, front, "-json", "bench", "-service", "demo", "-method", "echo",
+		"-concurrency", "2", "-duration", "300ms", "-size", "64", "-histogram-png", pngPath)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errs)
+	}
+	var r benchResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("bench -json printed %q: %v", out, err)
+	}
+	l := r.Latency
+	if r.Calls == 0 || r.Errors != 0 || r.CallsPerS <= 0 || l.Min <= 0 || l.Min > l.P50 || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
+		t.Fatalf("bench result not sane: %+v", r)
+	}
+	var n uint64
+	for _, b := range r.Histogram {
+		n += b.Count
+	}
+	if n != r.Calls {
+		t.Errorf("histogram holds %d calls, want %d", n, r.Calls)
+	}
+	f, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if img, err := png.Decode(f); err != nil || img.Bounds().Dx() < 100 {
+		t.Fatalf("histogram PNG: %v", err)
+	}
+
+	// Text summary, rate-limited, with progress lines.
+	out, errs, err = gatectl(t, front, "bench", "-concurrency", "2", "-duration", "1100ms", "-rate", "40", "-progress")
+	if err != nil {
+		t.Fatalf("bench -rate: %v\n%s", err, errs)
+	}
+	for _, want := range []string{"bench demo.echo: 2 callers", "calls ", "p50 ", "p99 ", "latency histogram", "■"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench summary lacks %q:\n%s", want, out)
+		}
+	}
+	if m := regexp.MustCompile(`calls\s+(\d+) `).FindStringSubmatch(out); m == nil || len(m[1]) > 2 {
+		t.Errorf("bench -rate 40 for 1.1s: want about 44 calls:\n%s", out)
+	}
+	if !strings.Contains(errs, "[1s/1.1s]") {
+		t.Errorf("bench -progress: no progress line on stderr: %q", errs)
+	}
+
+	// Failing calls: exit 1 with the error counted.
+	out, _, err = gatectl(t, front, "-json", "bench", "-method", "fail", "-concurrency", "1", "-duration", "100ms")
+	if exitCode(err) != 1 || json.Unmarshal([]byte(out), &r) != nil || r.Errors == 0 || r.Errors != r.Calls {
+		t.Fatalf("bench of fail: %v, %q", err, out)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "-frontend", "tcp://127.0.0.1:0", "-backend", "tcp://127.0.0.1:0",
+			"-metrics-addr", "127.0.0.1:0", "-procs", "1", "-rate", "50", "-log-level", "warn"},
+			func(string) string { return "" }, &stdout, &stderr)
+	}()
+	var front, metrics string
+	gatetest.WaitFor(t, testTimeout, "demo banner", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("demo returned early: %v\n%s", err, stderr.String())
+		default:
+		}
+		m := regexp.MustCompile(`frontend (tcp://\S+)[\s\S]*metrics\s+http://(\S+)/metrics`).FindStringSubmatch(stdout.String())
+		if m == nil {
+			return false
+		}
+		front, metrics = m[1], m[2]
+		return true
+	})
+	deadline := time.Now().Add(testTimeout)
+	for {
+		out, _, err := gatectl(t, front, "-timeout", "1s", "call", "demo.cpu", "1000")
+		if err == nil && len(strings.Trim(strings.TrimSpace(out), `"`)) == 64 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call through the demo succeeded: %v %q\n%s", err, out, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, ex := range []string{"services", "call " + `demo.echo hello 42 '{"x":[1,2]}' -kw name=gate`, "stream demo.count 5"} {
+		if !strings.Contains(stdout.String(), ex) {
+			t.Errorf("banner lacks the example %q:\n%s", ex, stdout.String())
+		}
+	}
+	// The traffic generator feeds every hop's metrics.
+	gatetest.WaitFor(t, testTimeout, "metrics of every hop", func() bool {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, m := range []string{"rpc_client_call_duration_seconds", "rpc_server_call_duration_seconds",
+			"gaterpc_broker_requests_queued", `rpc_method="demo/count"`, "gaterpc_worker_stream_messages_total"} {
+			if !bytes.Contains(b, []byte(m)) {
+				return false
+			}
+		}
+		return true
+	})
+	http.DefaultClient.CloseIdleConnections()
+	if _, _, err := gatectl(t, front, "health", "-addr", metrics, "-path", "/readyz"); err != nil {
+		t.Fatalf("health /readyz of the demo: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo = %v\n%s", err, stderr.String())
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("demo did not stop after cancel")
+	}
+	if !strings.Contains(stdout.String(), "shutting down") {
+		t.Errorf("no shutdown message:\n%s", stdout.String())
+	}
+}
+
+func TestHealth(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.Error(w, "nope", http.StatusServiceUnavailable)
+		}
+	}))
+	defer ok.Close()
+	addr := strings.TrimPrefix(ok.URL, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+	}{
+		{"flag", []string{"health", "-addr", addr}, nil, 0},
+		{"env", []string{"health"}, map[string]string{"GATE_METRICS_ADDR": "0.0.0.0:" + port}, 0},
+		{"flag beats env", []string{"health", "-addr", addr}, map[string]string{"GATE_METRICS_ADDR": "127.0.0.1:1"}, 0},
+		{"not ready", []string{"health", "-addr", addr, "-path", "/readyz"}, nil, 1},
+		{"nothing listening", []string{"health", "-addr", "127.0.0.1:1", "-timeout", "1s"}, nil, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &out, &errb)
+			if got := exitCode(err); got != tt.code {
+				t.Fatalf("gatectl %q = exit %d (%v, %s), want %d", tt.args, got, err, errb.String(), tt.code)
+			}
+		})
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+	}{
+		{"no command", nil, nil, 2},
+		{"unknown command", []string{"frob"}, nil, 2},
+		{"help", []string{"-h"}, nil, 0},
+		{"help command", []string{"help"}, nil, 0},
+		{"bad env", []string{"services"}, map[string]string{"GATE_TIMEOUT": "soon"}, 1},
+		{"bad bench flag", []string{"bench", "-concurrency", "0"}, nil, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+			if got := exitCode(err); got != tt.code {
+				t.Fatalf("gatectl %q = exit %d (%v), want %d", tt.args, got, err, tt.code)
+			}
+		})
+	}
+}
