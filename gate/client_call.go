@@ -2,9 +2,12 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/gaterpc/gate/internal/bounded"
 )
 
 // inbound is one reply message for a call, as the client loop hands it
@@ -157,94 +160,74 @@ func msgCost(m inbound) int64 {
 var errItemTimeout = fmt.Errorf("%w: no reply message within the reply timeout", ErrTimeout)
 
 // pendingTable is the client's table of calls awaiting replies, keyed by
-// the exact request id bytes sent. It is bounded: add waits for room until
-// its ctx is done (the seed's BoundedDict). Safe for concurrent use; the
-// loop uses only the non-blocking methods.
+// the exact request id bytes sent: a [BoundedMap] (the seed's BoundedDict)
+// that add waits on for room until its ctx is done, plus a closed state.
+// Safe for concurrent use; the loop uses only the non-blocking methods.
 type pendingTable struct {
-	mu     sync.Mutex
-	m      map[string]*call
-	max    int
-	room   chan struct{} // closed and replaced whenever an entry leaves
+	m      *BoundedMap[string, *call]
+	mu     sync.Mutex // guards closed
 	closed error
 }
 
 func newPendingTable(max int) *pendingTable {
-	return &pendingTable{m: make(map[string]*call), max: max, room: make(chan struct{})}
+	return &pendingTable{m: NewBoundedMap[string, *call](max)}
 }
 
 // add registers c, waiting for room until ctx is done.
 func (p *pendingTable) add(ctx context.Context, c *call) error {
-	for {
-		p.mu.Lock()
-		if p.closed != nil {
-			err := p.closed
-			p.mu.Unlock()
-			return err
-		}
-		if _, dup := p.m[c.key]; dup {
-			p.mu.Unlock()
-			return Errorf(Internal, "duplicate request id")
-		}
-		if len(p.m) < p.max {
-			p.m[c.key] = c
-			p.mu.Unlock()
-			return nil
-		}
-		room := p.room
-		p.mu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return Errorf(ResourceExhausted, "%d calls pending (MessageMax): %v", p.max, ctx.Err())
-		}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed != nil {
+		return closed
 	}
+	switch err := p.m.Add(ctx, c.key, c); {
+	case err == nil:
+	case errors.Is(err, bounded.ErrExists):
+		return Errorf(Internal, "duplicate request id")
+	default:
+		return Errorf(ResourceExhausted, "%d calls pending (MessageMax): %v", p.m.Cap(), ctx.Err())
+	}
+	// failAll(final) may have run while add waited: do not leave c behind.
+	p.mu.Lock()
+	closed = p.closed
+	p.mu.Unlock()
+	if closed != nil {
+		p.remove(c)
+		return closed
+	}
+	return nil
 }
 
 // get returns the call registered under key.
 func (p *pendingTable) get(key []byte) *call {
-	p.mu.Lock()
-	c := p.m[string(key)]
-	p.mu.Unlock()
+	c, _ := p.m.Load(string(key))
 	return c
 }
 
 // remove drops c if it is still registered and reports whether it was.
 func (p *pendingTable) remove(c *call) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m[c.key] != c {
-		return false
-	}
-	delete(p.m, c.key)
-	close(p.room)
-	p.room = make(chan struct{})
-	return true
+	return p.m.DeleteIf(c.key, func(v *call) bool { return v == c })
 }
 
 // failAll removes every entry and fails it with err. When final is true
 // the table refuses later additions with err.
 func (p *pendingTable) failAll(err error, final bool) int {
-	p.mu.Lock()
-	calls := make([]*call, 0, len(p.m))
-	for _, c := range p.m {
-		calls = append(calls, c)
-	}
-	clear(p.m)
 	if final {
+		p.mu.Lock()
 		p.closed = err
+		p.mu.Unlock()
 	}
-	close(p.room)
-	p.room = make(chan struct{})
-	p.mu.Unlock()
-	for _, c := range calls {
-		c.fail(err)
-	}
-	return len(calls)
+	n := 0
+	p.m.Range(func(_ string, c *call) bool {
+		if p.remove(c) {
+			c.fail(err)
+			n++
+		}
+		return true
+	})
+	return n
 }
 
 // len returns the number of pending calls.
-func (p *pendingTable) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.m)
-}
+func (p *pendingTable) len() int { return p.m.Len() }

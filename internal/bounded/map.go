@@ -14,6 +14,8 @@ var (
 	// ErrNoKey is returned (wrapping the ctx error) by [Map.Get] and
 	// [Map.Take] when ctx is done before the key appears.
 	ErrNoKey = errors.New("bounded: key not present")
+	// ErrExists is returned by [Map.Add] when the key is already present.
+	ErrExists = errors.New("bounded: key already present")
 )
 
 // Map is a map with a capacity, safe for concurrent use. Set waits for room
@@ -54,6 +56,33 @@ func (m *Map[K, V]) Len() int {
 func (m *Map[K, V]) Set(ctx context.Context, k K, v V) error {
 	for {
 		m.mu.Lock()
+		if m.storeLocked(k, v) {
+			m.mu.Unlock()
+			return nil
+		}
+		if m.room == nil {
+			m.room = make(chan struct{})
+		}
+		room := m.room
+		m.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrFull, ctx.Err())
+		}
+	}
+}
+
+// Add stores v under k only if k is absent, waiting for room while the map
+// is full. It returns [ErrExists] if k is present, and an error matching
+// [ErrFull] and ctx.Err() if ctx is done before there is room.
+func (m *Map[K, V]) Add(ctx context.Context, k K, v V) error {
+	for {
+		m.mu.Lock()
+		if _, ok := m.m[k]; ok {
+			m.mu.Unlock()
+			return ErrExists
+		}
 		if m.storeLocked(k, v) {
 			m.mu.Unlock()
 			return nil
@@ -152,6 +181,19 @@ func (m *Map[K, V]) Delete(k K) (V, bool) {
 		m.deleteLocked(k)
 	}
 	return v, ok
+}
+
+// DeleteIf removes the entry for k if match reports true for its value,
+// atomically, and reports whether it removed it.
+func (m *Map[K, V]) DeleteIf(k K, match func(V) bool) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[k]
+	if !ok || !match(v) {
+		return false
+	}
+	m.deleteLocked(k)
+	return true
 }
 
 func (m *Map[K, V]) deleteLocked(k K) {

@@ -323,3 +323,37 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("Len() = %d at the end", m.Len())
 	}
 }
+
+func TestAddAndDeleteIf(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m := New[string, int](1)
+	if err := m.Add(ctx, "a", 1); err != nil {
+		t.Fatalf("Add(a) = %v", err)
+	}
+	if err := m.Add(ctx, "a", 2); !errors.Is(err, ErrExists) {
+		t.Fatalf("Add(a) again = %v, want ErrExists", err)
+	}
+	if v, _ := m.Load("a"); v != 1 {
+		t.Fatalf("Add replaced the value: got %d, want 1", v)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	if err := m.Add(short, "b", 2); !errors.Is(err, ErrFull) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Add(b) on a full map = %v, want ErrFull and DeadlineExceeded", err)
+	}
+	if m.DeleteIf("a", func(v int) bool { return v == 2 }) {
+		t.Fatal("DeleteIf removed an entry whose value did not match")
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Add(ctx, "b", 2) }() // waits for room
+	if !m.DeleteIf("a", func(v int) bool { return v == 1 }) {
+		t.Fatal("DeleteIf did not remove the matching entry")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Add(b) after room = %v", err)
+	}
+	if v, ok := m.Load("b"); !ok || v != 2 {
+		t.Fatalf("Load(b) = %d, %v", v, ok)
+	}
+}
