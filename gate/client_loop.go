@@ -204,13 +204,16 @@ func (l *clientLoop) handle(frames [][]byte) {
 	if kind == wire.ReplyUnknown {
 		return // ignored, like the Python client
 	}
-	if !cl.push(inbound{kind: kind, payload: payload, body: rep.Body}) {
+	// A final reply leaves the table before the caller can see it, so a
+	// returned call is never still counted as pending.
+	final := kind.Final()
+	if final {
+		c.pending.remove(cl)
+	}
+	if !cl.push(inbound{kind: kind, payload: payload, body: rep.Body}) && !final {
+		// The caller's buffer overflowed: stop the rest at the source.
 		c.pending.remove(cl)
 		l.send(outMsg{frames: c.cancelFrames(cl.id)})
-		return
-	}
-	if kind.Final() {
-		c.pending.remove(cl)
 	}
 }
 
