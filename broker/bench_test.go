@@ -20,7 +20,7 @@ import (
 
 const benchInFlight = 64
 
-var benchTransports = []gatetest.Transport{gatetest.IPC, gatetest.TCP}
+var benchTransports = []gatetest.Transport{gatetest.Inproc, gatetest.IPC, gatetest.TCP}
 
 // BenchmarkBrokerHop measures calls/s through the broker: client DEALER →
 // broker → worker DEALER (echo) and back, with 64 requests in flight.
@@ -33,7 +33,72 @@ func BenchmarkBrokerHop(b *testing.B) {
 			c := gatetest.Dial(b, h.Ctx, h.Frontend, gatetest.NewID("bc"))
 			// wait until the worker is registered
 			gatetest.WaitFor(b, gatetest.TestTimeout, "echo worker", func() bool { return h.Broker.Stats().Workers == 1 })
-			runClient(b, c, true)
+			runClient(b, c, true, benchInFlight)
+		})
+	}
+}
+
+// BenchmarkBrokerHopSerial measures the latency of one call through the
+// broker with a single request in flight: client → broker → worker →
+// broker → client.
+func BenchmarkBrokerHopSerial(b *testing.B) {
+	for _, tr := range benchTransports {
+		b.Run(tr.Name, func(b *testing.B) {
+			h := gatetest.StartBrokerOn(b, tr, broker.WithHeartbeat(time.Second))
+			stop := startEcho(b, h.Ctx, h.Backend, true)
+			defer stop()
+			c := gatetest.Dial(b, h.Ctx, h.Frontend, gatetest.NewID("bc"))
+			gatetest.WaitFor(b, gatetest.TestTimeout, "echo worker", func() bool { return h.Broker.Stats().Workers == 1 })
+			runClient(b, c, true, 1)
+		})
+	}
+}
+
+// BenchmarkPingPong is the floor for the serial benchmark: a bare DEALER
+// ping-pong between the client and an echo peer, with no broker.
+func BenchmarkPingPong(b *testing.B) {
+	for _, tr := range benchTransports {
+		b.Run(tr.Name, func(b *testing.B) {
+			zctx, err := zmq.NewContext()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { zctx.Term() })
+			ep, _ := tr.Endpoints(b)
+			srv, err := zctx.NewSocket(zmq.ROUTER)
+			if err != nil {
+				b.Fatal(err)
+			}
+			zmqx.Setup(srv, 0, 0, nil)
+			if err := srv.Bind(ep); err != nil {
+				srv.Close()
+				b.Fatal(err)
+			}
+			ep, _ = srv.GetLastEndpoint()
+			var quit atomic.Bool
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { // owns srv
+				defer wg.Done()
+				defer srv.Close()
+				poller := zmq.NewPoller()
+				poller.Add(srv, zmq.POLLIN)
+				for !quit.Load() {
+					if _, err := poller.Poll(20 * time.Millisecond); err != nil {
+						return
+					}
+					for {
+						msg, err := srv.RecvMessageBytes(zmq.DONTWAIT)
+						if err != nil {
+							break
+						}
+						srv.SendMessage(msg)
+					}
+				}
+			}()
+			defer func() { quit.Store(true); wg.Wait() }()
+			c := gatetest.Dial(b, zctx, ep, gatetest.NewID("pc"))
+			runClient(b, c, false, 1)
 		})
 	}
 }
@@ -55,12 +120,13 @@ func BenchmarkForwardingLoop(b *testing.B) {
 			defer stop()
 			c := gatetest.Dial(b, zctx, fwd.front, gatetest.NewID("bc"))
 			gatetest.WaitFor(b, gatetest.TestTimeout, "echo worker", func() bool { return fwd.ready.Load() })
-			runClient(b, c, false)
+			runClient(b, c, false, benchInFlight)
 		})
 	}
 }
 
-func runClient(b *testing.B, c *gatetest.RawPeer, proto bool) {
+// runClient keeps inflight requests outstanding until b.N replies came.
+func runClient(b *testing.B, c *gatetest.RawPeer, proto bool, inflight int) {
 	body := [][]byte{[]byte("\xa4echo"), []byte("\x91\xa1a"), {0x80}}
 	send := func(i int) {
 		req := wire.ClientRequest{Service: "Echo", RequestID: []byte(fmt.Sprintf("%016d", i)), Body: body}
@@ -68,9 +134,10 @@ func runClient(b *testing.B, c *gatetest.RawPeer, proto bool) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	sent, got := 0, 0
-	for ; sent < min(benchInFlight, b.N); sent++ {
+	for ; sent < min(inflight, b.N); sent++ {
 		send(sent)
 	}
 	for got < b.N {
@@ -90,8 +157,20 @@ func runClient(b *testing.B, c *gatetest.RawPeer, proto bool) {
 		}
 	}
 	el := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/call")
 	b.ReportMetric(float64(b.N)/el.Seconds(), "calls/s")
+	b.ReportMetric(float64(el.Microseconds())/float64(b.N), "µs/call")
+}
+
+// cpuTime is the CPU time (user + system) of the whole process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startEcho runs an echo worker on its own goroutine (which owns its

@@ -13,9 +13,9 @@ const (
 	OutcomeError       = "error"         // final reply carried a remote exception
 	OutcomeExpired     = "expired"       // waited too long for a worker (BusyWorkerError)
 	OutcomeTimeout     = "timeout"       // caller budget ran out while queued (TimeoutError)
-	OutcomeFull        = "rejected_full" // queue full or too many handlers (BusyWorkerError)
+	OutcomeFull        = "rejected_full" // queue full, too many handlers or client too slow (BusyWorkerError)
 	OutcomeNoService   = "no_service"    // unknown service or no live worker (ServiceUnAvailableError)
-	OutcomeCancelled   = "cancelled"     // cancelled by the client (Gate.cancel)
+	OutcomeCancelled   = "cancelled"     // cancelled by the client (Gate.cancel), or the client left
 	OutcomeWorkerLost  = "worker_lost"   // worker died, expired or left mid-request (WorkerLostError)
 	OutcomeShutdown    = "shutdown"      // refused or dropped because the broker is shutting down
 	OutcomeMiddleware  = "middleware"    // middleware returned before the request was dispatched

@@ -13,7 +13,7 @@ import (
 // malformed body gets an exception reply instead of silence.
 func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 	reply := func(body []byte) {
-		l.toClient(client, frameGate, cr.RequestID, [][]byte{body})
+		l.toClient(client, frameGate, cr.RequestID, [][]byte{body}, true)
 	}
 	typeErr := func(msg string) {
 		reply(exceptionMap("TypeError", "TypeError("+pyRepr(msg)+")", ""))
@@ -130,13 +130,12 @@ func (l *loop) cancel(client, rid []byte) bool {
 }
 
 // errorFor turns a broker-generated exception into the *gate.Error a
-// middleware chain sees as the request's outcome.
+// middleware chain sees as the request's outcome. Its code is the one
+// clients derive from the class (gate.CodeForClass): WorkerLostError and
+// ServiceUnAvailableError are Unavailable, BusyWorkerError is
+// ResourceExhausted, TimeoutError is DeadlineExceeded.
 func errorFor(class, repr string) error {
-	code := gate.CodeForClass(class)
-	if class == "WorkerLostError" {
-		code = gate.Unavailable
-	}
-	return &gate.Error{Code: code, Class: class, Message: repr}
+	return &gate.Error{Code: gate.CodeForClass(class), Class: class, Message: repr}
 }
 
 // pyRepr renders s like Python's repr of a str.

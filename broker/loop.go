@@ -74,6 +74,7 @@ type worker struct {
 	lastHB   time.Time
 	reqs     map[string]*request   // in flight, by client+wire request id
 	pending  map[*request]struct{} // assigned, not yet sent (middleware)
+	q        *peerQueue            // messages waiting for room in its pipe
 }
 
 type request struct {
@@ -128,7 +129,11 @@ type loop struct {
 	keybuf []byte
 	out    [][]byte
 
+	clientQ map[string]*peerQueue // clients with an overflow queue
+	pending []*peerQueue          // non-empty overflow queues, to flush
+
 	hbSent, hbRecv, keepalives uint64
+	dispatched                 uint64 // Outcomes["dispatched"]
 	outcomes, expirations      map[string]uint64
 	drops                      map[string]uint64
 }
@@ -141,6 +146,7 @@ func (b *Broker) run() (err error) {
 		services:    make(map[string]*service),
 		workers:     make(map[string]*worker),
 		reqs:        make(map[string]*request),
+		clientQ:     make(map[string]*peerQueue),
 		outcomes:    make(map[string]uint64),
 		expirations: make(map[string]uint64),
 		drops:       make(map[string]uint64),
@@ -197,7 +203,13 @@ func (l *loop) open() error {
 		if max < 0 {
 			max = 0
 		}
-		if err := zmqx.Setup(s, l.opts.hwm, max, nil); err != nil {
+		err = zmqx.Setup(s, l.opts.hwm, max, nil)
+		if err == nil {
+			// A full or unknown peer makes the send fail instead of
+			// dropping the message silently (see outq.go).
+			err = s.SetRouterMandatory(1)
+		}
+		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("broker: %s socket options: %w", name, err)
 		}
@@ -238,6 +250,9 @@ func (l *loop) serve() error {
 			l.tick()
 		}
 		l.expireQueued()
+		if len(l.pending) > 0 {
+			l.flush()
+		}
 		polled, err := l.poller.Poll(l.pollTimeout())
 		if err != nil {
 			if isErrno(err, syscall.EINTR) {
@@ -248,9 +263,9 @@ func (l *loop) serve() error {
 		for _, p := range polled {
 			switch p.Socket {
 			case l.front:
-				l.drain(l.front, l.onFrontend)
+				l.drain(l.front, l.onFrontend, batchLimit, true)
 			case l.back:
-				l.drain(l.back, l.onBackend)
+				l.drain(l.back, l.onBackend, batchLimit, true)
 			default:
 				l.now = time.Now()
 				l.mb.Drain()
@@ -261,33 +276,70 @@ func (l *loop) serve() error {
 	return nil
 }
 
+// pollTimeout is the wait until the next timer (heartbeats, queue
+// expiry), rounded up to whole milliseconds because zmq_poll truncates
+// (a wait under 1 ms would spin), and at most 1 ms while overflow queues
+// wait for room.
 func (l *loop) pollTimeout() time.Duration {
 	next := l.nextTick
 	if len(l.expiry) > 0 && l.expiry[0].deadline.Before(next) {
 		next = l.expiry[0].deadline
 	}
-	return min(zmqx.PollTimeout(next.Sub(time.Now())), maxPollWait)
+	d := zmqx.PollTimeout(next.Sub(l.now))
+	d = (d + time.Millisecond - 1).Truncate(time.Millisecond)
+	if len(l.pending) > 0 {
+		d = min(d, time.Millisecond)
+	}
+	return min(d, maxPollWait)
 }
 
-// drain reads up to batchLimit messages without blocking.
-func (l *loop) drain(s *zmq.Socket, handle func([][]byte)) {
-	l.now = time.Now()
-	for range batchLimit {
-		msg, err := s.RecvMessageBytes(zmq.DONTWAIT)
+// drain reads up to max messages without blocking. l.now is the time each
+// message was read, so liveness never rests on a clock taken before a long
+// batch. With yield it stops early when the heartbeat timer is due, so a
+// backlog cannot hold heartbeats back.
+func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) {
+	for range max {
+		msg, err := recvMessage(s)
 		if err != nil {
-			if !isErrno(err, syscall.EAGAIN) && !isErrno(err, syscall.EINTR) {
+			if e := errnoOf(err); e != errAgain && e != zmq.Errno(syscall.EINTR) {
 				l.log.LogAttrs(context.Background(), slog.LevelWarn, "broker: receive failed", slog.String("error", err.Error()))
 			}
 			return
 		}
+		l.now = time.Now()
 		handle(msg)
+		if yield && !l.now.Before(l.nextTick) {
+			return
+		}
 	}
 }
 
-func isErrno(err error, e syscall.Errno) bool {
-	var zerr zmq.Errno
-	return errors.As(err, &zerr) && zerr == zmq.Errno(e)
+// recvMessage reads one multipart message without blocking. Unlike
+// RecvMessageBytes it sizes the frame list once (messages have up to 8
+// frames). Only the first frame can give EAGAIN: the rest of a multipart
+// message is delivered atomically with it.
+func recvMessage(s *zmq.Socket) ([][]byte, error) {
+	var msg [][]byte
+	for {
+		b, err := s.RecvBytes(zmq.DONTWAIT)
+		if err != nil {
+			return nil, err
+		}
+		if msg == nil {
+			msg = make([][]byte, 0, 8)
+		}
+		msg = append(msg, b)
+		more, err := s.GetRcvmore()
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return msg, nil
+		}
+	}
 }
+
+func isErrno(err error, e syscall.Errno) bool { return errnoOf(err) == zmq.Errno(e) }
 
 func (l *loop) oversize(msg [][]byte) bool {
 	if l.opts.maxMsgSize <= 0 {
@@ -316,8 +368,9 @@ func (l *loop) dropErr(socket string, err error) {
 	l.drop(socket, "malformed")
 }
 
-// send writes one multipart message without blocking. A ROUTER drops
-// messages for unknown peers or full pipes; the error is only reported.
+// send writes one multipart message without blocking. With
+// ROUTER_MANDATORY a full pipe gives EAGAIN and an unknown peer
+// EHOSTUNREACH, both on the first frame, so nothing is half sent.
 func (l *loop) send(s *zmq.Socket, frames [][]byte) error {
 	last := len(frames) - 1
 	for i, f := range frames {
@@ -332,33 +385,43 @@ func (l *loop) send(s *zmq.Socket, frames [][]byte) error {
 	return nil
 }
 
-// toClient sends one reply message to a client.
-func (l *loop) toClient(client, service, rid []byte, body [][]byte) {
+// toClient sends one reply message to a client (or queues it, see
+// sendClient). final marks the message that ends its request.
+func (l *loop) toClient(client, service, rid []byte, body [][]byte, final bool) {
 	if l.closed {
 		return
 	}
 	out := append(l.out[:0], client, frameEmpty, frameClient, service, rid)
 	out = append(out, body...)
-	if err := l.send(l.front, out); err != nil {
-		l.drop("frontend", "send_failed")
-	}
-	clear(out)
 	l.out = out[:0]
+	l.sendClient(client, out, final)
+	clear(out)
 }
 
-// toWorker sends a command to a worker and marks it as recently sent to.
+// toWorker sends a command to a worker (queued behind earlier messages if
+// its pipe is full) and marks it as recently sent to.
 func (l *loop) toWorker(w *worker, frames ...[]byte) {
 	if l.closed {
 		return
 	}
 	out := append(l.out[:0], w.id, frameEmpty, frameWorker)
 	out = append(out, frames...)
-	if err := l.send(l.back, out); err != nil {
-		l.drop("backend", "send_failed")
+	l.out = out[:0]
+	l.sendWorker(w, out, true)
+	clear(out)
+	w.lastSent = l.now
+}
+
+// disconnect sends DISCONNECT to a worker that is being forgotten, best
+// effort: whatever was queued for it is dropped.
+func (l *loop) disconnect(id []byte) {
+	if l.closed {
+		return
 	}
+	out := append(l.out[:0], id, frameEmpty, frameWorker, cmdDisc)
+	_ = l.send(l.back, out)
 	clear(out)
 	l.out = out[:0]
-	w.lastSent = l.now
 }
 
 // key builds a lookup key from a routing id and a request id.
@@ -603,13 +666,21 @@ func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
 	}
 	out := append(l.out[:0], w.id, frameEmpty, frameWorker, cmdRequest, r.client, frameEmpty, wireRid)
 	out = append(out, r.body...)
-	err := l.send(l.back, out)
-	clear(out)
 	l.out = out[:0]
-	if err != nil {
-		l.drop("backend", "send_failed")
-		l.release(w)
-		l.fail(r, OutcomeInternalErr, "ServiceUnAvailableError", unavailableRepr(r.svcName))
+	ok := l.sendWorker(w, out, false)
+	clear(out)
+	if !ok {
+		switch {
+		case w.dead: // its connection is gone: the REQUEST never left
+			r.worker, r.state = nil, stNew
+			l.submit(r)
+		case w.q != nil:
+			l.release(w)
+			l.fail(r, OutcomeFull, "BusyWorkerError", "BusyWorkerError('worker send queue full')")
+		default:
+			l.release(w)
+			l.fail(r, OutcomeInternalErr, "ServiceUnAvailableError", unavailableRepr(r.svcName))
+		}
 		return
 	}
 	w.lastSent = l.now
@@ -622,7 +693,7 @@ func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
 	r.state = stInFlight
 	w.svc.inflight++
 	l.inflight++
-	l.outcomes["dispatched"]++
+	l.dispatched++ // a plain counter: this is the per-request hot path
 	if h := l.opts.hooks.OnDispatch; h != nil {
 		h(r.svcName, l.now.Sub(r.arrived))
 	}
@@ -686,7 +757,7 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 		return
 	}
 	if body != nil {
-		l.toClient(r.client, r.svcFrame, r.rid, body)
+		l.toClient(r.client, r.svcFrame, r.rid, body, true)
 	}
 }
 
@@ -751,12 +822,12 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 	}
 	if m.Service == wire.InternalService {
 		l.drop("backend", "reserved_service")
-		l.toWorker(&worker{id: id}, cmdDisc)
+		l.disconnect(id)
 		return
 	}
 	if l.draining {
 		l.drop("backend", "shutting_down")
-		l.toWorker(&worker{id: id}, cmdDisc)
+		l.disconnect(id)
 		return
 	}
 	s := l.services[m.Service]
@@ -781,7 +852,7 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 	// quirk 9: the first HEARTBEAT goes out at once.
 	l.heartbeat(w)
 	l.log.LogAttrs(context.Background(), slog.LevelInfo, "worker ready",
-		slog.String("rpc.service", s.name), slog.String("worker.id", fmt.Sprintf("%x", id)), slog.Int("capacity", w.capacity))
+		slog.String("rpc.service", s.name), slog.String("worker.id", hexID(id)), slog.Int("capacity", w.capacity))
 	if h := l.opts.hooks.OnWorkerReady; h != nil {
 		h(s.name)
 	}
@@ -818,6 +889,9 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 		}
 		h(r.svcName, kind, n)
 	}
+	if kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk {
+		r.lastKind = kind // before relaying: a failure there uses the stream's marker
+	}
 	if r.mw != nil {
 		if !r.mw.push(mwEvent{kind: evReply, replyKind: kind, body: m.Body}) {
 			l.drop("backend", "handler_overflow")
@@ -826,10 +900,18 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 			return
 		}
 	} else {
-		l.toClient(r.client, r.svcFrame, r.rid, m.Body)
-	}
-	if kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk {
-		r.lastKind = kind
+		l.toClient(r.client, r.svcFrame, r.rid, m.Body, kind.Final())
+		// The client may have been failed (too slow) or be gone.
+		if r.detached {
+			if kind.Final() {
+				l.forget(r)
+				r.state = stDone
+			}
+			return
+		}
+		if r.state == stDone {
+			return
+		}
 	}
 	if !kind.Final() {
 		return
@@ -869,8 +951,12 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 	if w.dead {
 		return
 	}
+	if q := w.q; q != nil {
+		q.dead = true
+		l.unlist(q)
+	}
 	if disconnect {
-		l.toWorker(w, cmdDisc)
+		l.disconnect(w.id)
 	}
 	w.dead = true
 	delete(l.workers, w.key)
@@ -883,7 +969,7 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 		lvl = slog.LevelWarn
 	}
 	l.log.LogAttrs(context.Background(), lvl, "worker gone", slog.String("rpc.service", s.name),
-		slog.String("worker.id", fmt.Sprintf("%x", w.id)), slog.String("reason", reason), slog.Int("in_flight", len(w.reqs)+len(w.pending)))
+		slog.String("worker.id", hexID(w.id)), slog.String("reason", reason), slog.Int("in_flight", len(w.reqs)+len(w.pending)))
 	if h := l.opts.hooks.OnWorkerGone; h != nil {
 		h(s.name, reason)
 	}
@@ -912,6 +998,18 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 func (l *loop) tick() {
 	hb := l.opts.heartbeat
 	ttl := hb * time.Duration(l.opts.liveness)
+	l.now = time.Now()
+	for _, w := range l.workers {
+		if l.now.Sub(w.lastRecv) >= ttl {
+			// Before expiring anyone, read what is waiting on the backend:
+			// a worker's answer may sit unread behind a backlog. The
+			// ROUTER fair-queues its peers, so reading more messages than
+			// there are peers reaches every peer that has one waiting.
+			l.drain(l.back, l.onBackend, batchLimit+2*len(l.workers), false)
+			l.now = time.Now()
+			break
+		}
+	}
 	var dead []*worker
 	for _, w := range l.workers {
 		if l.now.Sub(w.lastRecv) >= ttl {
@@ -922,6 +1020,9 @@ func (l *loop) tick() {
 		// and also probe a worker that has been silent for an interval
 		// while it keeps receiving requests, so that a busy but healthy
 		// worker answers and is not expired.
+		if w.q != nil {
+			continue // its pipe is full: it has plenty to read
+		}
 		if l.now.Sub(w.lastSent) >= hb || (l.now.Sub(w.lastRecv) >= hb && l.now.Sub(w.lastHB) >= hb) {
 			l.heartbeat(w)
 		}
@@ -1001,8 +1102,9 @@ func (l *loop) shutdownSockets() {
 			}
 			l.fail(r, OutcomeShutdown, "ServiceUnAvailableError", unavailableRepr(r.svcName))
 		}
+		l.flush() // last chance for what waits in overflow queues
 		for _, w := range l.workers {
-			l.toWorker(w, cmdDisc)
+			l.disconnect(w.id)
 			l.expirations[GoneShutdown]++
 			if h := l.opts.hooks.OnWorkerGone; h != nil {
 				h(w.svc.name, GoneShutdown)
@@ -1041,6 +1143,10 @@ func (l *loop) snapshot() Stats {
 		Workers:            len(l.workers),
 		Requests:           len(l.reqs),
 		Handlers:           l.handlers,
+		Buffered:           l.buffered(),
+	}
+	if l.dispatched > 0 {
+		st.Outcomes["dispatched"] = l.dispatched
 	}
 	for _, name := range sortedNames(l.services) {
 		s := l.services[name]

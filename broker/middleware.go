@@ -169,7 +169,7 @@ func (l *loop) relay(r *request, body [][]byte, final bool) {
 		return // a final reply already went out
 	}
 	r.final = r.final || final
-	l.toClient(r.client, r.svcFrame, r.rid, body)
+	l.toClient(r.client, r.svcFrame, r.rid, body, final)
 }
 
 func (l *loop) submitMW(r *request, md map[string]string) {

@@ -25,6 +25,11 @@ const (
 	DefaultMaxMsgSize  = 64 << 20
 	DefaultHWM         = 3000
 	DefaultMaxHandlers = 10000
+	// DefaultPeerBufferMessages and DefaultPeerBufferBytes bound the
+	// messages the broker holds for one peer whose pipe is full (see
+	// WithPeerBuffer).
+	DefaultPeerBufferMessages = 4096
+	DefaultPeerBufferBytes    = 16 << 20
 )
 
 // IDLen is the length of a broker id.
@@ -51,6 +56,8 @@ type options struct {
 	hooks             Hooks
 	id                []byte
 	maxHandlers       int
+	bufMsgs           int
+	bufBytes          int64
 }
 
 func defaultOptions() options {
@@ -64,6 +71,8 @@ func defaultOptions() options {
 		maxMsgSize:   DefaultMaxMsgSize,
 		hwm:          DefaultHWM,
 		maxHandlers:  DefaultMaxHandlers,
+		bufMsgs:      DefaultPeerBufferMessages,
+		bufBytes:     DefaultPeerBufferBytes,
 	}
 }
 
@@ -190,7 +199,9 @@ func WithMaxMsgSize(n int64) Option {
 
 // WithHWM sets the send and receive high-water marks of both ROUTER
 // sockets, in messages (default DefaultHWM, as in gaterpc 0.2.12). Zero
-// keeps the default.
+// keeps the default. Messages for a peer whose pipe is full are never
+// dropped silently: they wait in a bounded overflow queue (see
+// WithPeerBuffer).
 func WithHWM(n int) Option {
 	return optionFunc(func(o *options) error {
 		if n < 0 {
@@ -198,6 +209,34 @@ func WithHWM(n int) Option {
 		}
 		if n > 0 {
 			o.hwm = n
+		}
+		return nil
+	})
+}
+
+// WithPeerBuffer bounds the overflow queue of one peer: the messages the
+// broker holds, in order, while the peer's pipe is full (it has HWM
+// messages it has not read yet). The limit is reached at messages
+// messages or bytes bytes, whichever comes first (defaults
+// DefaultPeerBufferMessages and DefaultPeerBufferBytes). A client that
+// reaches it has its requests failed with BusyWorkerError (carried in
+// the stream's error marker, so a stream never loses items silently) and
+// cancelled at gate workers; a REQUEST for a worker that reaches it is
+// answered with BusyWorkerError. Final replies are queued past the limit.
+// Zero keeps a default; bytes -1 means no byte limit.
+func WithPeerBuffer(messages int, bytes int64) Option {
+	return optionFunc(func(o *options) error {
+		if messages < 0 {
+			return invalid("peer buffer of %d messages < 0", messages)
+		}
+		if bytes < -1 {
+			return invalid("peer buffer of %d bytes < -1", bytes)
+		}
+		if messages > 0 {
+			o.bufMsgs = messages
+		}
+		if bytes != 0 {
+			o.bufBytes = max(bytes, 0)
 		}
 		return nil
 	})

@@ -12,6 +12,7 @@ type Stats struct {
 	Workers  int // registered live workers, all services
 	Requests int // live worker-service requests: queued, assigned or in flight
 	Handlers int // middleware request goroutines running
+	Buffered int // messages held for peers whose pipe is full (WithPeerBuffer)
 
 	HeartbeatsSent     uint64 // broker -> worker HEARTBEATs
 	HeartbeatsReceived uint64 // worker -> broker HEARTBEATs
@@ -35,7 +36,13 @@ type Stats struct {
 	// reasons are the wire.ProtocolError reasons plus "oversize",
 	// "duplicate_request", "unknown_worker", "unknown_request",
 	// "reserved_service", "shutting_down", "send_failed" and
-	// "handler_overflow".
+	// "handler_overflow". Outbound trouble is counted too:
+	// "frontend/client_slow" (a reply not relayed because the client's
+	// overflow queue was full; its requests failed), "frontend/client_gone"
+	// (a client left with requests live: they were cancelled),
+	// "backend/worker_slow" (a REQUEST refused because the worker's
+	// overflow queue was full) and "backend/worker_gone" (a worker's
+	// connection was gone; it was forgotten).
 	Drops map[string]uint64
 }
 

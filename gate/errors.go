@@ -74,6 +74,7 @@ func Errorf(code Code, format string, args ...any) *Error {
 var classCodes = map[string]Code{
 	"ServiceUnAvailableError": Unavailable,
 	"BusyWorkerError":         ResourceExhausted,
+	"WorkerLostError":         Unavailable,
 	"AttributeError":          Unimplemented,
 	"TimeoutError":            DeadlineExceeded,
 	"CancelledError":          Canceled,

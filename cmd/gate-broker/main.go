@@ -1,14 +1,23 @@
 // Command gate-broker runs a gate-rpc broker.
 //
 //	gate-broker [flags]          serve until SIGINT/SIGTERM
-//	gate-broker health [flags]   exit 0 if a broker answers Gate.keepalive
+//	gate-broker health [flags]   exit 0 if the broker's /healthz (or Gate.keepalive) answers
 //
 // Every flag has an environment variable (flag wins over env, env over the
 // default): -frontend GATE_FRONTEND, -backend GATE_BACKEND, -heartbeat
 // GATE_HEARTBEAT, -liveness GATE_LIVENESS, -queue-limit GATE_QUEUE_LIMIT,
 // -queue-timeout GATE_QUEUE_TIMEOUT, -max-msg-size GATE_MAX_MSG_SIZE,
-// -shutdown-timeout GATE_SHUTDOWN_TIMEOUT, -log-level GATE_LOG_LEVEL,
-// -log-format GATE_LOG_FORMAT. Run with -h for the defaults.
+// -shutdown-timeout GATE_SHUTDOWN_TIMEOUT, -metrics-addr GATE_METRICS_ADDR,
+// -log-level GATE_LOG_LEVEL, -log-format GATE_LOG_FORMAT. Run with -h for
+// the defaults.
+//
+// With -metrics-addr (e.g. ":9100") it serves /metrics (the
+// gaterpc_broker_* series from the broker's hooks and Stats, plus Go,
+// process and build info), /healthz and /readyz. Traces are exported, and
+// the tracing middleware installed, only when the OTEL_* environment
+// configures an exporter. `health` GETs /healthz when a metrics address
+// is set (-addr or GATE_METRICS_ADDR), else it sends Gate.keepalive to
+// -frontend.
 package main
 
 import (

@@ -10,14 +10,18 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/cli"
 	"github.com/gaterpc/gate/internal/wire"
+	"github.com/gaterpc/gate/telemetry/setup"
 )
 
 // DefaultShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
@@ -33,6 +37,7 @@ type config struct {
 	QueueTimeout    time.Duration
 	MaxMsgSize      int64
 	ShutdownTimeout time.Duration
+	MetricsAddr     string
 	LogLevel        string
 	LogFormat       string
 }
@@ -97,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	e.dur(&c.QueueTimeout, "queue-timeout", "GATE_QUEUE_TIMEOUT", broker.DefaultQueueTimeout, "max wait for a worker before BusyWorkerError")
 	e.int64(&c.MaxMsgSize, "max-msg-size", "GATE_MAX_MSG_SIZE", broker.DefaultMaxMsgSize, "max inbound message size in bytes (-1 = unlimited)")
 	e.dur(&c.ShutdownTimeout, "shutdown-timeout", "GATE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "graceful drain limit on SIGINT/SIGTERM")
+	e.str(&c.MetricsAddr, "metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9100); empty: no HTTP server")
 	e.str(&c.LogLevel, "log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "GATE_LOG_FORMAT", "text", "text or json")
 	if e.err != nil {
@@ -111,29 +117,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return c, nil
 }
 
-func newLogger(c config, w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", c.LogLevel, err)
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch strings.ToLower(c.LogFormat) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("log format %q: want text or json", c.LogFormat)
-}
-
-// observability builds what the broker is observed with beyond its
-// logger: extra broker options (hooks, middleware), and a stop function
-// for any servers it starts. Telemetry (metrics endpoint, tracing) plugs
-// in here; stop runs after the broker has shut down.
-func observability(_ context.Context, _ config, _ *slog.Logger) (opts []broker.Option, stop func(context.Context) error, err error) {
-	return nil, func(context.Context) error { return nil }, nil
-}
-
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "health" {
 		return health(ctx, args[1:], getenv, stderr)
@@ -145,21 +128,63 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		return err
 	}
-	logger, err := newLogger(cfg, stderr)
+	lvl, err := cli.LogLevel(cfg.LogLevel)
 	if err != nil {
 		return err
 	}
+
+	// The broker exists only after the telemetry (it logs through it), so
+	// /readyz reads it through an atomic pointer.
+	var current atomic.Pointer[broker.Broker]
+	tel, err := setup.New(ctx, setup.Config{
+		ServiceName: "gate-broker",
+		Role:        "broker",
+		MetricsAddr: cfg.MetricsAddr,
+		LogFormat:   strings.ToLower(cfg.LogFormat),
+		LogLevel:    lvl,
+		LogWriter:   stderr,
+		Ready: func(context.Context) error {
+			b := current.Load()
+			if b == nil {
+				return errors.New("broker not created yet")
+			}
+			select {
+			case <-b.Ready():
+				return nil
+			default:
+				return errors.New("broker not listening yet")
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	err = serve(ctx, cfg, tel, &current)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(err, tel.Shutdown(sctx))
+}
+
+// serve runs the broker with tel's logger and metrics until ctx is done,
+// then shuts it down within cfg.ShutdownTimeout.
+func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomic.Pointer[broker.Broker]) error {
+	logger := tel.Logger
+	// Tracing middleware costs a goroutine per request on the broker, so
+	// it is installed only when spans are exported (an OTEL_* exporter is
+	// configured); metrics always come from the loop's hooks.
+	_, noTracing := tel.TracerProvider.(noop.TracerProvider)
 	logger.LogAttrs(ctx, slog.LevelInfo, "gate-broker config",
 		slog.String("frontend", cfg.Frontend), slog.String("backend", cfg.Backend),
 		slog.Duration("heartbeat", cfg.Heartbeat), slog.Int("liveness", cfg.Liveness),
 		slog.Int("queue_limit", cfg.QueueLimit), slog.Duration("queue_timeout", cfg.QueueTimeout),
-		slog.Int64("max_msg_size", cfg.MaxMsgSize), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout))
+		slog.Int64("max_msg_size", cfg.MaxMsgSize), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout),
+		slog.String("metrics_addr", tel.MetricsAddr()), slog.Bool("tracing", !noTracing))
 
-	obsOpts, stopObs, err := observability(ctx, cfg, logger)
+	hooks, err := tel.BrokerHooks()
 	if err != nil {
 		return err
 	}
-	opts := append([]broker.Option{
+	opts := []broker.Option{
 		broker.WithFrontend(cfg.Frontend),
 		broker.WithBackend(cfg.Backend),
 		broker.WithHeartbeat(cfg.Heartbeat),
@@ -168,10 +193,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		broker.WithQueueTimeout(cfg.QueueTimeout),
 		broker.WithMaxMsgSize(cfg.MaxMsgSize),
 		broker.WithLogger(logger),
-	}, obsOpts...)
+		broker.WithHooks(hooks),
+	}
+	if !noTracing {
+		mw, err := tel.Middleware()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, broker.WithMiddleware(mw))
+	}
 	b, err := broker.New(opts...)
 	if err != nil {
-		return errors.Join(err, stopObs(context.Background()))
+		return err
+	}
+	current.Store(b)
+	if err := tel.RegisterBroker(b); err != nil {
+		return err
 	}
 
 	errc := make(chan error, 1)
@@ -190,14 +227,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if errors.Is(err, gate.ErrClosed) {
 		err = nil
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	return errors.Join(err, stopObs(sctx))
+	return err
 }
 
-// health asks a broker for Gate.keepalive(b"heartbeat") and succeeds if it
-// answers bin "200" in time.
+// health checks a running broker. With a metrics address (-addr, or
+// GATE_METRICS_ADDR as in the container image) it GETs /healthz like the
+// other gate binaries (cli.Health: flags -addr, -path, -timeout). With
+// -frontend, or when no metrics address is configured, it asks the broker
+// itself for Gate.keepalive over ZeroMQ (keepalive).
 func health(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if !hasFlag(args, "frontend") && (hasFlag(args, "addr") || getenv("GATE_METRICS_ADDR") != "") {
+		return cli.Health(ctx, "gate-broker health", args, getenv, stderr, stderr)
+	}
+	return keepalive(ctx, args, getenv, stderr)
+}
+
+// hasFlag reports whether args set the flag name (-name, --name, -name=v).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// keepalive asks a broker for Gate.keepalive(b"heartbeat") and succeeds if
+// it answers bin "200" in time.
+func keepalive(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gate-broker health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	e := &envFlags{fs: fs, getenv: getenv}

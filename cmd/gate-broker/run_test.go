@@ -7,12 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	zmq "github.com/pebbe/zmq4"
 	"go.uber.org/goleak"
+
+	"github.com/gaterpc/gate/internal/gatetest"
+	"github.com/gaterpc/gate/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -145,5 +150,148 @@ func TestRunErrors(t *testing.T) {
 				t.Fatalf("run = %v, want an error", err)
 			}
 		})
+	}
+}
+
+// waitLog waits for a JSON log record with the given msg and returns it.
+func waitLog(t *testing.T, logs *syncBuffer, msg string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+				return rec
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q log line; logs:\n%s", msg, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestRunMetrics runs the broker with -metrics-addr, makes one real call
+// through it and scrapes /metrics over HTTP for the broker's series; the
+// health subcommand probes /healthz.
+func TestRunMetrics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"-frontend", "tcp://127.0.0.1:*", "-backend", "tcp://127.0.0.1:*",
+			"-metrics-addr", "127.0.0.1:0", "-heartbeat", "200ms"}, env(map[string]string{"GATE_LOG_FORMAT": "json"}), logs)
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-errc
+		}
+	}()
+	addr, _ := waitLog(t, logs, "gate-broker config")["metrics_addr"].(string)
+	if addr == "" || strings.HasSuffix(addr, ":0") {
+		t.Fatalf("metrics_addr %q", addr)
+	}
+	listening := waitLog(t, logs, "broker listening")
+	frontend, _ := listening["frontend"].(string)
+	backend, _ := listening["backend"].(string)
+
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zctx.Term() }) // after the peers' cleanups
+	w := &gatetest.RawWorker{RawPeer: gatetest.Dial(t, zctx, backend, gatetest.NewID("w")), AutoHeartbeat: true}
+	w.Ready("Echo", "echo", 1)
+	c := &gatetest.RawClient{RawPeer: gatetest.Dial(t, zctx, frontend, gatetest.NewID("c"))}
+	body := [][]byte{[]byte("\xa4echo"), []byte("\x91\xa1a"), {0x80}}
+	result := []byte("\x82\xa6result\xa1a\xa9exception\xc0")
+	var rid []byte
+	for i := 0; ; i++ { // until READY has arrived (before, the broker refuses the call)
+		if i > 100 {
+			t.Fatal("the worker never got the call")
+		}
+		c.Request("Echo", []byte{'r', byte(i)}, body...)
+		if m, err := w.NextMessage(100 * time.Millisecond); err == nil && m.Command == wire.CmdRequest {
+			w.Reply(m.Client, m.RequestID, result)
+			rid = m.RequestID
+			break
+		}
+	}
+	for {
+		rep := c.NextReply(gatetest.RecvTimeout)
+		if bytes.Equal(rep.RequestID, rid) {
+			if len(rep.Body) != 1 || !bytes.Equal(rep.Body[0], result) {
+				t.Fatalf("reply %s", gatetest.Dump(rep.Body))
+			}
+			break
+		}
+	}
+
+	code, text := httpGet(t, "http://"+addr+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, series := range []string{
+		`gaterpc_broker_request_duration_seconds_count{outcome="ok",service="Echo"} 1`, // hooks
+		`gaterpc_broker_queue_wait_seconds_count{service="Echo"} 1`,                    // hooks
+		`gaterpc_broker_dispatch_total{outcome="dispatched"} 1`,                        // Stats collector
+		`gaterpc_broker_live_workers 1`,                                                // Stats collector
+	} {
+		if !strings.Contains(text, series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", text)
+	}
+	if code, text := httpGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz: %d %s", code, text)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"health", "-addr", addr}, env(nil), &out); err != nil || !strings.Contains(out.String(), "/healthz") {
+		t.Fatalf("health = %v (%q)", err, out.String())
+	}
+	if err := run(ctx, []string{"health"}, env(map[string]string{"GATE_METRICS_ADDR": addr}), &out); err != nil {
+		t.Fatalf("health with GATE_METRICS_ADDR = %v", err)
+	}
+
+	cancel()
+	stopped = true
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("run = %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("run did not return after cancel")
+	}
+	if code, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		code.Body.Close()
+		t.Fatalf("metrics server still up after run returned")
 	}
 }

@@ -77,9 +77,11 @@ var IPC = Transport{Name: "ipc", Endpoints: func(t testing.TB) (string, string) 
 	return "ipc://" + dir + "/f", "ipc://" + dir + "/b"
 }}
 
-// TCP binds tcp://127.0.0.1 on ports chosen by the system.
+// TCP binds tcp://127.0.0.1 on ports chosen by the system: libzmq binds
+// each "tcp://127.0.0.1:*" to a different free ephemeral port, read back
+// with the broker's Addrs (Harness.Frontend and Harness.Backend).
 var TCP = Transport{Name: "tcp", Endpoints: func(testing.TB) (string, string) {
-	return "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
+	return "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"
 }}
 
 // Endpoints returns the transport matrix: inproc, ipc and tcp.
@@ -184,11 +186,18 @@ type RawPeer struct {
 // closed at cleanup.
 func Dial(t testing.TB, zctx *zmq.Context, endpoint string, id []byte) *RawPeer {
 	t.Helper()
+	return DialHWM(t, zctx, endpoint, id, 0)
+}
+
+// DialHWM is Dial with the socket's send and receive high-water marks set
+// to hwm messages (0: the libzmq default, 1000), for tests of slow peers.
+func DialHWM(t testing.TB, zctx *zmq.Context, endpoint string, id []byte, hwm int) *RawPeer {
+	t.Helper()
 	s, err := zctx.NewSocket(zmq.DEALER)
 	if err != nil {
 		t.Fatalf("gatetest: socket: %v", err)
 	}
-	if err := zmqx.Setup(s, 0, 0, id); err != nil {
+	if err := zmqx.Setup(s, hwm, 0, id); err != nil {
 		s.Close()
 		t.Fatalf("gatetest: socket setup: %v", err)
 	}

@@ -2,6 +2,7 @@ package gatetest_test
 
 import (
 	"bytes"
+	"net/url"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -46,5 +47,42 @@ func TestHarnessMatrix(t *testing.T) {
 			}
 			c.ExpectNothing(10e6)
 		})
+	}
+}
+
+// TestTCPTransport checks that the TCP transport's two endpoints are
+// accepted by broker.New, bind two different real ports, and carry a call.
+func TestTCPTransport(t *testing.T) {
+	h := gatetest.StartBrokerOn(t, gatetest.TCP)
+	fu, err1 := url.Parse(h.Frontend)
+	bu, err2 := url.Parse(h.Backend)
+	if err1 != nil || err2 != nil || fu.Scheme != "tcp" || bu.Scheme != "tcp" {
+		t.Fatalf("endpoints %q %q", h.Frontend, h.Backend)
+	}
+	for _, u := range []*url.URL{fu, bu} {
+		if p := u.Port(); p == "" || p == "0" || p == "*" {
+			t.Fatalf("endpoint %q has no bound port", u)
+		}
+	}
+	if fu.Port() == bu.Port() {
+		t.Fatalf("frontend and backend share port %s", fu.Port())
+	}
+	w := h.RawWorker(t)
+	w.Ready("T", "test", 1)
+	c := h.RawClient(t)
+	for i := 0; ; i++ { // READY may still be in flight
+		c.Request("T", []byte{byte(i)}, []byte("\xa1f"))
+		m, err := w.NextMessage(50e6)
+		if err == nil && m.Command == wire.CmdRequest {
+			w.Reply(m.Client, m.RequestID, []byte("\x82\xa6result\x01\xa9exception\xc0"))
+			for {
+				if rep := c.NextReply(gatetest.RecvTimeout); bytes.Equal(rep.RequestID, m.RequestID) {
+					return
+				}
+			}
+		}
+		if i > 50 {
+			t.Fatal("worker never got a request over tcp")
+		}
 	}
 }
