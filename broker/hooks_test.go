@@ -56,6 +56,8 @@ func TestHooks(t *testing.T) {
 	c.Request("Gate", rid(3), call(t, "get_services")...)
 	c.NextReply(recvTimeout)
 	c.Send([]byte("junk"))
+	// The two sockets are read in no fixed order: let the drop land first.
+	waitStats(t, h, "drop", func(st broker.Stats) bool { return st.Drops["frontend/too_few_frames"] == 1 })
 	w.Disconnect([]byte("bye"))
 	waitStats(t, h, "gone", func(st broker.Stats) bool { return st.Workers == 0 })
 	mu.Lock()

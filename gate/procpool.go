@@ -346,10 +346,17 @@ func (p *ProcessPool) get() (*child, error) {
 }
 
 // invoke runs the ProcessFunc name in a child with the request body.
-func (p *ProcessPool) invoke(ctx context.Context, name string, body [][]byte) (any, error) {
+// invoke runs the ProcessFunc name in a child. started, if not nil, is
+// called exactly once: when a slot is taken or when waiting for one ends.
+func (p *ProcessPool) invoke(ctx context.Context, name string, body [][]byte, started func()) (any, error) {
+	if started == nil {
+		started = func() {}
+	}
 	select {
 	case p.slots <- struct{}{}:
+		started()
 	case <-ctx.Done():
+		started()
 		return nil, ctx.Err()
 	}
 	defer func() { <-p.slots }()

@@ -35,6 +35,16 @@ func WithPoolSize(n int) WorkerOption {
 	return workerOptionFunc(func(o *workerOptions) { o.poolSize = n })
 }
 
+// WithExecutorDepthHook makes the worker report how many requests wait for
+// an executor slot: fn gets the service, the executor kind ("inline",
+// "pool" or "process") and the new depth each time it changes, and 0 for
+// "pool" when the worker starts, so the series exists before any load.
+// fn runs on request goroutines, concurrently: it must be cheap and safe for
+// concurrent use (telemetry's ServerMetrics.SetExecutorQueueDepth is).
+func WithExecutorDepthHook(fn func(service, executor string, depth int)) WorkerOption {
+	return workerOptionFunc(func(o *workerOptions) { o.depthHook = fn })
+}
+
 // WithCapacity sets the capacity the worker announces in READY and its
 // in-flight limit (Settings.MessageMax). Requests beyond it get a
 // RuntimeError exception reply.
@@ -81,6 +91,37 @@ type Worker struct {
 	wg       sync.WaitGroup // request goroutines
 
 	connects atomic.Int64
+
+	depthHook func(service, executor string, depth int)
+	depths    [3]atomic.Int64 // waiting requests by execKind
+}
+
+// Executor kinds, for queue-depth reporting.
+const (
+	execInline = iota
+	execPool
+	execProcess
+)
+
+var execNames = [...]string{"inline", "pool", "process"}
+
+func execKind(e Executor) int {
+	switch e.(type) {
+	case *Pool:
+		return execPool
+	case *ProcessPool:
+		return execProcess
+	}
+	return execInline
+}
+
+// waiting adds delta to the number of requests waiting for an executor of
+// kind k and reports the new depth to the hook.
+func (w *Worker) waiting(k int, delta int64) {
+	n := w.depths[k].Add(delta)
+	if w.depthHook != nil {
+		w.depthHook(w.svc.name, execNames[k], int(n))
+	}
 }
 
 // NewWorker returns a worker for svc that will connect to the broker
@@ -115,22 +156,26 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 		return nil, fmt.Errorf("gate: NewWorker: %w: %v", ErrInvalidOption, err)
 	}
 	w := &Worker{
-		endpoint: endpoint,
-		svc:      svc,
-		s:        s,
-		log:      o.common.log(),
-		zctx:     o.common.zctx,
-		cdc:      cdc,
-		pool:     pool,
-		closing:  make(chan struct{}),
-		draining: make(chan struct{}),
-		done:     make(chan struct{}),
-		inflight: map[string]*workCall{},
-		replies:  make(chan outReply, mailboxSize),
+		endpoint:  endpoint,
+		svc:       svc,
+		s:         s,
+		log:       o.common.log(),
+		zctx:      o.common.zctx,
+		cdc:       cdc,
+		pool:      pool,
+		depthHook: o.depthHook,
+		closing:   make(chan struct{}),
+		draining:  make(chan struct{}),
+		done:      make(chan struct{}),
+		inflight:  map[string]*workCall{},
+		replies:   make(chan outReply, mailboxSize),
 	}
 	w.env = &replyEnv{cdc: cdc, s: &w.s}
 	w.life, w.lifeStop = context.WithCancel(context.Background())
 	w.handler = Chain(o.common.mws...)(HandlerFunc(w.dispatch))
+	if w.depthHook != nil {
+		w.depthHook(svc.name, execNames[execPool], 0)
+	}
 	return w, nil
 }
 
@@ -720,8 +765,18 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 	if exec == nil {
 		exec = w.pool
 	}
+	kind := execKind(exec)
 	if m.handler != nil {
-		err := exec.execute(ctx, func(ctx context.Context) error { return m.handler.ServeRPC(ctx, req, r.w) })
+		w.waiting(kind, 1)
+		ran := false
+		err := exec.execute(ctx, func(ctx context.Context) error {
+			ran = true
+			w.waiting(kind, -1)
+			return m.handler.ServeRPC(ctx, req, r.w)
+		})
+		if !ran {
+			w.waiting(kind, -1)
+		}
 		return err
 	}
 	r.where = m.fn.where()
@@ -731,7 +786,8 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 		return err
 	}
 	if pp, ok := exec.(*ProcessPool); ok {
-		res, err := pp.invoke(ctx, m.procName, req.Body)
+		w.waiting(kind, 1)
+		res, err := pp.invoke(ctx, m.procName, req.Body, func() { w.waiting(kind, -1) })
 		if err != nil {
 			_ = r.exception(ctx, err)
 			return err
@@ -744,8 +800,10 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 		in[m.fn.swIdx] = reflect.ValueOf(sw)
 	}
 	ran := false
+	w.waiting(kind, 1)
 	err = exec.execute(ctx, func(ctx context.Context) error {
 		ran = true
+		w.waiting(kind, -1)
 		res, err := m.fn.call(in)
 		if sw != nil {
 			return sw.finish(err)
@@ -756,8 +814,11 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 		}
 		return r.result(ctx, res)
 	})
-	if !ran && err != nil { // timed out or cancelled waiting for a slot
-		_ = r.exception(ctx, err)
+	if !ran {
+		w.waiting(kind, -1)
+		if err != nil { // timed out or cancelled waiting for a slot
+			_ = r.exception(ctx, err)
+		}
 	}
 	return err
 }

@@ -5,8 +5,9 @@ package gate
 type WorkerOption interface{ applyWorker(*workerOptions) }
 
 type workerOptions struct {
-	common   commonOptions
-	poolSize int
+	common    commonOptions
+	poolSize  int
+	depthHook func(service, executor string, depth int)
 }
 
 type workerOptionFunc func(*workerOptions)

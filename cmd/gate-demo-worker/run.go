@@ -116,7 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for i := range ws {
 		conns[i].Handler = log.Handler()
 		if ws[i], err = svc.NewWorker(*brokerAddr, gate.WithSettings(settings),
-			gate.WithLogger(slog.New(conns[i])), gate.WithMiddleware(mw)); err != nil {
+			gate.WithLogger(slog.New(conns[i])), gate.WithMiddleware(mw),
+			gate.WithExecutorDepthHook(tel.ExecutorDepth())); err != nil {
 			return err
 		}
 	}

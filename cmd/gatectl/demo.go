@@ -132,7 +132,8 @@ func (a *app) demo(args []string) error {
 	// Runs after every worker's Shutdown (teardown is in reverse).
 	stops = append(stops, func(context.Context) error { wg.Wait(); return nil })
 	for range *workers {
-		w, err := svc.NewWorker(back, gate.WithSettings(settings), gate.WithLogger(log), gate.WithMiddleware(wmw))
+		w, err := svc.NewWorker(back, gate.WithSettings(settings), gate.WithLogger(log), gate.WithMiddleware(wmw),
+			gate.WithExecutorDepthHook(sm.SetExecutorQueueDepth))
 		if err != nil {
 			return err
 		}

@@ -107,6 +107,7 @@ type Telemetry struct {
 
 	mu      sync.Mutex
 	mws     map[string]gate.Middleware
+	server  *telemetry.ServerMetrics // worker RED metrics, once Middleware made them
 	bm      *telemetry.BrokerMetrics
 	stopped bool
 }
@@ -318,12 +319,26 @@ func (t *Telemetry) Middleware(opts ...telemetry.Option) (gate.Middleware, error
 		if err != nil {
 			return nil, err
 		}
+		t.server = m
 		mws = append(mws, m.Middleware())
 	}
 	mws = append(mws, telemetry.Logging(t.Logger, opts...))
 	mw := gate.Chain(mws...)
 	t.mws[role] = mw
 	return mw, nil
+}
+
+// ExecutorDepth returns the function a worker reports its executor queue
+// depths to (pass it to gate.WithExecutorDepthHook): it sets
+// gaterpc_worker_executor_queue_depth. It is nil until Middleware has been
+// called with Config.Role "worker".
+func (t *Telemetry) ExecutorDepth() func(service, executor string, depth int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.server == nil {
+		return nil
+	}
+	return t.server.SetExecutorQueueDepth
 }
 
 // BrokerHooks returns broker.Hooks that feed the broker latency
