@@ -54,10 +54,9 @@ type Error struct {
 	Traceback string
 }
 
+// Error renders the code and the repr-like message, e.g.
+// "gate: INVALID_ARGUMENT: ValueError('boom!')".
 func (e *Error) Error() string {
-	if e.Class != "" {
-		return "gate: " + e.Code.String() + ": " + e.Message
-	}
 	return "gate: " + e.Code.String() + ": " + e.Message
 }
 
