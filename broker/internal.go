@@ -139,41 +139,7 @@ func errorFor(class, repr string) error {
 }
 
 // pyRepr renders s like Python's repr of a str.
-func pyRepr(s string) string {
-	q := byte('\'')
-	if containsByte(s, '\'') && !containsByte(s, '"') {
-		q = '"'
-	}
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, q)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == q || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c < 0x20 || c == 0x7f:
-			b = append(b, '\\', 'x', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(append(b, q))
-}
-
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
-}
+func pyRepr(s string) string { return gate.PyRepr(s) }
 
 func sortedNames(m map[string]*service) []string {
 	names := make([]string, 0, len(m))

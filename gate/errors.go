@@ -65,7 +65,7 @@ func (e *Error) Error() string {
 func Errorf(code Code, format string, args ...any) *Error {
 	msg := fmt.Sprintf(format, args...)
 	cls := ClassForCode(code)
-	return &Error{Code: code, Class: cls, Message: cls + "(" + pyQuote(msg) + ")"}
+	return &Error{Code: code, Class: cls, Message: cls + "(" + PyRepr(msg) + ")"}
 }
 
 // Exception classes gate uses on the wire, mapped to codes. Classes sent
@@ -139,8 +139,10 @@ func CodeOf(err error) Code {
 	return Unknown
 }
 
-// pyQuote renders s like Python's repr of a str (single quotes preferred).
-func pyQuote(s string) string {
+// PyRepr renders s like Python's repr of a str (single quotes preferred),
+// as the repr element of an exception triple shows a message:
+// PyRepr("boom!") is 'boom!'.
+func PyRepr(s string) string {
 	q := byte('\'')
 	if containsByte(s, '\'') && !containsByte(s, '"') {
 		q = '"'

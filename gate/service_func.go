@@ -184,7 +184,7 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 	switch {
 	case a.kwIdx < 0:
 		for k := range kwargs {
-			return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, pyQuote(k))
+			return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, PyRepr(k))
 		}
 	case a.kwStruct:
 		st := a.ft.In(a.kwIdx)
@@ -192,12 +192,12 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 		for k, raw := range kwargs {
 			fi, ok := a.kwFields[k]
 			if !ok {
-				return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, pyQuote(k))
+				return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, PyRepr(k))
 			}
 			f := sv.Field(fi)
 			v, err := decodeInto(cdc, raw, f.Type())
 			if err != nil {
-				return nil, typeErrorf("%s() keyword argument %s must be %s, not %s", a.name, pyQuote(k), f.Type(), pyTypeName(raw))
+				return nil, typeErrorf("%s() keyword argument %s must be %s, not %s", a.name, PyRepr(k), f.Type(), pyTypeName(raw))
 			}
 			f.Set(v)
 		}
@@ -207,7 +207,7 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 		for k, raw := range kwargs {
 			v, err := cdc.Decode(raw)
 			if err != nil {
-				return nil, typeErrorf("%s() keyword argument %s: %v", a.name, pyQuote(k), err)
+				return nil, typeErrorf("%s() keyword argument %s: %v", a.name, PyRepr(k), err)
 			}
 			kw[k] = v
 		}
