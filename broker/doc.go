@@ -41,7 +41,8 @@
 // Observability: Stats returns a snapshot for scrape-time collectors, Hooks
 // report events as they happen (on the loop goroutine), and WithMiddleware
 // wraps each worker-service request in a gate.Middleware chain running on
-// its own goroutine (role gate.RoleBroker); a gate.DispatchHook installed by
-// that middleware runs when a worker is chosen and may rewrite the
+// its own goroutine (role gate.RoleBroker) and observes each relayed reply;
+// a gate.DispatchHook installed by that middleware runs when a worker is
+// chosen (or just before, when one is known to be free) and may rewrite the
 // metadata that travels to the worker in the request id.
 package broker

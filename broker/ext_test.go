@@ -185,6 +185,9 @@ func TestMiddleware(t *testing.T) {
 	if rep := c.NextReply(recvTimeout); !bytes.Equal(rep.RequestID, id) || !bytes.Equal(rep.Body[0], result(t, "hi")) {
 		t.Fatalf("reply %+v", rep)
 	}
+	// The loop relays replies itself; the chain observes them after the
+	// client may already have them, so let it finish before the next one.
+	waitStats(t, h, "handler done", func(st broker.Stats) bool { return st.Handlers == 0 })
 
 	// stream through the chain, in order
 	c.Request("M", rid(2), call(t, "gen")...)
@@ -200,6 +203,7 @@ func TestMiddleware(t *testing.T) {
 			t.Fatalf("stream message %d: %v %x", i, kind, payload)
 		}
 	}
+	waitStats(t, h, "handler done", func(st broker.Stats) bool { return st.Handlers == 0 })
 
 	// broker-generated error: unknown service
 	c.Request("Nope", rid(3), call(t, "f")...)

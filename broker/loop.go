@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,8 @@ type service struct {
 	ring     []*worker // workers with free capacity, round-robin order
 	ringHead int
 
+	promised int // capacity promised to early-dispatch middleware requests (see startHandler)
+
 	queue []*request // FIFO; entries no longer stQueued are skipped
 	qhead int
 	nq    int // live queued
@@ -99,6 +102,8 @@ type request struct {
 	final     bool // middleware path: a final reply was relayed to the client
 	detached  bool // abandoned while in flight: replies dropped, capacity kept until final
 	mw        *mwReq
+	promise   *service // early dispatch promised by startHandler, until submitted or finished
+	ready     bool     // middleware path: send on assignment, the dispatch hook needs no call
 }
 
 // loop is the state owned by the socket goroutine.
@@ -119,7 +124,7 @@ type loop struct {
 	reqs     map[string]*request // live requests by client+base id
 	expiry   reqHeap
 	inflight int
-	handlers int // middleware goroutines running
+	handlers atomic.Int64 // middleware goroutines running (a finished one decrements it itself)
 
 	nextTick time.Time
 	draining bool
@@ -483,7 +488,7 @@ func (l *loop) onFrontend(msg [][]byte) {
 	r.ckey = string(k)
 	l.reqs[r.ckey] = r
 	if l.b.chain != nil {
-		if l.handlers >= l.opts.maxHandlers {
+		if l.handlers.Load() >= int64(l.opts.maxHandlers) {
 			l.fail(r, OutcomeFull, "BusyWorkerError", "BusyWorkerError('No idle worker.')")
 			return
 		}
@@ -638,6 +643,13 @@ func (l *loop) dispatchQueued(s *service) {
 // assign gives r to w, whose capacity is already taken.
 func (l *loop) assign(r *request, w *worker) {
 	r.worker = w
+	if r.mw != nil && r.ready {
+		// One shot: should the send find the worker gone, the next
+		// assignment goes through the hook (a new dispatch attempt).
+		r.ready = false
+		l.dispatch(r, r.meta.MD, true)
+		return
+	}
 	if r.mw != nil {
 		r.state = stAssigned
 		w.pending[r] = struct{}{}
@@ -739,6 +751,7 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 	if r.state == stQueued {
 		l.unqueue(r)
 	}
+	l.unpromise(r)
 	r.state = stDone
 	if cur, ok := l.reqs[r.ckey]; ok && cur == r {
 		delete(l.reqs, r.ckey)
@@ -753,7 +766,14 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 		h(r.svcName, outcome, l.now.Sub(r.arrived))
 	}
 	if r.mw != nil {
-		r.mw.push(mwEvent{kind: evDone, err: err, body: body})
+		// The body goes straight to the client (unless the middleware
+		// already sent a final reply); the goroutine only learns the
+		// outcome.
+		if body != nil && !r.final {
+			r.final = true
+			l.toClient(r.client, r.svcFrame, r.rid, body, true)
+		}
+		r.mw.push(mwEvent{kind: evDone, err: err})
 		return
 	}
 	if body != nil {
@@ -892,15 +912,20 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 	if kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk {
 		r.lastKind = kind // before relaying: a failure there uses the stream's marker
 	}
-	if r.mw != nil {
-		if !r.mw.push(mwEvent{kind: evReply, replyKind: kind, body: m.Body}) {
-			l.drop("backend", "handler_overflow")
-			l.forget(r)
-			l.fail(r, OutcomeInternalErr, "BusyWorkerError", "BusyWorkerError('reply buffer overflow')")
-			return
+	if r.mw != nil && !r.mw.push(mwEvent{kind: evReply, replyKind: kind, body: m.Body}) {
+		l.drop("backend", "handler_overflow")
+		l.forget(r)
+		l.fail(r, OutcomeInternalErr, "BusyWorkerError", "BusyWorkerError('reply buffer overflow')")
+		return
+	}
+	// With middleware too the loop relays the reply itself; the request
+	// goroutine only shows it to the chain (see handler.serve).
+	if r.mw == nil || !r.final {
+		final := kind.Final()
+		if r.mw != nil {
+			r.final = final
 		}
-	} else {
-		l.toClient(r.client, r.svcFrame, r.rid, m.Body, kind.Final())
+		l.toClient(r.client, r.svcFrame, r.rid, m.Body, final)
 		// The client may have been failed (too slow) or be gone.
 		if r.detached {
 			if kind.Final() {
@@ -1142,7 +1167,7 @@ func (l *loop) snapshot() Stats {
 		Drops:              cloneCounts(l.drops),
 		Workers:            len(l.workers),
 		Requests:           len(l.reqs),
-		Handlers:           l.handlers,
+		Handlers:           int(l.handlers.Load()),
 		Buffered:           l.buffered(),
 	}
 	if l.dispatched > 0 {

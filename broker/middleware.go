@@ -4,6 +4,8 @@ import (
 	"context"
 	"maps"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/wire"
@@ -18,8 +20,8 @@ type evKind uint8
 
 const (
 	evAssigned evKind = iota + 1 // a worker was chosen: run the dispatch hook, then send
-	evReply                      // a reply message to pass through the ReplyWriter
-	evDone                       // finished by the broker: relay body (if any), return err
+	evReply                      // a reply the loop relayed: show it to the ReplyWriter
+	evDone                       // finished by the broker (any body already relayed): return err
 )
 
 type mwEvent struct {
@@ -78,10 +80,34 @@ func (l *loop) startHandler(r *request) {
 		req.Metadata = map[string]string{}
 	}
 	req.SetRole(gate.RoleBroker)
-	l.handlers++
+	// Early dispatch: when a worker is free now (and not promised to
+	// another request started the same way), the goroutine runs the
+	// dispatch hook before submitting, and the loop sends the request as
+	// soon as it is assigned, saving a mailbox round trip. If the promise
+	// does not hold after all (a worker left, or plain requests took the
+	// capacity) the request queues with the hook already run: its "queue
+	// wait" then reads zero, its dispatch starts early, and should it
+	// expire in the queue the hook has reported a dispatch that never
+	// reached a worker. The promise counts against s.capacity-s.inflight,
+	// so a saturated service takes the exact path (hook on assignment).
+	early := false
+	if s := l.services[r.svcName]; s != nil && !l.draining && s.nq == 0 && s.capacity-s.inflight-s.promised > 0 {
+		s.promised++
+		r.promise = s
+		early = true
+	}
+	l.handlers.Add(1)
 	b := l.b
 	b.handlers.Add(1)
-	go b.runHandler(l, r, req)
+	go b.runHandler(l, r, req, early)
+}
+
+// unpromise returns the early-dispatch capacity r was promised, if any.
+func (l *loop) unpromise(r *request) {
+	if s := r.promise; s != nil {
+		s.promised--
+		r.promise = nil
+	}
 }
 
 // post runs fn on the loop; it gives up when the broker closes.
@@ -90,30 +116,59 @@ func (b *Broker) post(l *loop, fn func()) error {
 }
 
 // runHandler is the request goroutine: chain(inner).ServeRPC.
-func (b *Broker) runHandler(l *loop, r *request, req *gate.Request) {
+func (b *Broker) runHandler(l *loop, r *request, req *gate.Request, early bool) {
 	defer b.handlers.Done()
 	ctx, cancel := context.WithCancel(b.baseCtx)
 	if !req.Deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(b.baseCtx, req.Deadline)
 	}
 	defer cancel()
-	h := &handler{b: b, l: l, r: r}
+	h := &handler{b: b, l: l, r: r, early: early}
 	err := b.chain(gate.HandlerFunc(h.serve)).ServeRPC(ctx, req, gate.ReplyWriterFunc(h.relay))
+	if h.done {
+		// The loop finished the request (evDone) and has nothing left to
+		// do for it: skip the mailbox round trip.
+		l.handlers.Add(-1)
+		return
+	}
 	_ = b.post(l, func() { l.handlerDone(r, err) })
 }
 
 type handler struct {
-	b *Broker
-	l *loop
-	r *request
+	b       *Broker
+	l       *loop
+	r       *request
+	early   bool        // run the dispatch hook before submitting (see startHandler)
+	done    bool        // serve saw evDone; request goroutine only
+	passing atomic.Bool // serve is showing a relayed reply to the chain
 }
 
 // serve is the broker's innermost handler: queue the request, let the loop
-// pick a worker, run the dispatch hook, send, and pass replies through w.
+// pick a worker, run the dispatch hook, send, and show replies to w.
+//
+// Worker replies are relayed to the client by the loop itself, as they
+// arrive; the chain observes each of them afterwards through w.Send (in
+// order, the final one before serve returns) but cannot rewrite or hold
+// them back: what a ReplyWriter wrapper sends while a relayed reply passes
+// through is dropped at the base writer. An error from w.Send still
+// cancels the rest of the request. Replies the middleware sends on its own
+// (outside next, e.g. when it refuses a request) go to the client.
 func (h *handler) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 	l, r := h.l, h.r
 	md := req.Metadata
-	if err := h.b.post(l, func() { l.submitMW(r, md) }); err != nil {
+	// Without a dispatch hook, or with one run early, the loop sends the
+	// request when it assigns a worker, without asking back (evAssigned).
+	hook := gate.DispatchHookFrom(ctx)
+	ready := hook == nil
+	if hook != nil && h.early {
+		d := gate.Dispatch{Service: r.svcName, Enqueued: r.arrived, Assigned: time.Now(), Metadata: maps.Clone(md)}
+		if d.Metadata == nil {
+			d.Metadata = map[string]string{}
+		}
+		hook(ctx, &d)
+		md, ready = d.Metadata, true
+	}
+	if err := h.b.post(l, func() { l.submitMW(r, md, ready) }); err != nil {
 		return err
 	}
 	var evs []mwEvent
@@ -138,15 +193,15 @@ func (h *handler) serve(ctx context.Context, req *gate.Request, w gate.ReplyWrit
 					return err
 				}
 			case evReply:
-				if err := w.Send(ctx, &gate.Reply{Kind: ev.replyKind, Body: ev.body}); err != nil {
+				h.passing.Store(true)
+				err := w.Send(ctx, &gate.Reply{Kind: ev.replyKind, Body: ev.body})
+				h.passing.Store(false)
+				if err != nil {
 					_ = h.b.post(l, func() { l.abandon(r) })
 					return err
 				}
 			case evDone:
-				if ev.body != nil {
-					body := ev.body
-					_ = h.b.post(l, func() { l.relay(r, body, true) })
-				}
+				h.done = true
 				return ev.err
 			}
 		}
@@ -154,9 +209,13 @@ func (h *handler) serve(ctx context.Context, req *gate.Request, w gate.ReplyWrit
 	}
 }
 
-// relay is the base ReplyWriter: it hands a reply message to the loop,
-// which sends it to the client.
+// relay is the base ReplyWriter: it hands a reply message the middleware
+// sent on its own to the loop, which sends it to the client. A reply the
+// loop already relayed (serve is passing it through) is not sent again.
 func (h *handler) relay(ctx context.Context, rep *gate.Reply) error {
+	if h.passing.Load() {
+		return nil
+	}
 	l, r, body := h.l, h.r, rep.Body
 	final := rep.Kind.Final()
 	return l.mb.Post(ctx, func() { l.relay(r, body, final) })
@@ -172,11 +231,16 @@ func (l *loop) relay(r *request, body [][]byte, final bool) {
 	l.toClient(r.client, r.svcFrame, r.rid, body, final)
 }
 
-func (l *loop) submitMW(r *request, md map[string]string) {
+// submitMW submits r for its middleware goroutine. ready: the dispatch
+// hook needs no call (none installed, or it ran early), so the request is
+// sent as soon as a worker is assigned.
+func (l *loop) submitMW(r *request, md map[string]string, ready bool) {
+	l.unpromise(r)
 	if r.state != stNew {
 		return
 	}
 	r.meta.MD = md
+	r.ready = ready
 	l.submit(r)
 }
 
@@ -226,7 +290,7 @@ func (l *loop) abandon(r *request) {
 // final reply was already relayed, the client gets an exception built
 // from err.
 func (l *loop) handlerDone(r *request, err error) {
-	l.handlers--
+	l.handlers.Add(-1)
 	if r.state == stDone {
 		l.checkDrained()
 		return

@@ -257,7 +257,10 @@ func WithLogger(l *slog.Logger) Option {
 // loop without middleware). The first middleware is the outermost. With
 // middleware each request runs its chain on its own goroutine (bounded by
 // WithMaxHandlers); without, requests never leave the socket loop.
-// Repeated calls append.
+// Replies from workers are relayed to the client by the loop and then
+// passed through the chain's ReplyWriter: broker middleware observes every
+// reply in order (and sees the final outcome as ServeRPC's error) but
+// cannot rewrite or hold back a relayed reply. Repeated calls append.
 func WithMiddleware(mws ...gate.Middleware) Option {
 	return optionFunc(func(o *options) error {
 		for _, m := range mws {

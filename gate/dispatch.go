@@ -18,7 +18,11 @@ type Dispatch struct {
 
 // DispatchHook observes a dispatch. It runs on the request's own goroutine,
 // never on the broker's socket loop, and must not block for long: the
-// request is sent to the worker when it returns.
+// request is sent to the worker when it returns. When a worker is known to
+// be free as the request arrives, a gate broker runs the hook just before
+// assigning it (saving a round trip through the loop); Assigned is then the
+// arrival time and, if the reserved worker is taken meanwhile, the request
+// queues with its metadata already set.
 type DispatchHook func(ctx context.Context, d *Dispatch)
 
 type dispatchKey struct{}

@@ -83,6 +83,14 @@ func TestExecutorDepthHook(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	for { // wait for the worker's READY to reach the broker
+		if _, err := c.Call(ctx, "Depth.get_interfaces"); err == nil {
+			break
+		} else if ctx.Err() != nil {
+			t.Fatalf("worker never became callable: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	const calls = 3
 	results := make(chan error, calls)
 	for range calls {
