@@ -123,7 +123,9 @@ func TestBusyLoopKeepsTalkingWorkers(t *testing.T) {
 // heartbeat while another worker only answers heartbeats: nothing is
 // expired and every item arrives in order.
 func TestLongStreamShortHeartbeat(t *testing.T) {
-	const hb, items = 50 * time.Millisecond, 10000
+	// The peers answer heartbeats every 20 items; 300 ms of liveness leaves
+	// room for a test goroutine descheduled on a loaded 2-core machine.
+	const hb, items = 100 * time.Millisecond, 10000
 	h := gatetest.StartBroker(t, broker.WithHeartbeat(hb), broker.WithLiveness(3))
 	idle := readyWorker(t, h, "Idle", 1)
 	w := readyWorker(t, h, "S", 1)
@@ -133,7 +135,7 @@ func TestLongStreamShortHeartbeat(t *testing.T) {
 	s := &streamReader{t: t, c: c, rid: rid(1)}
 	for i := range items {
 		w.Reply(req.Client, req.RequestID, wire.StreamItemBody(mp(t, i))...)
-		if i%100 == 99 {
+		if i%20 == 19 {
 			s.poll(0)
 			pump(t, idle, 0)
 			pump(t, w, 0)
