@@ -170,6 +170,11 @@ type BrokerMetrics struct {
 	outcomes  *labelSet
 	queueWait *prometheus.HistogramVec
 	duration  *prometheus.HistogramVec
+
+	// Children by raw (service, outcome), so that the hooks, which run
+	// on the broker loop, cost no label hashing. Bounded by WithMaxServices.
+	waits     *cache[string, prometheus.Observer]
+	durations *cache[[2]string, prometheus.Observer]
 }
 
 // NewBrokerMetrics creates the broker histograms and registers them with
@@ -187,6 +192,12 @@ func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics
 			"Time from a request's arrival at the broker to its end, by service and outcome.", c.buckets),
 			[]string{labelService, labelOutcome}),
 	}
+	m.waits = newCache(m.services.max, func(service string) prometheus.Observer {
+		return m.queueWait.WithLabelValues(m.services.lookup(service))
+	})
+	m.durations = newCache(len(brokerOutcomes)*m.services.max, func(k [2]string) prometheus.Observer {
+		return m.duration.WithLabelValues(m.services.lookup(k[0]), m.outcomes.lookup(k[1]))
+	})
 	if err := register(reg, m.queueWait, m.duration); err != nil {
 		return nil, err
 	}
@@ -195,13 +206,13 @@ func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics
 
 // OnDispatch observes the queue wait of a request sent to a worker.
 func (m *BrokerMetrics) OnDispatch(service string, wait time.Duration) {
-	m.queueWait.WithLabelValues(m.services.lookup(service)).Observe(wait.Seconds())
+	m.waits.get(service).Observe(wait.Seconds())
 }
 
 // OnFinish observes the duration of a finished request with one of the
 // broker.Outcome* values.
 func (m *BrokerMetrics) OnFinish(service, outcome string, dur time.Duration) {
-	m.duration.WithLabelValues(m.services.lookup(service), m.outcomes.lookup(outcome)).Observe(dur.Seconds())
+	m.durations.get([2]string{service, outcome}).Observe(dur.Seconds())
 }
 
 // Hooks returns broker hooks with OnDispatch and OnFinish set; pass them
@@ -217,9 +228,9 @@ func (m *BrokerMetrics) Hooks() broker.Hooks {
 func (m *BrokerMetrics) Middleware() gate.Middleware {
 	return func(next gate.Handler) gate.Handler {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-			svc := m.services.lookup(req.Service)
+			svc := req.Service
 			ctx = gate.WithDispatchHook(ctx, func(ctx context.Context, d *gate.Dispatch) {
-				observe(ctx, m.queueWait.WithLabelValues(svc), d.Assigned.Sub(d.Enqueued).Seconds(), m.cfg.exemplars)
+				observe(ctx, m.waits.get(svc), d.Assigned.Sub(d.Enqueued).Seconds(), m.cfg.exemplars)
 			})
 			return next.ServeRPC(ctx, req, w)
 		})

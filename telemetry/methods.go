@@ -21,13 +21,21 @@ type labelSet struct {
 
 	mu   sync.RWMutex
 	seen map[string]struct{}
+	// parts maps admitted (service, method) pairs to their "Service/method"
+	// label, so that method needs no string concatenation once a pair is
+	// known. It holds members only, so it is bounded like seen.
+	parts map[methodKey]string
 }
+
+// methodKey is a (service, method) pair, a map key that needs no
+// allocation to build.
+type methodKey struct{ service, method string }
 
 func newLabelSet(table []string, max int) *labelSet {
 	if max <= 0 {
 		max = DefaultMaxLabelValues
 	}
-	s := &labelSet{max: max, seen: make(map[string]struct{}, len(table))}
+	s := &labelSet{max: max, seen: make(map[string]struct{}, len(table)), parts: make(map[methodKey]string, len(table))}
 	if table != nil {
 		s.fixed = true
 		for _, v := range table {
@@ -70,6 +78,54 @@ func (s *labelSet) method(info gate.Info) (string, bool) {
 	if info.Service == "" || info.Method == "" {
 		return OtherMethod, false
 	}
-	m := s.lookup(info.FullMethod())
-	return m, m != OtherMethod
+	k := methodKey{info.Service, info.Method}
+	s.mu.RLock()
+	m, ok := s.parts[k]
+	s.mu.RUnlock()
+	if ok {
+		return m, true
+	}
+	m = s.lookup(info.FullMethod())
+	if m == OtherMethod {
+		return m, false
+	}
+	s.mu.Lock()
+	s.parts[k] = m
+	s.mu.Unlock()
+	return m, true
+}
+
+// cache memoizes new(k) for up to max keys (then it computes without
+// storing), for metric children and attribute sets keyed by bounded label
+// values. It is safe for concurrent use; new may run more than once for a
+// key, so it must be idempotent (a Vec's WithLabelValues is).
+type cache[K comparable, V any] struct {
+	max int
+	new func(K) V
+
+	mu sync.RWMutex
+	m  map[K]V
+}
+
+func newCache[K comparable, V any](max int, fn func(K) V) *cache[K, V] {
+	if max <= 0 {
+		max = DefaultMaxLabelValues
+	}
+	return &cache[K, V]{max: max, new: fn, m: make(map[K]V)}
+}
+
+func (c *cache[K, V]) get(k K) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = c.new(k)
+	c.mu.Lock()
+	if len(c.m) < c.max {
+		c.m[k] = v
+	}
+	c.mu.Unlock()
+	return v
 }

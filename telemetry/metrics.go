@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,13 +56,19 @@ func observe(ctx context.Context, h prometheus.Observer, v float64, exemplars bo
 	if exemplars {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
 			if eo, ok := h.(prometheus.ExemplarObserver); ok {
-				eo.ObserveWithExemplar(v, prometheus.Labels{"trace_id": sc.TraceID().String()})
+				// ObserveWithExemplar copies the labels; reuse the map.
+				l := exemplarLabels.Get().(prometheus.Labels)
+				l["trace_id"] = sc.TraceID().String()
+				eo.ObserveWithExemplar(v, l)
+				exemplarLabels.Put(l)
 				return
 			}
 		}
 	}
 	h.Observe(v)
 }
+
+var exemplarLabels = sync.Pool{New: func() any { return make(prometheus.Labels, 1) }}
 
 // replyCounter wraps a ReplyWriter to see every reply of one call. A
 // call's replies are sent by one goroutine, so it needs no lock; the
@@ -195,9 +202,30 @@ type red struct {
 	duration *prometheus.HistogramVec
 	reqSize  *prometheus.HistogramVec
 	respSize *prometheus.HistogramVec
+
+	// Children by label values, so that a call costs no label hashing.
+	// Keys are bounded: methods by the label set, codes by gate.Code.
+	durations *cache[codeKey, prometheus.Observer]
+	reqSizes  *cache[string, prometheus.Observer]
+	respSizes *cache[string, prometheus.Observer]
+}
+
+type codeKey struct {
+	method string
+	code   gate.Code
 }
 
 func newRED(c *config, side string) *red {
+	m := newREDVecs(c, side)
+	m.durations = newCache(32*m.methods.max, func(k codeKey) prometheus.Observer {
+		return m.duration.WithLabelValues(k.method, k.code.String())
+	})
+	m.reqSizes = newCache(m.methods.max, func(method string) prometheus.Observer { return m.reqSize.WithLabelValues(method) })
+	m.respSizes = newCache(m.methods.max, func(method string) prometheus.Observer { return m.respSize.WithLabelValues(method) })
+	return m
+}
+
+func newREDVecs(c *config, side string) *red {
 	return &red{
 		cfg:     c,
 		methods: newLabelSet(c.methods, c.maxMethods),
@@ -223,12 +251,12 @@ func (m *red) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter, 
 	err := next.ServeRPC(ctx, req, rc)
 	d := m.cfg.now().Sub(start).Seconds()
 	code := rc.code(err)
-	observe(ctx, m.duration.WithLabelValues(method, code.String()), d, m.cfg.exemplars)
+	observe(ctx, m.durations.get(codeKey{method, code}), d, m.cfg.exemplars)
 	if n, ok := requestSize(req); ok {
-		m.reqSize.WithLabelValues(method).Observe(float64(n))
+		m.reqSizes.get(method).Observe(float64(n))
 	}
 	if rc.replies > 0 {
-		m.respSize.WithLabelValues(method).Observe(float64(rc.bytes))
+		m.respSizes.get(method).Observe(float64(rc.bytes))
 	}
 	return err
 }
@@ -277,6 +305,7 @@ type ServerMetrics struct {
 	execDepth *prometheus.GaugeVec
 	streamMsg *prometheus.CounterVec
 	hugeBytes *prometheus.CounterVec
+	gauges    *cache[string, prometheus.Gauge] // inflight by raw service name
 }
 
 // NewServerMetrics creates the worker metrics and registers them with reg
@@ -305,6 +334,9 @@ func NewServerMetrics(reg prometheus.Registerer, opts ...Option) (*ServerMetrics
 			Help: "Bytes of huge replies sent by this worker, by method and kind (raw = before compression, compressed = on the wire).",
 		}, []string{labelMethod, labelKind}),
 	}
+	m.gauges = newCache(m.services.max, func(service string) prometheus.Gauge {
+		return m.inflight.WithLabelValues(m.services.lookup(service))
+	})
 	cs := append(m.red.collectors(), m.inflight, m.execDepth, m.streamMsg, m.hugeBytes)
 	if err := register(reg, cs...); err != nil {
 		return nil, err
@@ -321,7 +353,7 @@ func (m *ServerMetrics) Middleware() gate.Middleware {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 			info := req.Info()
 			method, _ := m.red.methods.method(info)
-			g := m.inflight.WithLabelValues(m.services.lookup(info.Service))
+			g := m.gauges.get(info.Service)
 			g.Inc()
 			defer g.Dec()
 			var stream, hugeC, hugeR prometheus.Counter

@@ -51,6 +51,9 @@ func Tracing(opts ...Option) gate.Middleware {
 		prop:    c.propagator(),
 		methods: newLabelSet(c.methods, c.maxMethods),
 	}
+	t.starts = newCache(3*t.methods.max, func(k startKey) trace.SpanStartOption {
+		return trace.WithAttributes(attrSystem, keyMethod.String(k.method), AttrRole.String(k.role.String()), AttrService.String(k.service))
+	})
 	return func(next gate.Handler) gate.Handler {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 			switch req.Info().Role {
@@ -70,28 +73,39 @@ type tracing struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	methods *labelSet
+	// starts holds the start attributes of known methods, per role, as
+	// one ready SpanStartOption.
+	starts *cache[startKey, trace.SpanStartOption]
 }
 
-// start attributes and span name of req.
-func (t *tracing) describe(req *gate.Request) (string, []attribute.KeyValue) {
+type startKey struct {
+	role            gate.Role
+	service, method string // method is the label ("Service/method")
+}
+
+// Span kinds as ready options.
+var (
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+	kindServer   = trace.WithSpanKind(trace.SpanKindServer)
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
+)
+
+// describe returns the span name of req, its start attributes as one
+// option, and its rpc.method attribute. The request size is set when the
+// span finishes.
+func (t *tracing) describe(req *gate.Request) (string, trace.SpanStartOption, attribute.KeyValue) {
 	info := req.Info()
 	method, known := t.methods.method(info)
-	attrs := make([]attribute.KeyValue, 0, 6)
-	attrs = append(attrs, attrSystem, keyMethod.String(method), AttrRole.String(info.Role.String()), AttrService.String(info.Service))
-	name := method
-	if !known {
-		attrs = append(attrs, keyMethodOriginal.String(info.FullMethod()))
-		name = SystemName
+	if known {
+		return method, t.starts.get(startKey{info.Role, info.Service, method}), keyMethod.String(method)
 	}
-	if n, ok := requestSize(req); ok {
-		attrs = append(attrs, AttrRequestSize.Int(n))
-	}
-	return name, attrs
+	return SystemName, trace.WithAttributes(attrSystem, keyMethod.String(method), AttrRole.String(info.Role.String()),
+		AttrService.String(info.Service), keyMethodOriginal.String(info.FullMethod())), keyMethod.String(method)
 }
 
 func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
-	name, attrs := t.describe(req)
-	ctx, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	name, attrs, _ := t.describe(req)
+	ctx, span := t.tracer.Start(ctx, name, kindClient, attrs)
 	if req.Metadata == nil {
 		req.Metadata = make(map[string]string, 3)
 	}
@@ -103,21 +117,30 @@ func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWri
 	return err
 }
 
-// extract returns ctx with the remote parent from md, and the start
-// options: a new root when md carries no valid context.
-func (t *tracing) extract(ctx context.Context, md map[string]string) (context.Context, []trace.SpanStartOption) {
+// Start options of a span whose remote parent is missing.
+var (
+	optNewRoot       = trace.WithNewRoot()
+	optParentMissing = trace.WithAttributes(AttrRemoteParent.Bool(true))
+)
+
+// extract returns ctx with the remote parent from md, and whether there is
+// one; without, the span must start as a new root (optNewRoot,
+// optParentMissing).
+func (t *tracing) extract(ctx context.Context, md map[string]string) (context.Context, bool) {
 	ctx = t.prop.Extract(ctx, metadataCarrier(md))
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsRemote() {
-		return ctx, nil
-	}
-	return ctx, []trace.SpanStartOption{trace.WithNewRoot(), trace.WithAttributes(AttrRemoteParent.Bool(true))}
+	sc := trace.SpanContextFromContext(ctx)
+	return ctx, sc.IsValid() && sc.IsRemote()
 }
 
 func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
-	name, attrs := t.describe(req)
-	ctx, so := t.extract(ctx, req.Metadata)
-	so = append(so, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-	ctx, span := t.tracer.Start(ctx, name, so...)
+	name, attrs, _ := t.describe(req)
+	ctx, remote := t.extract(ctx, req.Metadata)
+	var span trace.Span
+	if remote {
+		ctx, span = t.tracer.Start(ctx, name, kindServer, attrs)
+	} else {
+		ctx, span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs)
+	}
 	rc := &replyCounter{ReplyWriter: w}
 	err := next.ServeRPC(ctx, req, rc)
 	finish(span, rc, err, req, true)
@@ -126,17 +149,23 @@ func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 }
 
 func (t *tracing) broker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
-	name, attrs := t.describe(req)
+	name, attrs, method := t.describe(req)
 	start := time.Now()
-	ctx, so := t.extract(ctx, req.Metadata)
-	so = append(so, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...), trace.WithTimestamp(start))
-	sctx, span := t.tracer.Start(ctx, name, so...)
+	ctx, remote := t.extract(ctx, req.Metadata)
+	var (
+		sctx context.Context
+		span trace.Span
+	)
+	if remote {
+		sctx, span = t.tracer.Start(ctx, name, kindServer, attrs, trace.WithTimestamp(start))
+	} else {
+		sctx, span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs, trace.WithTimestamp(start))
+	}
 
 	var (
 		mu         sync.Mutex
 		dispatches []trace.Span
 	)
-	method := attrs[1] // rpc.method
 	hctx := gate.WithDispatchHook(sctx, func(_ context.Context, d *gate.Dispatch) {
 		enq := d.Enqueued
 		if enq.IsZero() || enq.After(d.Assigned) {
@@ -145,10 +174,10 @@ func (t *tracing) broker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 		mu.Lock()
 		attempt := len(dispatches) + 1
 		mu.Unlock()
-		_, qs := t.tracer.Start(sctx, SpanQueueWait, trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(enq),
+		_, qs := t.tracer.Start(sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
 			trace.WithAttributes(attrSystem, method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds())))
 		qs.End(trace.WithTimestamp(d.Assigned))
-		dctx, ds := t.tracer.Start(sctx, SpanDispatch, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(d.Assigned),
+		dctx, ds := t.tracer.Start(sctx, SpanDispatch, kindClient, trace.WithTimestamp(d.Assigned),
 			trace.WithAttributes(attrSystem, method, AttrDispatchAttempt.Int(attempt)))
 		if d.Metadata == nil {
 			d.Metadata = make(map[string]string, 3)
@@ -169,7 +198,7 @@ func (t *tracing) broker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 		// Never assigned to a worker. If it timed out or expired in the
 		// queue, record the wait anyway.
 		if c := rc.code(err); c == gate.DeadlineExceeded || c == gate.ResourceExhausted {
-			_, qs := t.tracer.Start(sctx, SpanQueueWait, trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start),
+			_, qs := t.tracer.Start(sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(start),
 				trace.WithAttributes(attrSystem, method, AttrQueueExpired.Bool(true), AttrQueueWait.Float64(end.Sub(start).Seconds())))
 			qs.SetStatus(codes.Error, c.String())
 			qs.End(trace.WithTimestamp(end))
@@ -200,7 +229,14 @@ func finish(span trace.Span, rc *replyCounter, err error, req *gate.Request, ser
 		return
 	}
 	code := rc.code(err)
-	attrs := make([]attribute.KeyValue, 0, 8)
+	// SetAttributes copies the attributes, so the slice goes back to the
+	// pool afterwards.
+	buf := attrPool.Get().(*[]attribute.KeyValue)
+	defer func() {
+		clear(*buf)
+		attrPool.Put(buf)
+	}()
+	attrs := (*buf)[:0]
 	attrs = append(attrs, keyStatusCode.String(code.String()), AttrReplyKind.String(rc.replyKindName()), AttrReplies.Int(rc.replies))
 	if rc.replies > 0 {
 		attrs = append(attrs, AttrResponseSize.Int(rc.bytes))
@@ -235,4 +271,10 @@ func finish(span trace.Span, rc *replyCounter, err error, req *gate.Request, ser
 		}
 	}
 	span.SetAttributes(attrs...)
+	*buf = attrs
 }
+
+var attrPool = sync.Pool{New: func() any {
+	b := make([]attribute.KeyValue, 0, 10)
+	return &b
+}}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,26 @@ type env struct {
 	c       *gate.Client
 	methods []string
 	logger  *slog.Logger
+	drop    atomic.Bool // stop recording spans in sr (benchmarks)
+}
+
+// dropper forwards to a span recorder until drop is set. (The recorder's
+// Shutdown does nothing: it would keep every span of a benchmark.)
+type dropper struct {
+	*tracetest.SpanRecorder
+	drop *atomic.Bool
+}
+
+func (d dropper) OnStart(ctx context.Context, s sdktrace.ReadWriteSpan) {
+	if !d.drop.Load() {
+		d.SpanRecorder.OnStart(ctx, s)
+	}
+}
+
+func (d dropper) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !d.drop.Load() {
+		d.SpanRecorder.OnEnd(s)
+	}
 }
 
 func service(t testing.TB) *gate.Service {
@@ -105,7 +126,7 @@ func start(t testing.TB, bopts []broker.Option, wopts ...gate.WorkerOption) *env
 func startWith(t testing.TB, on bool, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
 	t.Helper()
 	e := &env{sr: tracetest.NewSpanRecorder(), reg: prometheus.NewPedanticRegistry(), logger: quiet()}
-	e.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.sr))
+	e.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(dropper{e.sr, &e.drop}))
 	t.Cleanup(func() { _ = e.tp.Shutdown(context.Background()) })
 	svc := service(t)
 	for _, m := range svc.Methods() {
@@ -448,9 +469,10 @@ func BenchmarkCall(b *testing.B) {
 					qh := telemetry.NewQueueHandler(slog.NewJSONHandler(io.Discard, nil), telemetry.QueueOptions{})
 					b.Cleanup(func() { _ = qh.Close(context.Background()) })
 					*e.logger = *slog.New(qh)
-					// Drop the recorder's ever-growing span list: sample
-					// everything, export nothing.
-					e.sr.Shutdown(context.Background())
+					// Sample and end every span, but keep none: the
+					// recorder's list would grow for the whole run.
+					e.drop.Store(true)
+					e.sr.Reset()
 				}
 				ctx := testCtx(b)
 				b.ReportAllocs()
@@ -477,4 +499,66 @@ func BenchmarkCallBrokerNoopMiddleware(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCallParallel is BenchmarkCall under load: 16×GOMAXPROCS
+// goroutines share the one client, so calls are pipelined through the
+// broker and the worker. It reports calls/s; compare telemetry=on with
+// telemetry=off of the same run.
+func BenchmarkCallParallel(b *testing.B) {
+	for _, size := range []int{128, 16 << 10} {
+		payload := strings.Repeat("x", size)
+		for _, on := range []bool{false, true} {
+			name := fmt.Sprintf("%dB/telemetry=%v", size, map[bool]string{false: "off", true: "on"}[on])
+			b.Run(name, func(b *testing.B) {
+				e := startWith(b, on, nil)
+				if on {
+					qh := telemetry.NewQueueHandler(slog.NewJSONHandler(io.Discard, nil), telemetry.QueueOptions{})
+					b.Cleanup(func() { _ = qh.Close(context.Background()) })
+					*e.logger = *slog.New(qh)
+					e.drop.Store(true)
+					e.sr.Reset()
+				}
+				ctx := testCtx(b)
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				b.SetParallelism(16)
+				b.ResetTimer()
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := e.c.Call(ctx, "E2E.echo", payload); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+			})
+		}
+	}
+}
+
+// BenchmarkCallParallelBrokerNoopMiddleware is
+// BenchmarkCallBrokerNoopMiddleware under the load of
+// BenchmarkCallParallel: the floor that the broker's middleware path sets
+// for BenchmarkCallParallel/128B/telemetry=on.
+func BenchmarkCallParallelBrokerNoopMiddleware(b *testing.B) {
+	noop := func(h gate.Handler) gate.Handler { return h }
+	e := startWith(b, false, []broker.Option{broker.WithMiddleware(noop)})
+	ctx := testCtx(b)
+	payload := strings.Repeat("x", 128)
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := e.c.Call(ctx, "E2E.echo", payload); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
 }
