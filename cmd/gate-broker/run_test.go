@@ -252,22 +252,35 @@ func TestRunMetrics(t *testing.T) {
 		}
 	}
 
-	code, text := httpGet(t, "http://"+addr+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	for _, series := range []string{
+	want := []string{
 		`gaterpc_broker_request_duration_seconds_count{outcome="ok",service="Echo"} 1`, // hooks
 		`gaterpc_broker_queue_wait_seconds_count{service="Echo"} 1`,                    // hooks
 		`gaterpc_broker_dispatch_total{outcome="dispatched"} 1`,                        // Stats collector
 		`gaterpc_broker_live_workers 1`,                                                // Stats collector
-	} {
-		if !strings.Contains(text, series) {
-			t.Errorf("/metrics lacks %s", series)
-		}
 	}
-	if t.Failed() {
-		t.Logf("/metrics:\n%s", text)
+	// The loop relays the reply before it records the finish: the client
+	// can see the reply first, so scrape until the series are there.
+	var missing []string
+	var text string
+	for deadline := time.Now().Add(gatetest.TestTimeout); ; {
+		var code int
+		code, text = httpGet(t, "http://"+addr+"/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("/metrics: %d", code)
+		}
+		missing = missing[:0]
+		for _, series := range want {
+			if !strings.Contains(text, series) {
+				missing = append(missing, series)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("/metrics lacks %q:\n%s", missing, text)
 	}
 	if code, text := httpGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: %d %s", code, text)
