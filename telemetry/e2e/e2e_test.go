@@ -372,7 +372,7 @@ func TestTraceTree(t *testing.T) {
 		{"rpc_client_call_duration_seconds", []string{"E2E/fail", "INVALID_ARGUMENT"}},
 		{"rpc_server_call_duration_seconds", []string{"E2E/count", "OK"}},
 	} {
-		if n := histCount(t, e.reg, tc.name, tc.labels...); n == 0 {
+		if n := waitHistCount(t, e.reg, func(n uint64) bool { return n > 0 }, tc.name, tc.labels...); n == 0 {
 			t.Errorf("%s%v count = 0", tc.name, tc.labels)
 		}
 	}
@@ -421,8 +421,23 @@ func TestTraceQueueTimeout(t *testing.T) {
 	if err := <-busy; err != nil {
 		t.Errorf("sleep call: %v", err)
 	}
-	if n := histCount(t, e.reg, "gaterpc_broker_request_duration_seconds", broker.OutcomeExpired, "E2E"); n != 1 {
+	if n := waitHistCount(t, e.reg, func(n uint64) bool { return n == 1 }, "gaterpc_broker_request_duration_seconds", broker.OutcomeExpired, "E2E"); n != 1 {
 		t.Errorf("request_duration{E2E,expired} count = %d, want 1", n)
+	}
+}
+
+// waitHistCount polls histCount until ok accepts the count or the test
+// timeout passes: hops record a call's metrics after its reply is on its
+// way, so the caller can see the reply first.
+func waitHistCount(t *testing.T, g prometheus.Gatherer, ok func(uint64) bool, name string, lv ...string) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		n := histCount(t, g, name, lv...)
+		if ok(n) || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
