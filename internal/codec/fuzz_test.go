@@ -104,18 +104,23 @@ func decodeMultipart(b []byte) [][]byte {
 	return frames
 }
 
+// TestWriteSeedCorpus checks that the committed seed corpus is what the
+// vectors give today; with -update-corpus it rewrites it.
 func TestWriteSeedCorpus(t *testing.T) {
-	if !*updateCorpus {
-		t.Skip("run with -update-corpus to rewrite testdata/fuzz")
-	}
 	write := func(fuzzName, seedName string, data []byte) {
-		dir := filepath.Join("testdata", "fuzz", fuzzName)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		path := filepath.Join("testdata", "fuzz", fuzzName, "seed-"+strings.ToLower(seedName))
 		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
-		if err := os.WriteFile(filepath.Join(dir, "seed-"+strings.ToLower(seedName)), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
+		if *updateCorpus {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if got, err := os.ReadFile(path); err != nil || string(got) != content {
+			t.Errorf("seed %s is missing or stale (%v); regenerate with: go test -run TestWriteSeedCorpus -update-corpus", path, err)
 		}
 	}
 	for name, b := range msgpackSeeds(t) {

@@ -96,20 +96,14 @@ func seedRequestIDs() map[string][]byte {
 	}
 }
 
+// TestWriteSeedCorpus checks that the committed seed corpus is what the
+// vectors give today; with -update-corpus it rewrites it.
 func TestWriteSeedCorpus(t *testing.T) {
-	if !*updateCorpus {
-		t.Skip("run with -update-corpus to rewrite testdata/fuzz")
-	}
 	write := func(fuzzName, seedName string, data []byte) {
 		dir := filepath.Join("testdata", "fuzz", fuzzName)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
 		name := "seed-" + strings.ToLower(strings.ReplaceAll(seedName, "/", "_"))
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		checkSeed(t, filepath.Join(dir, name), content, *updateCorpus)
 	}
 	for name, frames := range seedMessages(t, "worker") {
 		write("FuzzParseWorkerMessage", name, encodeMultipart(frames))
@@ -268,4 +262,23 @@ func FuzzDecodeRequestID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id []byte) {
 		checkRequestIDRoundTrip(t, id)
 	})
+}
+
+// checkSeed writes content to path when update is set, and otherwise fails
+// unless the committed file holds exactly content.
+func checkSeed(t *testing.T, path, content string, update bool) {
+	t.Helper()
+	if update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != content {
+		t.Errorf("seed %s is missing or stale (%v); regenerate with: go test -run TestWriteSeedCorpus -update-corpus", path, err)
+	}
 }
