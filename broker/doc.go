@@ -1,6 +1,6 @@
 // Package broker is the gate-rpc broker: a ZeroMQ Majordomo broker that is
 // wire-compatible with gaterpc 0.2.12 clients and workers
-// (docs: wire-protocol.md sections 2–10).
+// (docs/wire-protocol.md sections 2–10).
 //
 // A Broker binds a ROUTER frontend for clients and a ROUTER backend for
 // workers and routes each client request to a worker of the requested

@@ -8,7 +8,7 @@ import (
 	"github.com/gaterpc/gate/internal/wire"
 )
 
-// internal serves the broker's own service "Gate" (wire-protocol.md 8.1)
+// internal serves the broker's own service "Gate" (docs/wire-protocol.md 8.1)
 // on the loop. Unlike gaterpc 0.2.12 (quirk 1) an unknown function or a
 // malformed body gets an exception reply instead of silence.
 func (l *loop) internal(client []byte, cr wire.ClientRequest) {

@@ -11,7 +11,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
-// Defaults of [Settings], matching gaterpc 0.2.12 (wire-protocol.md
+// Defaults of [Settings], matching gaterpc 0.2.12 (docs/wire-protocol.md
 // section 13) except where noted.
 const (
 	DefaultHeartbeat             = 5 * time.Second

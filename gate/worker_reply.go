@@ -104,7 +104,7 @@ func (r *replier) triple(err error) []byte {
 	return b
 }
 
-// huge compresses and chunks an encoded value (wire-protocol.md 7.3).
+// huge compresses and chunks an encoded value (docs/wire-protocol.md 7.3).
 func (r *replier) huge(ctx context.Context, enc []byte) error {
 	var sendErr error
 	s, err := chunk.NewSender(func(c []byte) error {

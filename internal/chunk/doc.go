@@ -1,6 +1,6 @@
 // Package chunk implements HugeData payloads: a msgpack-encoded value that is
 // compressed and cut into fixed-size chunks, each sent as the body of one
-// GateStreamHugData reply (wire-protocol.md section 7). It does no socket I/O;
+// GateStreamHugData reply (docs/wire-protocol.md section 7). It does no socket I/O;
 // the caller frames the chunks and the HugeDataEND marker.
 //
 // The sender side is [Sender], an io.WriteCloser that compresses whatever is

@@ -68,7 +68,7 @@ func (c *Codec) EncodeRequestBody(fn string, args []any, kwargs map[string]any) 
 }
 
 // DecodeRequestBody validates and splits a request body as a 0.2.12 worker
-// does (wire-protocol.md section 3.2): 1 to 3 frames; the first a str (the
+// does (docs/wire-protocol.md section 3.2): 1 to 3 frames; the first a str (the
 // function name), the second an array (args), the third a map whose keys
 // are all strs not starting with "__" (kwargs). Each frame must be exactly
 // one msgpack value within the caps. Missing frames give empty args and

@@ -10,7 +10,7 @@ import (
 )
 
 // Default decode caps, the limits gaterpc 0.2.12 applies to every msgpack
-// decode (wire-protocol.md section 0).
+// decode (docs/wire-protocol.md section 0).
 const (
 	DefaultMaxStrLen  = 32 << 20 // bytes per str
 	DefaultMaxBinLen  = 32 << 20 // bytes per bin or ext payload

@@ -33,7 +33,7 @@
 // values (structs with msgpack tags) through msgpack/v5 after validating
 // the input. Exactly one value is accepted: trailing bytes are an error.
 //
-// The protocol helpers build and check the bodies of wire-protocol.md
+// The protocol helpers build and check the bodies of docs/wire-protocol.md
 // sections 3 and 5–7:
 //
 //	body, _ := codec.EncodeRequestBody("echo", []any{"a", 1}, map[string]any{"k": true})

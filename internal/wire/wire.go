@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Protocol headers and names (wire-protocol.md sections 1.3, 6, 7, 8, 13).
+// Protocol headers and names (docs/wire-protocol.md sections 1.3, 6, 7, 8, 13).
 const (
 	ClientHeader = "MDPC01"
 	WorkerHeader = "MDPW01"
@@ -334,7 +334,7 @@ func ParseWorkerMessage(frames [][]byte) (WorkerMessage, error) {
 // ReplyKind classifies the body of one reply message.
 type ReplyKind uint8
 
-// Reply kinds (wire-protocol.md sections 5, 6, 7).
+// Reply kinds (docs/wire-protocol.md sections 5, 6, 7).
 const (
 	ReplyUnknown     ReplyKind = iota // not a recognised body; clients ignore it
 	ReplySingle                       // one msgpack {result, exception} map
