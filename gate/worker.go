@@ -90,7 +90,8 @@ type Worker struct {
 	count    int
 	wg       sync.WaitGroup // request goroutines
 
-	connects atomic.Int64
+	connects  atomic.Int64
+	connected atomic.Bool // a connection is up and READY was sent
 
 	depthHook func(service, executor string, depth int)
 	depths    [3]atomic.Int64 // waiting requests by execKind
@@ -123,6 +124,12 @@ func (w *Worker) waiting(k int, delta int64) {
 		w.depthHook(w.svc.name, execNames[k], int(n))
 	}
 }
+
+// Connected reports whether the worker has a connection to the broker on
+// which it announced READY: true from each (re)connect until the broker is
+// lost, sends DISCONNECT, or the worker stops. Binaries use it for
+// readiness probes. Safe for concurrent use.
+func (w *Worker) Connected() bool { return w.connected.Load() }
 
 // NewWorker returns a worker for svc that will connect to the broker
 // backend at endpoint (Settings.WorkerAddr when empty). It does not
@@ -450,6 +457,7 @@ func (l *workerLoop) connect(now time.Time) error {
 	// extra frames; plain heartbeats keep them happy.
 	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapability)}}.Frames())
 	w.connects.Add(1)
+	w.connected.Store(true)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
 		slog.String("rpc.service", w.svc.name), slog.String("endpoint", w.endpoint), slog.Int("capacity", w.s.MessageMax))
 	return nil
@@ -468,6 +476,7 @@ func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
 	_ = l.sock.SetLinger(linger)
 	l.sock.Close()
 	l.sock, l.pollIn, l.pollOut, l.outq = nil, nil, nil, nil
+	l.w.connected.Store(false)
 	l.w.cancelAll()
 }
 

@@ -120,3 +120,35 @@ func TestExecutorDepthHook(t *testing.T) {
 		t.Fatalf("after the calls: max %d, last %v; want max %d and pool back to 0", m, d, calls-1)
 	}
 }
+
+// TestWorkerConnected: Connected is false before Serve, true once READY is
+// sent, and false again after Close.
+func TestWorkerConnected(t *testing.T) {
+	svc, err := gate.NewService("Conn", "connected")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := gatetest.StartBrokerOn(t, gatetest.Inproc, broker.WithHeartbeat(time.Second))
+	w, err := gate.NewWorker(h.Backend, svc, gate.WithZMQContext(h.Ctx), gate.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Connected() {
+		t.Fatal("Connected before Serve")
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.Serve(context.Background()) }()
+	for deadline := time.Now().Add(10 * time.Second); !w.Connected(); {
+		if time.Now().After(deadline) {
+			t.Fatal("never Connected after Serve")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.Close()
+	if err := <-errc; !errors.Is(err, gate.ErrClosed) {
+		t.Fatalf("Serve = %v, want ErrClosed", err)
+	}
+	if w.Connected() {
+		t.Fatal("still Connected after Close")
+	}
+}

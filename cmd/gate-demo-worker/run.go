@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,10 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	conns := make([]*connWatch, *workers)
-	for i := range conns {
-		conns[i] = &connWatch{connected: new(atomic.Bool)}
-	}
+	// /readyz: ready while every worker is connected to the broker.
+	var started atomic.Pointer[[]*gate.Worker]
 	tel, err := setup.New(ctx, setup.Config{
 		ServiceName: "gate-demo-worker",
 		Role:        gate.RoleWorker.String(),
@@ -85,8 +82,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		LogLevel:    lvl,
 		LogWriter:   stderr,
 		Ready: func(context.Context) error {
-			for i, c := range conns {
-				if !c.connected.Load() {
+			ws := started.Load()
+			if ws == nil {
+				return fmt.Errorf("workers not started")
+			}
+			for i, w := range *ws {
+				if !w.Connected() {
 					return fmt.Errorf("worker %d not connected to %s", i, *brokerAddr)
 				}
 			}
@@ -114,13 +115,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	settings.MessageMax = *capacity
 	ws := make([]*gate.Worker, *workers)
 	for i := range ws {
-		conns[i].Handler = log.Handler()
 		if ws[i], err = svc.NewWorker(*brokerAddr, gate.WithSettings(settings),
-			gate.WithLogger(slog.New(conns[i])), gate.WithMiddleware(mw),
+			gate.WithLogger(log), gate.WithMiddleware(mw),
 			gate.WithExecutorDepthHook(tel.ExecutorDepth())); err != nil {
 			return err
 		}
 	}
+	started.Store(&ws)
 	log.Info("gate-demo-worker starting", "broker", *brokerAddr, "service", *service, "capacity", *capacity,
 		"workers", *workers, "procs", *procs, "metrics_addr", tel.MetricsAddr(), "methods", svc.Methods())
 
@@ -150,45 +151,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	wg.Wait()
 	log.Info("gate-demo-worker stopped")
 	return serveErr
-}
-
-// connWatch passes a worker's log records on and follows its connection
-// state from them: gate.Worker exposes no connection callback, but it logs
-// "worker connected" when it (re)connects and announces READY, and
-// "worker lost broker, reconnecting" when the broker goes silent or says
-// DISCONNECT. /readyz is ready while every worker is connected.
-type connWatch struct {
-	slog.Handler
-	connected *atomic.Bool
-}
-
-func (c *connWatch) Handle(ctx context.Context, r slog.Record) error {
-	c.observe(r.Message)
-	if !c.Handler.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return c.Handler.Handle(ctx, r)
-}
-
-// Enabled is true for Info records so that Handle sees the connection
-// messages even when the log level hides them.
-func (c *connWatch) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || c.Handler.Enabled(ctx, l)
-}
-
-func (c *connWatch) WithAttrs(as []slog.Attr) slog.Handler {
-	return &connWatch{Handler: c.Handler.WithAttrs(as), connected: c.connected}
-}
-
-func (c *connWatch) WithGroup(name string) slog.Handler {
-	return &connWatch{Handler: c.Handler.WithGroup(name), connected: c.connected}
-}
-
-func (c *connWatch) observe(msg string) {
-	switch msg {
-	case "worker connected":
-		c.connected.Store(true)
-	case "worker lost broker, reconnecting":
-		c.connected.Store(false)
-	}
 }

@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,22 +123,6 @@ func TestRunServesDemo(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"gate-demo-worker starting"`) {
 		t.Errorf("-log-format json: logs are not JSON:\n%s", logs.String())
-	}
-}
-
-func TestConnWatchReadiness(t *testing.T) {
-	c := &connWatch{Handler: slog.DiscardHandler, connected: new(atomic.Bool)}
-	log := slog.New(c).With("k", "v") // clones share the state
-	if c.connected.Load() {
-		t.Fatal("connected before any record")
-	}
-	log.Info("worker connected")
-	if !c.connected.Load() {
-		t.Fatal("not connected after \"worker connected\"")
-	}
-	log.Warn("worker lost broker, reconnecting")
-	if c.connected.Load() {
-		t.Fatal("still connected after losing the broker")
 	}
 }
 
