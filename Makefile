@@ -46,7 +46,7 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m)
 		done; \
 	done
 
-lint: ## gofmt -s -l and go vet
+lint: deps ## gofmt -s -l and go vet (after deps: vet compiles the cgo bindings)
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
