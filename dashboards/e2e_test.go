@@ -68,9 +68,6 @@ var e2eMayBeEmpty = map[string]string{
 var e2eCmds = []string{"cmd/gate-broker", "cmd/gate-demo-worker", "cmd/gatectl"}
 
 func TestE2EPrometheusEvaluatesEveryQuery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test with real processes; run without -short")
-	}
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

@@ -422,9 +422,6 @@ func TestClientE2EHuge(t *testing.T) {
 }
 
 func TestClientE2EHuge100MB(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: a 100 MiB transfer takes tens of seconds (CI runs it)")
-	}
 	// Default heartbeats: compressing 100 MiB starves every loop on two
 	// cores, and this test measures the transfer, not liveness.
 	h := gatetest.StartBrokerOn(t, gatetest.Inproc, broker.WithHeartbeat(gate.DefaultHeartbeat))

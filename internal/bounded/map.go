@@ -54,34 +54,25 @@ func (m *Map[K, V]) Len() int {
 // without consulting ctx. If ctx is done first, Set returns an error that
 // matches both [ErrFull] and ctx.Err() under [errors.Is].
 func (m *Map[K, V]) Set(ctx context.Context, k K, v V) error {
-	for {
-		m.mu.Lock()
-		if m.storeLocked(k, v) {
-			m.mu.Unlock()
-			return nil
-		}
-		if m.room == nil {
-			m.room = make(chan struct{})
-		}
-		room := m.room
-		m.mu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ErrFull, ctx.Err())
-		}
-	}
+	return m.store(ctx, k, v, true)
 }
 
 // Add stores v under k only if k is absent, waiting for room while the map
 // is full. It returns [ErrExists] if k is present, and an error matching
 // [ErrFull] and ctx.Err() if ctx is done before there is room.
 func (m *Map[K, V]) Add(ctx context.Context, k K, v V) error {
+	return m.store(ctx, k, v, false)
+}
+
+// store is Set (replace true) and Add (replace false).
+func (m *Map[K, V]) store(ctx context.Context, k K, v V, replace bool) error {
 	for {
 		m.mu.Lock()
-		if _, ok := m.m[k]; ok {
-			m.mu.Unlock()
-			return ErrExists
+		if !replace {
+			if _, ok := m.m[k]; ok {
+				m.mu.Unlock()
+				return ErrExists
+			}
 		}
 		if m.storeLocked(k, v) {
 			m.mu.Unlock()
