@@ -2,7 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/gaterpc/gate/internal/wire"
+
+	"github.com/gaterpc/gate/internal/wire/wiretest"
 )
 
 // updateCorpus rewrites the committed seed corpora under testdata/fuzz:
@@ -79,31 +80,6 @@ func requestBodySeeds(tb testing.TB) map[string][][]byte {
 	return out
 }
 
-// encodeMultipart packs frames as uvarint length + bytes (see
-// decodeMultipart).
-func encodeMultipart(frames [][]byte) []byte {
-	var b []byte
-	for _, f := range frames {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	return b
-}
-
-func decodeMultipart(b []byte) [][]byte {
-	var frames [][]byte
-	for len(b) > 0 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			frames = append(frames, b)
-			break
-		}
-		frames = append(frames, b[k:k+int(n)])
-		b = b[k+int(n):]
-	}
-	return frames
-}
-
 // TestWriteSeedCorpus checks that the committed seed corpus is what the
 // vectors give today; with -update-corpus it rewrites it.
 func TestWriteSeedCorpus(t *testing.T) {
@@ -128,7 +104,7 @@ func TestWriteSeedCorpus(t *testing.T) {
 	}
 	for name, body := range requestBodySeeds(t) {
 		if !strings.HasSuffix(name, "_payload") {
-			write("FuzzDecodeRequestBody", name, encodeMultipart(body))
+			write("FuzzDecodeRequestBody", name, wiretest.EncodeMultipart(body))
 		}
 	}
 }
@@ -231,11 +207,11 @@ func FuzzDecode(f *testing.F) {
 
 func FuzzDecodeRequestBody(f *testing.F) {
 	for _, body := range requestBodySeeds(f) {
-		f.Add(encodeMultipart(body))
+		f.Add(wiretest.EncodeMultipart(body))
 	}
 	c, ordered := fuzzCodecs(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		body := decodeMultipart(data)
+		body := wiretest.DecodeMultipart(data)
 		fn, args, kwargs, err := c.DecodeRequestBody(body)
 		checkAlloc(t, len(data), "DecodeRequestBody", func() { _, _, _, _ = c.DecodeRequestBody(body) })
 		if err != nil {

@@ -2,51 +2,24 @@ package wire
 
 import (
 	"bytes"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gaterpc/gate/internal/wire/wiretest"
 )
 
 // updateCorpus rewrites the committed seed corpora under testdata/fuzz from
 // the vectors: go test ./internal/wire -run TestWriteSeedCorpus -update-corpus
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz seed corpora from the vectors")
 
-// encodeMultipart packs frames into one fuzz input: each frame is a
-// uvarint length followed by its bytes.
-func encodeMultipart(frames [][]byte) []byte {
-	var b []byte
-	for _, f := range frames {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
-	return b
-}
-
-// decodeMultipart is the inverse of encodeMultipart and maps every input to
-// some frames: a bad or oversized length makes the rest of the input the
-// last frame.
-func decodeMultipart(b []byte) [][]byte {
-	var frames [][]byte
-	for len(b) > 0 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			frames = append(frames, b)
-			break
-		}
-		frames = append(frames, b[k:k+int(n)])
-		b = b[k+int(n):]
-	}
-	return frames
-}
-
 func TestMultipartCodec(t *testing.T) {
 	in := [][]byte{{}, []byte("MDPW01"), {4}, bytes.Repeat([]byte{7}, 300)}
-	if got := decodeMultipart(encodeMultipart(in)); !framesEqual(got, in) {
-		t.Fatalf("decodeMultipart(encodeMultipart(%s)) = %s", fmtFrames(in), fmtFrames(got))
+	if got := wiretest.DecodeMultipart(wiretest.EncodeMultipart(in)); !framesEqual(got, in) {
+		t.Fatalf("wiretest.DecodeMultipart(wiretest.EncodeMultipart(%s)) = %s", fmtFrames(in), fmtFrames(got))
 	}
 }
 
@@ -106,13 +79,13 @@ func TestWriteSeedCorpus(t *testing.T) {
 		checkSeed(t, filepath.Join(dir, name), content, *updateCorpus)
 	}
 	for name, frames := range seedMessages(t, "worker") {
-		write("FuzzParseWorkerMessage", name, encodeMultipart(frames))
+		write("FuzzParseWorkerMessage", name, wiretest.EncodeMultipart(frames))
 	}
 	for name, frames := range seedMessages(t, "request") {
-		write("FuzzParseClientRequest", name, encodeMultipart(frames))
+		write("FuzzParseClientRequest", name, wiretest.EncodeMultipart(frames))
 	}
 	for name, frames := range seedMessages(t, "reply") {
-		write("FuzzParseClientReply", name, encodeMultipart(frames))
+		write("FuzzParseClientReply", name, wiretest.EncodeMultipart(frames))
 	}
 	for name, id := range seedRequestIDs() {
 		write("FuzzDecodeRequestID", name, id)
@@ -121,10 +94,10 @@ func TestWriteSeedCorpus(t *testing.T) {
 
 func FuzzParseWorkerMessage(f *testing.F) {
 	for _, frames := range seedMessages(f, "worker") {
-		f.Add(encodeMultipart(frames))
+		f.Add(wiretest.EncodeMultipart(frames))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		frames := decodeMultipart(data)
+		frames := wiretest.DecodeMultipart(data)
 		m, err := ParseWorkerMessage(frames)
 		if err != nil {
 			if _, ok := err.(*ProtocolError); !ok {
@@ -190,10 +163,10 @@ func checkBodyRoundTrip(t *testing.T, body [][]byte) {
 
 func FuzzParseClientRequest(f *testing.F) {
 	for _, frames := range seedMessages(f, "request") {
-		f.Add(encodeMultipart(frames))
+		f.Add(wiretest.EncodeMultipart(frames))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		frames := decodeMultipart(data)
+		frames := wiretest.DecodeMultipart(data)
 		r, err := ParseClientRequest(frames)
 		if err != nil {
 			if _, ok := err.(*ProtocolError); !ok {
@@ -212,10 +185,10 @@ func FuzzParseClientRequest(f *testing.F) {
 
 func FuzzParseClientReply(f *testing.F) {
 	for _, frames := range seedMessages(f, "reply") {
-		f.Add(encodeMultipart(frames))
+		f.Add(wiretest.EncodeMultipart(frames))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		frames := decodeMultipart(data)
+		frames := wiretest.DecodeMultipart(data)
 		r, err := ParseClientReply(frames)
 		if err != nil {
 			if _, ok := err.(*ProtocolError); !ok {
