@@ -258,7 +258,7 @@ func (l *loop) serve() error {
 		if len(l.pending) > 0 {
 			l.flush()
 		}
-		polled, err := l.poller.Poll(l.pollTimeout())
+		polled, err := zmqx.Poll(l.poller, l.pollTimeout())
 		if err != nil {
 			if isErrno(err, syscall.EINTR) {
 				continue

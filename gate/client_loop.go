@@ -67,7 +67,7 @@ func (l *clientLoop) run(ready chan<- error) {
 
 	for !c.isClosing() {
 		now := time.Now()
-		polled, err := l.poller.Poll(zmqx.PollTimeout(l.nextTick(now).Sub(now)))
+		polled, err := zmqx.Poll(l.poller, l.nextTick(now).Sub(now))
 		if err != nil {
 			if errors.Is(err, zmq.ETERM) || c.isClosing() {
 				break

@@ -366,7 +366,7 @@ func (w *Worker) loop() (err error) {
 		if len(l.outq) == 0 && len(w.replies) > 0 {
 			timeout = 0 // replies are waiting
 		}
-		polled, err := poller.Poll(zmqx.PollTimeout(timeout))
+		polled, err := zmqx.Poll(poller, timeout)
 		if err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
 				continue
