@@ -39,7 +39,9 @@
 //	<-errc               // gate.ErrClosed
 //
 // Observability: Stats returns a snapshot for scrape-time collectors, Hooks
-// report events as they happen (on the loop goroutine), and WithMiddleware
+// report events as they happen (on the loop goroutine), an Observer
+// (WithObserver) follows each request from arrival to finish on the loop
+// goroutine — how telemetry traces the broker hop — and WithMiddleware
 // wraps each worker-service request in a gate.Middleware chain running on
 // its own goroutine (role gate.RoleBroker) and observes each relayed reply;
 // a gate.DispatchHook installed by that middleware runs when a worker is

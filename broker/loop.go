@@ -13,6 +13,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/internal/zmqx"
 )
@@ -104,6 +105,7 @@ type request struct {
 	mw        *mwReq
 	promise   *service // early dispatch promised by startHandler, until submitted or finished
 	ready     bool     // middleware path: send on assignment, the dispatch hook needs no call
+	obs       RequestObserver
 }
 
 // loop is the state owned by the socket goroutine.
@@ -133,6 +135,7 @@ type loop struct {
 
 	keybuf []byte
 	out    [][]byte
+	rep    gate.Reply // scratch for RequestObserver.Reply
 
 	clientQ map[string]*peerQueue // clients with an overflow queue
 	pending []*peerQueue          // non-empty overflow queues, to flush
@@ -487,6 +490,7 @@ func (l *loop) onFrontend(msg [][]byte) {
 	}
 	r.ckey = string(k)
 	l.reqs[r.ckey] = r
+	l.observe(r)
 	if l.b.chain != nil {
 		if l.handlers.Load() >= int64(l.opts.maxHandlers) {
 			l.fail(r, OutcomeFull, "BusyWorkerError", "BusyWorkerError('No idle worker.')")
@@ -664,14 +668,20 @@ func (l *loop) assign(r *request, w *worker) {
 // request id; reencode forces a new id (middleware may have changed md).
 func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
 	w := r.worker
-	wireRid := r.rid
+	var rem time.Duration
 	if !r.budgetEnd.IsZero() {
-		rem := r.budgetEnd.Sub(l.now)
+		rem = r.budgetEnd.Sub(l.now)
 		if rem < time.Microsecond {
 			l.release(w)
 			l.fail(r, OutcomeTimeout, "TimeoutError", "TimeoutError("+pyRepr("deadline exceeded while queued for "+r.svcName)+")")
 			return
 		}
+	}
+	if r.obs != nil {
+		md, reencode = l.observeDispatch(r, md), true
+	}
+	wireRid := r.rid
+	if !r.budgetEnd.IsZero() {
 		wireRid = wire.EncodeRequestID(r.base, wire.RequestMeta{Budget: rem, MD: md})
 	} else if reencode {
 		wireRid = wire.EncodeRequestID(r.base, wire.RequestMeta{MD: md})
@@ -764,6 +774,9 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 	}
 	if h := l.opts.hooks.OnFinish; h != nil {
 		h(r.svcName, outcome, l.now.Sub(r.arrived))
+	}
+	if r.obs != nil {
+		l.observeFinish(r, outcome, err)
 	}
 	if r.mw != nil {
 		// The body goes straight to the client (unless the middleware
@@ -908,6 +921,11 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 			n += len(f)
 		}
 		h(r.svcName, kind, n)
+	}
+	if r.obs != nil {
+		l.rep = gate.Reply{Kind: kind, Body: m.Body}
+		r.obs.Reply(&l.rep)
+		l.rep = gate.Reply{}
 	}
 	if kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk {
 		r.lastKind = kind // before relaying: a failure there uses the stream's marker

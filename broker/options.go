@@ -54,6 +54,7 @@ type options struct {
 	logger            *slog.Logger
 	middleware        []gate.Middleware
 	hooks             Hooks
+	observers         []Observer
 	id                []byte
 	maxHandlers       int
 	bufMsgs           int
