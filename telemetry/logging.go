@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"log/slog"
+	"time"
 
 	"github.com/gaterpc/gate/gate"
 )
@@ -31,25 +32,30 @@ func Logging(logger *slog.Logger, opts ...Option) gate.Middleware {
 			start := c.now()
 			rc := &replyCounter{ReplyWriter: w, wireExc: info.Role == gate.RoleBroker}
 			err := next.ServeRPC(ctx, req, rc)
-			code := rc.code(err)
-			attrs := make([]slog.Attr, 0, 8)
-			attrs = append(attrs,
-				slog.String(KeyRPCMethod, method),
-				slog.String(KeyRole, info.Role.String()),
-				slog.String(KeyRequestID, hex.EncodeToString(req.ID)),
-				slog.Float64(KeyDuration, c.now().Sub(start).Seconds()),
-				slog.String(KeyStatusCode, code.String()),
-			)
-			if code != gate.OK {
-				attrs = append(attrs, slog.String(KeyErrorType, code.String()))
-				if e := err; e != nil {
-					attrs = append(attrs, slog.String(KeyErrorDetail, e.Error()))
-				} else if rc.replyErr != nil {
-					attrs = append(attrs, slog.String(KeyErrorDetail, rc.replyErr.Error()))
-				}
-			}
-			l.LogAttrs(ctx, slog.LevelDebug, "rpc", attrs...)
+			logCall(ctx, l, method, info.Role, req.ID, c.now().Sub(start), rc, err)
 			return err
 		})
 	}
+}
+
+// logCall writes the Debug record of one finished call.
+func logCall(ctx context.Context, l *slog.Logger, method string, role gate.Role, id []byte, dur time.Duration, rc *replyCounter, err error) {
+	code := rc.code(err)
+	attrs := make([]slog.Attr, 0, 8)
+	attrs = append(attrs,
+		slog.String(KeyRPCMethod, method),
+		slog.String(KeyRole, role.String()),
+		slog.String(KeyRequestID, hex.EncodeToString(id)),
+		slog.Float64(KeyDuration, dur.Seconds()),
+		slog.String(KeyStatusCode, code.String()),
+	)
+	if code != gate.OK {
+		attrs = append(attrs, slog.String(KeyErrorType, code.String()))
+		if err != nil {
+			attrs = append(attrs, slog.String(KeyErrorDetail, err.Error()))
+		} else if rc.replyErr != nil {
+			attrs = append(attrs, slog.String(KeyErrorDetail, rc.replyErr.Error()))
+		}
+	}
+	l.LogAttrs(ctx, slog.LevelDebug, "rpc", attrs...)
 }

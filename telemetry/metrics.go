@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -93,44 +94,53 @@ type replyCounter struct {
 
 func (c *replyCounter) Send(ctx context.Context, r *gate.Reply) error {
 	if r != nil {
-		c.replies++
-		n := r.Size()
-		c.bytes += n
-		switch r.Kind {
-		case gate.ReplyStreamItem:
-			c.streamItems++
-			c.kind = gate.ReplyStreamItem
-		case gate.ReplyHugeChunk:
-			c.hugeChunks++
-			c.hugeBytes += n
-			if b, ok := r.Value.([]byte); ok {
-				c.hugeRaw += len(b)
-			}
-			c.kind = gate.ReplyHugeChunk
-		case gate.ReplyStreamEnd, gate.ReplyStreamError:
-			c.kind = gate.ReplyStreamItem
-		case gate.ReplyHugeEnd, gate.ReplyHugeError:
-			c.kind = gate.ReplyHugeChunk
-		default:
-			if c.kind == 0 {
-				c.kind = r.Kind
-			}
-		}
-		if r.Err != nil && c.replyErr == nil {
-			c.replyErr = r.Err
-		}
-		if c.wireExc && r.Err == nil && c.replyErr == nil && r.Kind.Final() {
-			c.replyErr = wireException(r)
-		}
-		if r.Kind.IsError() {
-			c.errKind = true
-		}
-		if c.onSend != nil {
-			c.onSend(r)
-		}
+		c.count(r)
 	}
 	return c.ReplyWriter.Send(ctx, r)
 }
+
+// count records r.
+func (c *replyCounter) count(r *gate.Reply) {
+	c.replies++
+	n := r.Size()
+	c.bytes += n
+	switch r.Kind {
+	case gate.ReplyStreamItem:
+		c.streamItems++
+		c.kind = gate.ReplyStreamItem
+	case gate.ReplyHugeChunk:
+		c.hugeChunks++
+		c.hugeBytes += n
+		if b, ok := r.Value.([]byte); ok {
+			c.hugeRaw += len(b)
+		}
+		c.kind = gate.ReplyHugeChunk
+	case gate.ReplyStreamEnd, gate.ReplyStreamError:
+		c.kind = gate.ReplyStreamItem
+	case gate.ReplyHugeEnd, gate.ReplyHugeError:
+		c.kind = gate.ReplyHugeChunk
+	default:
+		if c.kind == 0 {
+			c.kind = r.Kind
+		}
+	}
+	if r.Err != nil && c.replyErr == nil {
+		c.replyErr = r.Err
+	}
+	if c.wireExc && r.Err == nil && c.replyErr == nil && r.Kind.Final() {
+		c.replyErr = wireException(r)
+	}
+	if r.Kind.IsError() {
+		c.errKind = true
+	}
+	if c.onSend != nil {
+		c.onSend(r)
+	}
+}
+
+// noExceptionSuffix ends a single reply body that carries no exception:
+// gaterpc 0.2.12 encodes {"result": ..., "exception": None} in that order.
+var noExceptionSuffix = []byte("\xa9exception\xc0")
 
 // wireException decodes the remote exception of a final reply body, or
 // returns nil.
@@ -141,8 +151,8 @@ func wireException(r *gate.Reply) error {
 	)
 	switch r.Kind {
 	case gate.ReplySingle:
-		if len(r.Body) == 0 {
-			return nil
+		if len(r.Body) == 0 || bytes.HasSuffix(r.Body[0], noExceptionSuffix) {
+			return nil // the common case, without decoding the value
 		}
 		_, exc, err = codec.DecodeReply(r.Body[0])
 	case gate.ReplyStreamError, gate.ReplyHugeError:

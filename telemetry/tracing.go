@@ -45,15 +45,7 @@ const (
 // metrics and logs below it see the span. The middleware is safe for
 // concurrent use.
 func Tracing(opts ...Option) gate.Middleware {
-	c := newConfig(opts)
-	t := &tracing{
-		tracer:  c.tracerProvider().Tracer(ScopeName, trace.WithInstrumentationVersion(otel.Version()), trace.WithSchemaURL(semconvSchemaURL)),
-		prop:    c.propagator(),
-		methods: newLabelSet(c.methods, c.maxMethods),
-	}
-	t.starts = newCache(3*t.methods.max, func(k startKey) trace.SpanStartOption {
-		return trace.WithAttributes(attrSystem, keyMethod.String(k.method), AttrRole.String(k.role.String()), AttrService.String(k.service))
-	})
+	t := newTracing(opts)
 	return func(next gate.Handler) gate.Handler {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 			switch req.Info().Role {
@@ -67,6 +59,19 @@ func Tracing(opts ...Option) gate.Middleware {
 			return next.ServeRPC(ctx, req, w)
 		})
 	}
+}
+
+func newTracing(opts []Option) *tracing {
+	c := newConfig(opts)
+	t := &tracing{
+		tracer:  c.tracerProvider().Tracer(ScopeName, trace.WithInstrumentationVersion(otel.Version()), trace.WithSchemaURL(semconvSchemaURL)),
+		prop:    c.propagator(),
+		methods: newLabelSet(c.methods, c.maxMethods),
+	}
+	t.starts = newCache(3*t.methods.max, func(k startKey) trace.SpanStartOption {
+		return trace.WithAttributes(attrSystem, keyMethod.String(k.method), AttrRole.String(k.role.String()), AttrService.String(k.service))
+	})
+	return t
 }
 
 type tracing struct {
@@ -112,7 +117,7 @@ func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWri
 	t.prop.Inject(ctx, metadataCarrier(req.Metadata))
 	rc := &replyCounter{ReplyWriter: w}
 	err := next.ServeRPC(ctx, req, rc)
-	finish(span, rc, err, req, false)
+	finish(span, rc, err, reqSizeOf(req), false)
 	span.End()
 	return err
 }
@@ -143,74 +148,109 @@ func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 	}
 	rc := &replyCounter{ReplyWriter: w}
 	err := next.ServeRPC(ctx, req, rc)
-	finish(span, rc, err, req, true)
+	finish(span, rc, err, reqSizeOf(req), true)
 	span.End()
 	return err
 }
 
 func (t *tracing) broker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
-	name, attrs, method := t.describe(req)
-	start := time.Now()
-	ctx, remote := t.extract(ctx, req.Metadata)
-	var (
-		sctx context.Context
-		span trace.Span
-	)
-	if remote {
-		sctx, span = t.tracer.Start(ctx, name, kindServer, attrs, trace.WithTimestamp(start))
-	} else {
-		sctx, span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs, trace.WithTimestamp(start))
-	}
-
-	var (
-		mu         sync.Mutex
-		dispatches []trace.Span
-	)
-	hctx := gate.WithDispatchHook(sctx, func(_ context.Context, d *gate.Dispatch) {
-		enq := d.Enqueued
-		if enq.IsZero() || enq.After(d.Assigned) {
-			enq = d.Assigned
-		}
-		mu.Lock()
-		attempt := len(dispatches) + 1
-		mu.Unlock()
-		_, qs := t.tracer.Start(sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
-			trace.WithAttributes(attrSystem, method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds())))
-		qs.End(trace.WithTimestamp(d.Assigned))
-		dctx, ds := t.tracer.Start(sctx, SpanDispatch, kindClient, trace.WithTimestamp(d.Assigned),
-			trace.WithAttributes(attrSystem, method, AttrDispatchAttempt.Int(attempt)))
-		if d.Metadata == nil {
-			d.Metadata = make(map[string]string, 3)
-		}
-		t.prop.Inject(dctx, metadataCarrier(d.Metadata))
-		mu.Lock()
-		dispatches = append(dispatches, ds)
-		mu.Unlock()
-	})
+	bc := t.startBroker(ctx, req, time.Now())
+	hctx := gate.WithDispatchHook(bc.sctx, func(_ context.Context, d *gate.Dispatch) { bc.dispatch(d) })
 	rc := &replyCounter{ReplyWriter: w, wireExc: true}
 	err := next.ServeRPC(hctx, req, rc)
-	end := time.Now()
-	mu.Lock()
-	ds := dispatches
-	dispatches = nil
-	mu.Unlock()
+	bc.end(rc, err, time.Now())
+	return err
+}
+
+// brokerCall is the trace of one request at the broker: the SERVER span,
+// and a "queue wait" and a "dispatch" span per dispatch. The Tracing
+// middleware drives it from the request's goroutine, BrokerTracing from
+// the broker's loop.
+type brokerCall struct {
+	t       *tracing
+	sctx    context.Context // holds span
+	span    trace.Span
+	method  attribute.KeyValue
+	start   time.Time
+	reqSize int // -1: unknown
+
+	mu         sync.Mutex
+	dispatches []trace.Span
+}
+
+// startBroker starts the SERVER span of req at start: a child of the
+// client's context in req.Metadata, or a new root marked
+// gaterpc.parent.missing when there is none.
+func (t *tracing) startBroker(ctx context.Context, req *gate.Request, start time.Time) *brokerCall {
+	bc := new(brokerCall)
+	t.initBroker(bc, ctx, req, start)
+	return bc
+}
+
+// initBroker is startBroker into bc.
+func (t *tracing) initBroker(bc *brokerCall, ctx context.Context, req *gate.Request, start time.Time) {
+	name, attrs, method := t.describe(req)
+	ctx, remote := t.extract(ctx, req.Metadata)
+	bc.t, bc.method, bc.start, bc.reqSize = t, method, start, -1
+	if remote {
+		bc.sctx, bc.span = t.tracer.Start(ctx, name, kindServer, attrs, trace.WithTimestamp(start))
+	} else {
+		bc.sctx, bc.span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs, trace.WithTimestamp(start))
+	}
+	if n, ok := requestSize(req); ok {
+		bc.reqSize = n
+	}
+}
+
+// dispatch records one dispatch: a "queue wait" span Enqueued → Assigned
+// and the start of a "dispatch" span, whose context replaces the trace
+// context in d.Metadata.
+func (bc *brokerCall) dispatch(d *gate.Dispatch) {
+	t := bc.t
+	enq := d.Enqueued
+	if enq.IsZero() || enq.After(d.Assigned) {
+		enq = d.Assigned
+	}
+	bc.mu.Lock()
+	attempt := len(bc.dispatches) + 1
+	bc.mu.Unlock()
+	_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
+		trace.WithAttributes(attrSystem, bc.method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds())))
+	qs.End(trace.WithTimestamp(d.Assigned))
+	dctx, ds := t.tracer.Start(bc.sctx, SpanDispatch, kindClient, trace.WithTimestamp(d.Assigned),
+		trace.WithAttributes(attrSystem, bc.method, AttrDispatchAttempt.Int(attempt)))
+	if d.Metadata == nil {
+		d.Metadata = make(map[string]string, 3)
+	}
+	t.prop.Inject(dctx, metadataCarrier(d.Metadata))
+	bc.mu.Lock()
+	bc.dispatches = append(bc.dispatches, ds)
+	bc.mu.Unlock()
+}
+
+// end ends every span at end with the outcome in rc and err. A request
+// that timed out or expired before any dispatch gets a "queue wait" span
+// marked gaterpc.queue.expired.
+func (bc *brokerCall) end(rc *replyCounter, err error, end time.Time) {
+	t := bc.t
+	bc.mu.Lock()
+	ds := bc.dispatches
+	bc.dispatches = nil
+	bc.mu.Unlock()
 	if len(ds) == 0 {
-		// Never assigned to a worker. If it timed out or expired in the
-		// queue, record the wait anyway.
 		if c := rc.code(err); c == gate.DeadlineExceeded || c == gate.ResourceExhausted {
-			_, qs := t.tracer.Start(sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(start),
-				trace.WithAttributes(attrSystem, method, AttrQueueExpired.Bool(true), AttrQueueWait.Float64(end.Sub(start).Seconds())))
+			_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(bc.start),
+				trace.WithAttributes(attrSystem, bc.method, AttrQueueExpired.Bool(true), AttrQueueWait.Float64(end.Sub(bc.start).Seconds())))
 			qs.SetStatus(codes.Error, c.String())
 			qs.End(trace.WithTimestamp(end))
 		}
 	}
 	for _, d := range ds {
-		finish(d, rc, err, nil, false)
+		finish(d, rc, err, -1, false)
 		d.End(trace.WithTimestamp(end))
 	}
-	finish(span, rc, err, req, true)
-	span.End(trace.WithTimestamp(end))
-	return err
+	finish(bc.span, rc, err, bc.reqSize, true)
+	bc.span.End(trace.WithTimestamp(end))
 }
 
 // serverErrorCodes are the codes that make a SERVER span an error (as in
@@ -223,8 +263,17 @@ func serverError(c gate.Code) bool {
 	return false
 }
 
-// finish sets the outcome attributes and status of span. req may be nil.
-func finish(span trace.Span, rc *replyCounter, err error, req *gate.Request, server bool) {
+// reqSizeOf is the request size of req for finish: -1 when unknown.
+func reqSizeOf(req *gate.Request) int {
+	if n, ok := requestSize(req); ok {
+		return n
+	}
+	return -1
+}
+
+// finish sets the outcome attributes and status of span; reqSize < 0
+// leaves out the request size.
+func finish(span trace.Span, rc *replyCounter, err error, reqSize int, server bool) {
 	if !span.IsRecording() {
 		return
 	}
@@ -247,10 +296,8 @@ func finish(span trace.Span, rc *replyCounter, err error, req *gate.Request, ser
 	if rc.hugeChunks > 0 || rc.kind == gate.ReplyHugeChunk {
 		attrs = append(attrs, AttrHugeChunks.Int(rc.hugeChunks), AttrHugeCompressed.Int(rc.hugeBytes))
 	}
-	if req != nil {
-		if n, ok := requestSize(req); ok {
-			attrs = append(attrs, AttrRequestSize.Int(n))
-		}
+	if reqSize >= 0 {
+		attrs = append(attrs, AttrRequestSize.Int(reqSize))
 	}
 	if code != gate.OK {
 		attrs = append(attrs, keyErrorType.String(code.String()))

@@ -114,19 +114,35 @@ func service(t testing.TB) *gate.Service {
 	return svc
 }
 
+// mode is how the broker hop is instrumented.
+type mode int
+
+const (
+	off        mode = iota // no telemetry anywhere: no middleware, hooks or collector
+	observer               // broker: telemetry.BrokerObserver (what setup and gate-broker use)
+	middleware             // broker: Tracing and Logging as broker middleware
+	sampled                // observer, with one trace in ten sampled
+)
+
+func (m mode) String() string { return [...]string{"off", "observer", "middleware", "sampled"}[m] }
+
 // start runs an instrumented broker, worker and client sharing one
 // tracer provider (spans link only through the metadata on the wire).
 func start(t testing.TB, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
 	t.Helper()
-	return startWith(t, true, bopts, wopts...)
+	return startWith(t, observer, bopts, wopts...)
 }
 
-// startWith is start with telemetry on or off (off: no middleware, hooks
-// or collector at all).
-func startWith(t testing.TB, on bool, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
+// startWith is start with the broker instrumented as m.
+func startWith(t testing.TB, m mode, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
 	t.Helper()
+	on := m != off
 	e := &env{sr: tracetest.NewSpanRecorder(), reg: prometheus.NewPedanticRegistry(), logger: quiet()}
-	e.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(dropper{e.sr, &e.drop}))
+	tpopts := []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(dropper{e.sr, &e.drop})}
+	if m == sampled {
+		tpopts = append(tpopts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))))
+	}
+	e.tp = sdktrace.NewTracerProvider(tpopts...)
 	t.Cleanup(func() { _ = e.tp.Shutdown(context.Background()) })
 	svc := service(t)
 	for _, m := range svc.Methods() {
@@ -149,7 +165,12 @@ func startWith(t testing.TB, on bool, bopts []broker.Option, wopts ...gate.Worke
 	}
 	all := []broker.Option{broker.WithHeartbeat(heartbeat), broker.WithLogger(quiet())}
 	if on {
-		all = append(all, broker.WithMiddleware(telemetry.Tracing(topts...), telemetry.Logging(e.logger)), broker.WithHooks(bm.Hooks()))
+		all = append(all, broker.WithHooks(bm.Hooks()))
+		if m == middleware {
+			all = append(all, broker.WithMiddleware(telemetry.Tracing(topts...), telemetry.Logging(e.logger)))
+		} else {
+			all = append(all, broker.WithObserver(telemetry.BrokerObserver(e.logger, topts...)))
+		}
 	}
 	e.h = gatetest.StartBrokerOn(t, gatetest.Inproc, append(all, bopts...)...)
 	if on {
@@ -294,7 +315,13 @@ func tree(t *testing.T, m map[string]sdktrace.ReadOnlySpan, method string) {
 }
 
 func TestTraceTree(t *testing.T) {
-	e := start(t, nil, gate.WithHugeData("gzip", 1, 4096))
+	for _, m := range []mode{observer, middleware} {
+		t.Run(m.String(), func(t *testing.T) { testTraceTree(t, m) })
+	}
+}
+
+func testTraceTree(t *testing.T, m mode) {
+	e := startWith(t, m, nil, gate.WithHugeData("gzip", 1, 4096))
 
 	t.Run("unary", func(t *testing.T) {
 		m := e.traced(t, 6, func(ctx context.Context) {
@@ -391,7 +418,13 @@ func TestTraceTree(t *testing.T) {
 }
 
 func TestTraceQueueTimeout(t *testing.T) {
-	e := start(t, []broker.Option{broker.WithQueueTimeout(300 * time.Millisecond)}, gate.WithCapacity(1))
+	for _, m := range []mode{observer, middleware} {
+		t.Run(m.String(), func(t *testing.T) { testTraceQueueTimeout(t, m) })
+	}
+}
+
+func testTraceQueueTimeout(t *testing.T, md mode) {
+	e := startWith(t, md, []broker.Option{broker.WithQueueTimeout(300 * time.Millisecond)}, gate.WithCapacity(1))
 	ctx := testCtx(t)
 	busy := make(chan error, 1)
 	go func() {
@@ -470,25 +503,45 @@ func histCount(t *testing.T, g prometheus.Gatherer, name string, lv ...string) u
 	return 0
 }
 
-// BenchmarkCall compares calls/s with all telemetry on (100% sampling
-// into a span recorder, metrics, the logging middleware through a
-// QueueHandler at Info) and all off, in the same run.
+// benchModes are the configurations BenchmarkCall and
+// BenchmarkCallParallel compare: all telemetry off; all on (100% sampling
+// into a span recorder that keeps nothing, metrics, logging at Info
+// through a QueueHandler) with the broker hop traced by BrokerObserver, as
+// gate-broker does; all on with Tracing and Logging as broker middleware
+// instead; and all on with one trace in ten sampled.
+var benchModes = []struct {
+	name string
+	mode mode
+}{
+	{"telemetry=off", off},
+	{"telemetry=on", observer},
+	{"telemetry=on,broker=middleware", middleware},
+	{"telemetry=on,sampling=10%", sampled},
+}
+
+// benchEnv starts an environment for a benchmark in mode m.
+func benchEnv(b *testing.B, m mode) *env {
+	e := startWith(b, m, nil)
+	if m != off {
+		qh := telemetry.NewQueueHandler(slog.NewJSONHandler(io.Discard, nil), telemetry.QueueOptions{})
+		b.Cleanup(func() { _ = qh.Close(context.Background()) })
+		*e.logger = *slog.New(qh)
+		// Sample and end every span, but keep none: the recorder's list
+		// would grow for the whole run.
+		e.drop.Store(true)
+		e.sr.Reset()
+	}
+	return e
+}
+
+// BenchmarkCall compares calls/s of serial calls in the benchModes, in
+// the same run.
 func BenchmarkCall(b *testing.B) {
 	for _, size := range []int{128, 16 << 10} {
 		payload := strings.Repeat("x", size)
-		for _, on := range []bool{false, true} {
-			name := fmt.Sprintf("%dB/telemetry=%v", size, map[bool]string{false: "off", true: "on"}[on])
-			b.Run(name, func(b *testing.B) {
-				e := startWith(b, on, nil)
-				if on {
-					qh := telemetry.NewQueueHandler(slog.NewJSONHandler(io.Discard, nil), telemetry.QueueOptions{})
-					b.Cleanup(func() { _ = qh.Close(context.Background()) })
-					*e.logger = *slog.New(qh)
-					// Sample and end every span, but keep none: the
-					// recorder's list would grow for the whole run.
-					e.drop.Store(true)
-					e.sr.Reset()
-				}
+		for _, bm := range benchModes {
+			b.Run(fmt.Sprintf("%dB/%s", size, bm.name), func(b *testing.B) {
+				e := benchEnv(b, bm.mode)
 				ctx := testCtx(b)
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
@@ -504,10 +557,10 @@ func BenchmarkCall(b *testing.B) {
 
 // BenchmarkCallBrokerNoopMiddleware isolates the cost of the broker's
 // middleware path (a goroutine per request) from telemetry itself: compare
-// it with BenchmarkCall/128B/telemetry=off and =on.
+// it with BenchmarkCall/128B/telemetry=off.
 func BenchmarkCallBrokerNoopMiddleware(b *testing.B) {
 	noop := func(h gate.Handler) gate.Handler { return h }
-	e := startWith(b, false, []broker.Option{broker.WithMiddleware(noop)})
+	e := startWith(b, off, []broker.Option{broker.WithMiddleware(noop)})
 	ctx := testCtx(b)
 	for b.Loop() {
 		if _, err := e.c.Call(ctx, "E2E.echo", strings.Repeat("x", 128)); err != nil {
@@ -518,51 +571,25 @@ func BenchmarkCallBrokerNoopMiddleware(b *testing.B) {
 
 // BenchmarkCallParallel is BenchmarkCall under load: 16×GOMAXPROCS
 // goroutines share the one client, so calls are pipelined through the
-// broker and the worker. It reports calls/s; compare telemetry=on with
-// telemetry=off of the same run.
+// broker and the worker. It reports calls/s; compare the modes of the
+// same run.
 func BenchmarkCallParallel(b *testing.B) {
 	for _, size := range []int{128, 16 << 10} {
 		payload := strings.Repeat("x", size)
-		for _, on := range []bool{false, true} {
-			name := fmt.Sprintf("%dB/telemetry=%v", size, map[bool]string{false: "off", true: "on"}[on])
-			b.Run(name, func(b *testing.B) {
-				e := startWith(b, on, nil)
-				if on {
-					qh := telemetry.NewQueueHandler(slog.NewJSONHandler(io.Discard, nil), telemetry.QueueOptions{})
-					b.Cleanup(func() { _ = qh.Close(context.Background()) })
-					*e.logger = *slog.New(qh)
-					e.drop.Store(true)
-					e.sr.Reset()
-				}
-				ctx := testCtx(b)
-				b.ReportAllocs()
+		for _, bm := range benchModes {
+			b.Run(fmt.Sprintf("%dB/%s", size, bm.name), func(b *testing.B) {
+				e := benchEnv(b, bm.mode)
 				b.SetBytes(int64(size))
-				b.SetParallelism(16)
-				b.ResetTimer()
-				start := time.Now()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if _, err := e.c.Call(ctx, "E2E.echo", payload); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+				parallelCalls(b, e, payload)
 			})
 		}
 	}
 }
 
-// BenchmarkCallParallelBrokerNoopMiddleware is
-// BenchmarkCallBrokerNoopMiddleware under the load of
-// BenchmarkCallParallel: the floor that the broker's middleware path sets
-// for BenchmarkCallParallel/128B/telemetry=on.
-func BenchmarkCallParallelBrokerNoopMiddleware(b *testing.B) {
-	noop := func(h gate.Handler) gate.Handler { return h }
-	e := startWith(b, false, []broker.Option{broker.WithMiddleware(noop)})
+// parallelCalls runs b.N calls of E2E.echo from 16×GOMAXPROCS goroutines
+// and reports calls/s.
+func parallelCalls(b *testing.B, e *env, payload string) {
 	ctx := testCtx(b)
-	payload := strings.Repeat("x", 128)
 	b.ReportAllocs()
 	b.SetParallelism(16)
 	b.ResetTimer()
@@ -576,4 +603,14 @@ func BenchmarkCallParallelBrokerNoopMiddleware(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+}
+
+// BenchmarkCallParallelBrokerNoopMiddleware is
+// BenchmarkCallBrokerNoopMiddleware under the load of
+// BenchmarkCallParallel: the floor that the broker's middleware path sets
+// for BenchmarkCallParallel/128B/telemetry=on,broker=middleware.
+func BenchmarkCallParallelBrokerNoopMiddleware(b *testing.B) {
+	noop := func(h gate.Handler) gate.Handler { return h }
+	e := startWith(b, off, []broker.Option{broker.WithMiddleware(noop)})
+	parallelCalls(b, e, strings.Repeat("x", 128))
 }
