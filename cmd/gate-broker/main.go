@@ -13,9 +13,9 @@
 //
 // With -metrics-addr (e.g. ":9100") it serves /metrics (the
 // gaterpc_broker_* series from the broker's hooks and Stats, plus Go,
-// process and build info), /healthz and /readyz. Traces are exported, and
-// the tracing middleware installed, only when the OTEL_* environment
-// configures an exporter. `health` GETs /healthz when a metrics address
+// process and build info), /healthz and /readyz. Traces are exported
+// only when the OTEL_* environment configures an exporter; the broker
+// hop is then traced by telemetry.BrokerObserver on the broker's loop. `health` GETs /healthz when a metrics address
 // is set (-addr or GATE_METRICS_ADDR), else it sends Gate.keepalive to
 // -frontend.
 package main

@@ -169,9 +169,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // then shuts it down within cfg.ShutdownTimeout.
 func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomic.Pointer[broker.Broker]) error {
 	logger := tel.Logger
-	// Tracing middleware costs a goroutine per request on the broker, so
-	// it is installed only when spans are exported (an OTEL_* exporter is
-	// configured); metrics always come from the loop's hooks.
+	// Spans (when an OTEL_* exporter is configured) and per-request Debug
+	// logs come from an observer on the broker's loop, metrics from its
+	// hooks: neither costs a goroutine per request.
 	_, noTracing := tel.TracerProvider.(noop.TracerProvider)
 	logger.LogAttrs(ctx, slog.LevelInfo, "gate-broker config",
 		slog.String("frontend", cfg.Frontend), slog.String("backend", cfg.Backend),
@@ -195,12 +195,8 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		broker.WithLogger(logger),
 		broker.WithHooks(hooks),
 	}
-	if !noTracing {
-		mw, err := tel.Middleware()
-		if err != nil {
-			return err
-		}
-		opts = append(opts, broker.WithMiddleware(mw))
+	if obs := tel.BrokerObserver(); obs != nil {
+		opts = append(opts, broker.WithObserver(obs))
 	}
 	b, err := broker.New(opts...)
 	if err != nil {

@@ -86,7 +86,7 @@ func (a *app) demo(args []string) error {
 		return err
 	}
 	b, err = broker.New(broker.WithFrontend(*frontend), broker.WithBackend(*backend), broker.WithLogger(log),
-		broker.WithHooks(bh), broker.WithMiddleware(telemetry.Tracing(topts...), telemetry.Logging(log)))
+		broker.WithHooks(bh), broker.WithObserver(telemetry.BrokerObserver(log, topts...)))
 	if err != nil {
 		return err
 	}

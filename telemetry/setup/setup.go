@@ -296,8 +296,9 @@ func (t *Telemetry) MetricsAddr() string {
 // Middleware returns the middleware for a hop of Config.Role
 // ("client", "worker" or "broker"): Tracing, then the role's RED metrics
 // (registered on Registry the first time), then Logging — the first is
-// outermost. For the broker, pass BrokerHooks to the broker as well. The
-// options (e.g. telemetry.WithMethods) apply on the first call only.
+// outermost. A broker is better served by BrokerObserver (and
+// BrokerHooks), which cost no goroutine per request. The options (e.g.
+// telemetry.WithMethods) apply on the first call only.
 func (t *Telemetry) Middleware(opts ...telemetry.Option) (gate.Middleware, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -339,6 +340,21 @@ func (t *Telemetry) ExecutorDepth() func(service, executor string, depth int) {
 		return nil
 	}
 	return t.server.SetExecutorQueueDepth
+}
+
+// BrokerObserver returns the broker.Observer that traces the broker hop
+// and logs each request at Debug (see telemetry.BrokerObserver), with
+// Logger, TracerProvider and Propagator. Install it with
+// broker.WithObserver rather than Middleware: it runs on the broker's
+// loop, without a goroutine per request. It returns nil when there is
+// nothing to observe (tracing off and Logger not enabled at Debug).
+func (t *Telemetry) BrokerObserver(opts ...telemetry.Option) broker.Observer {
+	_, noTracing := t.TracerProvider.(noop.TracerProvider)
+	if noTracing && !t.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	topts := append([]telemetry.Option{telemetry.WithTracerProvider(t.TracerProvider), telemetry.WithPropagators(t.Propagator)}, opts...)
+	return telemetry.BrokerObserver(t.Logger, topts...)
 }
 
 // BrokerHooks returns broker.Hooks that feed the broker latency

@@ -12,12 +12,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 )
 
@@ -132,6 +134,59 @@ func TestOTLPExportGRPC(t *testing.T) {
 	}
 	if res["service.name"] != "gaterpc-worker" || res["service.instance.id"] != "w-1" {
 		t.Errorf("resource = %v", res)
+	}
+}
+
+func TestBrokerObserverExports(t *testing.T) {
+	ctx := testCtx(t)
+	rcv, addr := startGRPCReceiver(t)
+	clearOTELEnv(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+
+	tel, err := New(ctx, Config{Role: "broker", LogWriter: io.Discard, NoGlobals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := tel.BrokerObserver()
+	if obs == nil {
+		t.Fatal("BrokerObserver = nil with an exporter configured")
+	}
+	req := &gate.Request{Service: "Svc", Method: "echo", Body: [][]byte{{0xa4, 'e', 'c', 'h', 'o'}}}
+	req.SetRole(gate.RoleBroker)
+	now := time.Now()
+	ro := obs.Observe(req, now)
+	d := &gate.Dispatch{Service: "Svc", Enqueued: now, Assigned: now.Add(time.Millisecond), Metadata: map[string]string{}}
+	ro.Dispatch(d)
+	if d.Metadata["traceparent"] == "" {
+		t.Errorf("dispatch metadata %v: no traceparent for the worker", d.Metadata)
+	}
+	ro.Reply(&gate.Reply{Kind: gate.ReplySingle, Body: [][]byte{{0x80}}})
+	ro.Finish(now.Add(2*time.Millisecond), broker.OutcomeOK, nil)
+	if err := tel.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	spans := rcv.spans()
+	for _, name := range []string{"Svc/echo", "queue wait", "dispatch"} {
+		if res, ok := spans[name]; !ok || res["service.name"] != "gaterpc-broker" {
+			t.Errorf("span %q: resource %v (found %v); spans %v", name, res, ok, spans)
+		}
+	}
+}
+
+func TestBrokerObserverNilWhenIdle(t *testing.T) {
+	ctx := testCtx(t)
+	clearOTELEnv(t)
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		tel, err := New(ctx, Config{Role: "broker", LogLevel: level, LogWriter: io.Discard, NoGlobals: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obs := tel.BrokerObserver(); (obs != nil) != (level == slog.LevelDebug) {
+			t.Errorf("log level %v, no exporter: BrokerObserver = %v; want one only to log at Debug", level, obs)
+		}
+		_ = tel.Shutdown(ctx)
 	}
 }
 
