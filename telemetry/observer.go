@@ -54,7 +54,7 @@ func (o *brokerObserver) Observe(req *gate.Request, arrived time.Time) broker.Re
 	}
 	r := &observedRequest{rc: replyCounter{wireExc: true}, arrived: arrived}
 	if o.t != nil {
-		o.t.initBroker(&r.bc, context.Background(), req, arrived)
+		o.t.initBroker(context.Background(), &r.bc, req, arrived)
 		r.traced = true
 	}
 	if logger != nil {

@@ -31,6 +31,8 @@ const (
 //     INTERNAL "queue wait" child spanning Enqueued → Assigned and a CLIENT
 //     "dispatch" child from Assigned to the end of the call, whose context
 //     replaces the trace context in Dispatch.Metadata sent to the worker.
+//     BrokerObserver builds the same spans without the broker's
+//     middleware path (a goroutine per request); prefer it at the broker.
 //   - worker: a SERVER span "Service/method", child of the context in
 //     req.Metadata, or a new root when there is none (a Python peer in the
 //     path), marked gaterpc.parent.missing=true.
@@ -164,7 +166,7 @@ func (t *tracing) broker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 
 // brokerCall is the trace of one request at the broker: the SERVER span,
 // and a "queue wait" and a "dispatch" span per dispatch. The Tracing
-// middleware drives it from the request's goroutine, BrokerTracing from
+// middleware drives it from the request's goroutine, BrokerObserver from
 // the broker's loop.
 type brokerCall struct {
 	t       *tracing
@@ -183,12 +185,12 @@ type brokerCall struct {
 // gaterpc.parent.missing when there is none.
 func (t *tracing) startBroker(ctx context.Context, req *gate.Request, start time.Time) *brokerCall {
 	bc := new(brokerCall)
-	t.initBroker(bc, ctx, req, start)
+	t.initBroker(ctx, bc, req, start)
 	return bc
 }
 
 // initBroker is startBroker into bc.
-func (t *tracing) initBroker(bc *brokerCall, ctx context.Context, req *gate.Request, start time.Time) {
+func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Request, start time.Time) {
 	name, attrs, method := t.describe(req)
 	ctx, remote := t.extract(ctx, req.Metadata)
 	bc.t, bc.method, bc.start, bc.reqSize = t, method, start, -1
