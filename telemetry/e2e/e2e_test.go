@@ -427,15 +427,30 @@ func testTraceQueueTimeout(t *testing.T, md mode) {
 	e := startWith(t, md, []broker.Option{broker.WithQueueTimeout(300 * time.Millisecond)}, gate.WithCapacity(1))
 	ctx := testCtx(t)
 	busy := make(chan error, 1)
-	go func() {
-		_, err := e.c.Call(ctx, "E2E.sleep", 1500)
-		busy <- err
-	}()
-	// Wait until the only slot is taken.
+	sleep := func() {
+		go func() {
+			_, err := e.c.Call(ctx, "E2E.sleep", 1500)
+			busy <- err
+		}()
+	}
+	sleep()
+	// Wait until the sleep call holds the only slot. The worker refuses it
+	// (over capacity) if it comes before the warm-up call has released
+	// the slot on the worker's side; then it is sent again.
+wait:
 	for deadline := time.Now().Add(testTimeout); ; {
-		st := e.h.Broker.Stats()
-		if len(st.Services) > 0 && st.Services[0].InFlight > 0 {
-			break
+		select {
+		case err := <-busy:
+			t.Logf("sleep call ended early (%v); again", err)
+			sleep()
+		default:
+			st := e.h.Broker.Stats()
+			if len(st.Services) > 0 && st.Services[0].InFlight > 0 {
+				time.Sleep(20 * time.Millisecond) // refused calls come back at once
+				if len(busy) == 0 && e.h.Broker.Stats().Services[0].InFlight > 0 {
+					break wait
+				}
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("sleep call never dispatched")
