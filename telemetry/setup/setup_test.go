@@ -102,13 +102,21 @@ func clearOTELEnv(t *testing.T) {
 	}
 }
 
-func TestOTLPExportGRPC(t *testing.T) {
-	ctx := testCtx(t)
+// exportToGRPCReceiver starts a receiver and points the OTEL_* environment
+// at it over insecure gRPC.
+func exportToGRPCReceiver(t *testing.T) *receiver {
+	t.Helper()
 	rcv, addr := startGRPCReceiver(t)
 	clearOTELEnv(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
 	t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+	return rcv
+}
+
+func TestOTLPExportGRPC(t *testing.T) {
+	ctx := testCtx(t)
+	rcv := exportToGRPCReceiver(t)
 
 	tel, err := New(ctx, Config{Role: "worker", InstanceID: "w-1", LogWriter: io.Discard, NoGlobals: true})
 	if err != nil {
@@ -139,11 +147,7 @@ func TestOTLPExportGRPC(t *testing.T) {
 
 func TestBrokerObserverExports(t *testing.T) {
 	ctx := testCtx(t)
-	rcv, addr := startGRPCReceiver(t)
-	clearOTELEnv(t)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-	t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+	rcv := exportToGRPCReceiver(t)
 
 	tel, err := New(ctx, Config{Role: "broker", LogWriter: io.Discard, NoGlobals: true})
 	if err != nil {
