@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
@@ -122,9 +124,12 @@ const (
 	observer               // broker: telemetry.BrokerObserver (what setup and gate-broker use)
 	middleware             // broker: Tracing and Logging as broker middleware
 	sampled                // observer, with one trace in ten sampled
+	untraced               // observer, metrics and logs with a no-op tracer provider
 )
 
-func (m mode) String() string { return [...]string{"off", "observer", "middleware", "sampled"}[m] }
+func (m mode) String() string {
+	return [...]string{"off", "observer", "middleware", "sampled", "untraced"}[m]
+}
 
 // start runs an instrumented broker, worker and client sharing one
 // tracer provider (spans link only through the metadata on the wire).
@@ -149,7 +154,11 @@ func startWith(t testing.TB, m mode, bopts []broker.Option, wopts ...gate.Worker
 		e.methods = append(e.methods, "E2E/"+m)
 	}
 	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	topts := []telemetry.Option{telemetry.WithTracerProvider(e.tp), telemetry.WithPropagators(prop), telemetry.WithMethods(e.methods...)}
+	var tp trace.TracerProvider = e.tp
+	if m == untraced {
+		tp = noop.NewTracerProvider()
+	}
+	topts := []telemetry.Option{telemetry.WithTracerProvider(tp), telemetry.WithPropagators(prop), telemetry.WithMethods(e.methods...)}
 
 	bm, err := telemetry.NewBrokerMetrics(e.reg)
 	if err != nil {
@@ -523,7 +532,9 @@ func histCount(t *testing.T, g prometheus.Gatherer, name string, lv ...string) u
 // into a span recorder that keeps nothing, metrics, logging at Info
 // through a QueueHandler) with the broker hop traced by BrokerObserver, as
 // gate-broker does; all on with Tracing and Logging as broker middleware
-// instead; and all on with one trace in ten sampled.
+// instead; all on with one trace in ten sampled; and metrics and logs with
+// a no-op tracer provider (the cost of the kit's own middleware, without
+// the OpenTelemetry SDK).
 var benchModes = []struct {
 	name string
 	mode mode
@@ -532,6 +543,7 @@ var benchModes = []struct {
 	{"telemetry=on", observer},
 	{"telemetry=on,broker=middleware", middleware},
 	{"telemetry=on,sampling=10%", sampled},
+	{"telemetry=on,tracing=off", untraced},
 }
 
 // benchEnv starts an environment for a benchmark in mode m.
@@ -560,11 +572,13 @@ func BenchmarkCall(b *testing.B) {
 				ctx := testCtx(b)
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
+				cpu := processCPU()
 				for b.Loop() {
 					if _, err := e.c.Call(ctx, "E2E.echo", payload); err != nil {
 						b.Fatal(err)
 					}
 				}
+				reportCPU(b, cpu)
 			})
 		}
 	}
@@ -608,7 +622,7 @@ func parallelCalls(b *testing.B, e *env, payload string) {
 	b.ReportAllocs()
 	b.SetParallelism(16)
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := e.c.Call(ctx, "E2E.echo", payload); err != nil {
@@ -618,6 +632,27 @@ func parallelCalls(b *testing.B, e *env, payload string) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	reportCPU(b, cpu)
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU time per call since since (a
+// processCPU reading): client, broker, worker, runtime and telemetry
+// together, whichever core they ran on. Unlike ns/op it does not fall
+// when work spreads over more cores.
+func reportCPU(b *testing.B, since time.Duration) {
+	if since == 0 || b.N == 0 {
+		return
+	}
+	b.ReportMetric(float64((processCPU()-since).Microseconds())/float64(b.N), "cpu-µs/call")
 }
 
 // BenchmarkCallParallelBrokerNoopMiddleware is
