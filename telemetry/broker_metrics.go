@@ -173,7 +173,7 @@ type BrokerMetrics struct {
 
 	// Children by raw (service, outcome), so that the hooks, which run
 	// on the broker loop, cost no label hashing. Bounded by WithMaxServices.
-	waits     *cache[string, prometheus.Observer]
+	waits     *cache[string, *histogram]
 	durations *cache[[2]string, prometheus.Observer]
 }
 
@@ -192,8 +192,8 @@ func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics
 			"Time from a request's arrival at the broker to its end, by service and outcome.", c.buckets),
 			[]string{labelService, labelOutcome}),
 	}
-	m.waits = newCache(m.services.max, func(service string) prometheus.Observer {
-		return m.queueWait.WithLabelValues(m.services.lookup(service))
+	m.waits = newCache(m.services.max, func(service string) *histogram {
+		return newHistogram(m.queueWait.WithLabelValues(m.services.lookup(service)), c.buckets, c.exemplars)
 	})
 	m.durations = newCache(len(brokerOutcomes)*m.services.max, func(k [2]string) prometheus.Observer {
 		return m.duration.WithLabelValues(m.services.lookup(k[0]), m.outcomes.lookup(k[1]))
@@ -206,7 +206,7 @@ func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics
 
 // OnDispatch observes the queue wait of a request sent to a worker.
 func (m *BrokerMetrics) OnDispatch(service string, wait time.Duration) {
-	m.waits.get(service).Observe(wait.Seconds())
+	m.waits.get(service).obs.Observe(wait.Seconds())
 }
 
 // OnFinish observes the duration of a finished request with one of the
@@ -230,7 +230,7 @@ func (m *BrokerMetrics) Middleware() gate.Middleware {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 			svc := req.Service
 			ctx = gate.WithDispatchHook(ctx, func(ctx context.Context, d *gate.Dispatch) {
-				observe(ctx, m.waits.get(svc), d.Assigned.Sub(d.Enqueued).Seconds(), m.cfg.exemplars)
+				m.waits.get(svc).observe(ctx, d.Assigned.Sub(d.Enqueued).Seconds(), d.Assigned)
 			})
 			return next.ServeRPC(ctx, req, w)
 		})

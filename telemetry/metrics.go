@@ -3,7 +3,9 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,22 +53,48 @@ func histogramOpts(c *config, name, help string, buckets []float64) prometheus.H
 	return o
 }
 
-// observe records v on h, with a trace_id exemplar when ctx holds a
-// sampled span and exemplars are on.
-func observe(ctx context.Context, h prometheus.Observer, v float64, exemplars bool) {
-	if exemplars {
+// ExemplarInterval is the shortest time between two exemplars offered to
+// one bucket of one histogram series. Prometheus keeps only the latest
+// exemplar of a classic bucket and scrapes every few seconds, so an
+// exemplar per call would cost a label copy and a lock per call (about a
+// microsecond) and show nothing more.
+const ExemplarInterval = time.Second
+
+// histogram is a histogram child that offers a trace_id exemplar (when
+// ctx holds a sampled span) at most once per ExemplarInterval per bucket,
+// so that each bucket, slow ones included, keeps a recent exemplar.
+type histogram struct {
+	obs    prometheus.Observer
+	eo     prometheus.ExemplarObserver // nil: exemplars off
+	bounds []float64                   // upper bounds of the classic buckets
+	next   []atomic.Int64              // per bucket (+Inf last): earliest next exemplar, Unix ns
+}
+
+func newHistogram(o prometheus.Observer, bounds []float64, exemplars bool) *histogram {
+	h := &histogram{obs: o}
+	if eo, ok := o.(prometheus.ExemplarObserver); ok && exemplars {
+		h.eo, h.bounds, h.next = eo, bounds, make([]atomic.Int64, len(bounds)+1)
+	}
+	return h
+}
+
+// observe records v, at now, with an exemplar when one is due.
+func (h *histogram) observe(ctx context.Context, v float64, now time.Time) {
+	if h.eo != nil {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
-			if eo, ok := h.(prometheus.ExemplarObserver); ok {
+			slot := &h.next[sort.SearchFloat64s(h.bounds, v)]
+			due, t := slot.Load(), now.UnixNano()
+			if t >= due && slot.CompareAndSwap(due, t+int64(ExemplarInterval)) {
 				// ObserveWithExemplar copies the labels; reuse the map.
 				l := exemplarLabels.Get().(prometheus.Labels)
 				l["trace_id"] = sc.TraceID().String()
-				eo.ObserveWithExemplar(v, l)
+				h.eo.ObserveWithExemplar(v, l)
 				exemplarLabels.Put(l)
 				return
 			}
 		}
 	}
-	h.Observe(v)
+	h.obs.Observe(v)
 }
 
 var exemplarLabels = sync.Pool{New: func() any { return make(prometheus.Labels, 1) }}
@@ -215,7 +243,7 @@ type red struct {
 
 	// Children by label values, so that a call costs no label hashing.
 	// Keys are bounded: methods by the label set, codes by gate.Code.
-	durations *cache[codeKey, prometheus.Observer]
+	durations *cache[codeKey, *histogram]
 	reqSizes  *cache[string, prometheus.Observer]
 	respSizes *cache[string, prometheus.Observer]
 }
@@ -227,8 +255,8 @@ type codeKey struct {
 
 func newRED(c *config, side string) *red {
 	m := newREDVecs(c, side)
-	m.durations = newCache(32*m.methods.max, func(k codeKey) prometheus.Observer {
-		return m.duration.WithLabelValues(k.method, k.code.String())
+	m.durations = newCache(32*m.methods.max, func(k codeKey) *histogram {
+		return newHistogram(m.duration.WithLabelValues(k.method, k.code.String()), c.buckets, c.exemplars)
 	})
 	m.reqSizes = newCache(m.methods.max, func(method string) prometheus.Observer { return m.reqSize.WithLabelValues(method) })
 	m.respSizes = newCache(m.methods.max, func(method string) prometheus.Observer { return m.respSize.WithLabelValues(method) })
@@ -259,9 +287,9 @@ func (m *red) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter, 
 	start := m.cfg.now()
 	rc.ReplyWriter = w
 	err := next.ServeRPC(ctx, req, rc)
-	d := m.cfg.now().Sub(start).Seconds()
+	end := m.cfg.now()
 	code := rc.code(err)
-	observe(ctx, m.durations.get(codeKey{method, code}), d, m.cfg.exemplars)
+	m.durations.get(codeKey{method, code}).observe(ctx, end.Sub(start).Seconds(), end)
 	if n, ok := requestSize(req); ok {
 		m.reqSizes.get(method).Observe(float64(n))
 	}

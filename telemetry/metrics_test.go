@@ -3,8 +3,10 @@ package telemetry
 import (
 	"context"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -205,6 +207,90 @@ func TestMetricsExemplar(t *testing.T) {
 	}
 	if _, ok := found["S/n"]; ok {
 		t.Errorf("unsampled call has an exemplar")
+	}
+}
+
+// TestMetricsExemplarInterval: a bucket takes at most one exemplar per
+// ExemplarInterval; other buckets are not held back by it.
+func TestMetricsExemplarInterval(t *testing.T) {
+	ctx := testCtx(t)
+	reg := prometheus.NewPedanticRegistry()
+	// Each call reads the clock twice (start, end); times holds the
+	// readings in order.
+	base := time.Unix(1700000000, 0)
+	var times []time.Time
+	callAt := func(end, dur time.Duration) {
+		times = append(times, base.Add(end-dur), base.Add(end))
+	}
+	fast, slow := 2*time.Millisecond, 3*time.Second
+	callAt(time.Second, fast)                  // #1 fast: exemplar
+	callAt(1100*time.Millisecond, fast)        // #2 fast: too soon
+	callAt(1200*time.Millisecond, slow)        // #3 slow: other bucket, exemplar
+	callAt(time.Second+ExemplarInterval, fast) // #4 fast: due again
+	callAt(time.Second+ExemplarInterval, slow) // #5 slow: too soon
+	var mu sync.Mutex
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now := times[0]
+		times = times[1:]
+		return now
+	}
+	cm, err := NewClientMetrics(reg, withClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	exemplars := func() map[float64]string { // bucket bound → trace id
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[float64]string{}
+		for _, mf := range mfs {
+			if mf.GetName() != "rpc_client_call_duration_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, b := range m.GetHistogram().GetBucket() {
+					if ex := b.GetExemplar(); ex != nil {
+						got[b.GetUpperBound()] = labelValueOf(ex.GetLabel(), "trace_id")
+					}
+				}
+			}
+		}
+		return got
+	}
+	tids := make([]string, 6)
+	for i := 1; i <= 5; i++ {
+		var tid trace.TraceID
+		tid[15] = byte(i)
+		tids[i] = tid.String()
+		sctx := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+		call(t, sctx, cm.Middleware(), gate.RoleClient, "S", "m", nil, []*gate.Reply{single(1)}, nil)
+		got := exemplars()
+		var want []string // trace ids of the fast and slow buckets
+		switch i {
+		case 1, 2:
+			want = []string{tids[1]}
+		case 3:
+			want = []string{tids[1], tids[3]}
+		case 4, 5:
+			want = []string{tids[4], tids[3]}
+		}
+		var have []string
+		for _, b := range DefaultBuckets {
+			if id, ok := got[b]; ok {
+				have = append(have, id)
+			}
+		}
+		if id, ok := got[math.Inf(1)]; ok {
+			have = append(have, id)
+		}
+		if !slices.Equal(have, want) {
+			t.Fatalf("after call %d: exemplars (by bucket) = %v, want %v", i, have, want)
+		}
 	}
 }
 

@@ -137,7 +137,7 @@ func WithNativeHistograms(factor float64) Option {
 
 // WithExemplars turns trace-id exemplars on the duration histograms on or
 // off (default on). Exemplars are attached only when ctx holds a sampled
-// span.
+// span, and at most once per ExemplarInterval per bucket of a series.
 func WithExemplars(on bool) Option {
 	return func(c *config) { c.exemplars = on }
 }
