@@ -83,7 +83,10 @@
 //
 // Each Client and Worker owns one ZeroMQ socket driven by one goroutine;
 // all exported methods are safe for concurrent use unless documented
-// otherwise. Serve, Shutdown and Close follow net/http. Components create
+// otherwise. A worker serves each request on a request goroutine (which
+// runs the middleware chain and, with [Inline], the method); request
+// goroutines are kept for the next request for a few seconds, never more
+// of them than calls in flight. Serve, Shutdown and Close follow net/http. Components create
 // their own zmq.Context unless given [WithZMQContext], which inproc://
 // endpoints require.
 package gate

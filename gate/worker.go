@@ -88,7 +88,8 @@ type Worker struct {
 	mu       sync.Mutex
 	inflight map[string]*workCall
 	count    int
-	wg       sync.WaitGroup // request goroutines
+	wg       sync.WaitGroup // request goroutines (runners)
+	work     chan *workCall // idle runners wait here for their next call
 
 	connects  atomic.Int64
 	connected atomic.Bool // a connection is up and READY was sent
@@ -175,6 +176,7 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 		draining:  make(chan struct{}),
 		done:      make(chan struct{}),
 		inflight:  map[string]*workCall{},
+		work:      make(chan *workCall),
 		replies:   make(chan outReply, mailboxSize),
 	}
 	w.env = &replyEnv{cdc: cdc, s: &w.s}
@@ -590,9 +592,45 @@ func (l *workerLoop) request(m wire.WorkerMessage, now time.Time) {
 	c.ctx, c.cancel = context.WithCancel(w.life)
 	w.inflight[c.key] = c
 	w.count++
-	w.wg.Add(1)
 	w.mu.Unlock()
-	go w.serveCall(c)
+	w.start(c)
+}
+
+// runnerIdle is how long a request goroutine waits for another request
+// before it exits.
+const runnerIdle = 10 * time.Second
+
+// start hands c to an idle request goroutine, or starts one. Request
+// goroutines outlive their call (by up to runnerIdle), so under load a
+// call neither starts a goroutine nor grows a new stack through the
+// middleware chain. There are never more of them than calls in flight
+// (at most MessageMax).
+func (w *Worker) start(c *workCall) {
+	select {
+	case w.work <- c:
+	default:
+		w.wg.Add(1)
+		go w.runner(c)
+	}
+}
+
+// runner serves c, then the calls start hands it, until it has been idle
+// for runnerIdle or the worker stops.
+func (w *Worker) runner(c *workCall) {
+	defer w.wg.Done()
+	idle := time.NewTimer(runnerIdle)
+	defer idle.Stop()
+	for {
+		w.serveCall(c)
+		idle.Reset(runnerIdle)
+		select {
+		case c = <-w.work:
+		case <-idle.C:
+			return
+		case <-w.life.Done():
+			return
+		}
+	}
 }
 
 // reject answers a request from the loop itself, without running
@@ -708,7 +746,6 @@ type silentError struct{ error }
 func (e silentError) Unwrap() error { return e.error }
 
 func (w *Worker) serveCall(c *workCall) {
-	defer w.wg.Done()
 	defer w.finish(c)
 	ctx := c.ctx
 	base, meta, err := wire.DecodeRequestID(c.rid)

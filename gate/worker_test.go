@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -785,5 +786,34 @@ func TestWorkerLifecycle(t *testing.T) {
 	}
 	if m := b.next(workerRecvTimeout); m.Command != wire.CmdDisconnect {
 		t.Fatalf("after cancel: %v, want DISCONNECT", m.Command)
+	}
+}
+
+// TestWorkerReusesGoroutines: serial calls are served by a goroutine that
+// outlives its call, not by a new goroutine each.
+func TestWorkerReusesGoroutines(t *testing.T) {
+	b := newFakeBackend(t)
+	svc := mustService(t, "G")
+	mustOK(t, Func0(svc, "gid", func(context.Context) (string, error) {
+		buf := make([]byte, 64)
+		buf = buf[:runtime.Stack(buf, false)]
+		id, _, _ := bytes.Cut(bytes.TrimPrefix(buf, []byte("goroutine ")), []byte(" "))
+		return string(id), nil
+	}))
+	startWorker(t, b, svc)
+	b.expectReady()
+	const calls = 50
+	seen := map[any]int{}
+	for i := range calls {
+		got, exc := decodeSingle(t, b.call(fmt.Sprint("g", i), "gid", nil, nil))
+		if exc != nil {
+			t.Fatalf("gid raised %v", exc)
+		}
+		seen[got]++
+	}
+	// A call may start a goroutine when it arrives before the previous
+	// call's goroutine is back waiting; most must not.
+	if len(seen) > calls/2 {
+		t.Fatalf("%d serial calls ran on %d goroutines, want them reused", calls, len(seen))
 	}
 }
