@@ -133,12 +133,26 @@ func DecodeRequestID(id []byte) (base []byte, meta RequestMeta, err error) {
 			return nil, RequestMeta{}, perr(ReasonExtension, "metadata keys not in ascending order")
 		}
 		prev = k
-		meta.MD[string(k)] = string(v)
+		meta.MD[internKey(k)] = string(v)
 	}
 	if len(p) != 0 {
 		return nil, RequestMeta{}, perr(ReasonExtension, "%d trailing bytes", len(p))
 	}
 	return base, meta, nil
+}
+
+// internKey returns k as a string, without allocating for the W3C trace
+// context keys that nearly every extended id carries.
+func internKey(k []byte) string {
+	switch string(k) { // no allocation: the compiler compares the bytes
+	case "traceparent":
+		return "traceparent"
+	case "tracestate":
+		return "tracestate"
+	case "baggage":
+		return "baggage"
+	}
+	return string(k)
 }
 
 // uvarintLen is the length of the minimal uvarint encoding of v.
