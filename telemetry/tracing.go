@@ -110,9 +110,21 @@ func (t *tracing) describe(req *gate.Request) (string, trace.SpanStartOption, at
 		AttrService.String(info.Service), keyMethodOriginal.String(info.FullMethod())), keyMethod.String(method)
 }
 
+// unsampledParent reports whether sc is a parent whose trace is not
+// sampled. Its children are not sampled either (the SDK's default
+// ParentBased sampler; anything else would record spans whose parent is
+// missing), so they start without attributes: building the attribute
+// option costs an allocation that a non-recording span throws away.
+func unsampledParent(sc trace.SpanContext) bool { return sc.IsValid() && !sc.IsSampled() }
+
 func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
 	name, attrs, _ := t.describe(req)
-	ctx, span := t.tracer.Start(ctx, name, kindClient, attrs)
+	var span trace.Span
+	if unsampledParent(trace.SpanContextFromContext(ctx)) {
+		ctx, span = t.tracer.Start(ctx, name, kindClient)
+	} else {
+		ctx, span = t.tracer.Start(ctx, name, kindClient, attrs)
+	}
 	if req.Metadata == nil {
 		req.Metadata = make(map[string]string, 3)
 	}
@@ -132,20 +144,25 @@ var (
 
 // extract returns ctx with the remote parent from md, and whether there is
 // one; without, the span must start as a new root (optNewRoot,
-// optParentMissing).
-func (t *tracing) extract(ctx context.Context, md map[string]string) (context.Context, bool) {
+// optParentMissing). unsampled reports a remote parent whose trace is not
+// sampled (see unsampledParent).
+func (t *tracing) extract(ctx context.Context, md map[string]string) (_ context.Context, remote, unsampled bool) {
 	ctx = t.prop.Extract(ctx, metadataCarrier(md))
 	sc := trace.SpanContextFromContext(ctx)
-	return ctx, sc.IsValid() && sc.IsRemote()
+	remote = sc.IsValid() && sc.IsRemote()
+	return ctx, remote, remote && !sc.IsSampled()
 }
 
 func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
 	name, attrs, _ := t.describe(req)
-	ctx, remote := t.extract(ctx, req.Metadata)
+	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
 	var span trace.Span
-	if remote {
+	switch {
+	case unsampled:
+		ctx, span = t.tracer.Start(ctx, name, kindServer)
+	case remote:
 		ctx, span = t.tracer.Start(ctx, name, kindServer, attrs)
-	} else {
+	default:
 		ctx, span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs)
 	}
 	rc := &replyCounter{ReplyWriter: w}
@@ -192,11 +209,14 @@ func (t *tracing) startBroker(ctx context.Context, req *gate.Request, start time
 // initBroker is startBroker into bc.
 func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Request, start time.Time) {
 	name, attrs, method := t.describe(req)
-	ctx, remote := t.extract(ctx, req.Metadata)
+	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
 	bc.t, bc.method, bc.start, bc.reqSize = t, method, start, -1
-	if remote {
+	switch {
+	case unsampled:
+		bc.sctx, bc.span = t.tracer.Start(ctx, name, kindServer)
+	case remote:
 		bc.sctx, bc.span = t.tracer.Start(ctx, name, kindServer, attrs, trace.WithTimestamp(start))
-	} else {
+	default:
 		bc.sctx, bc.span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs, trace.WithTimestamp(start))
 	}
 	if n, ok := requestSize(req); ok {
@@ -207,8 +227,23 @@ func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Requ
 // dispatch records one dispatch: a "queue wait" span Enqueued → Assigned
 // and the start of a "dispatch" span, whose context replaces the trace
 // context in d.Metadata.
+//
+// When the SERVER span is not recording (its trace is not sampled), the
+// "queue wait" span is left out and the "dispatch" span starts bare: it
+// is not recorded either, and only its context matters, for the worker.
 func (bc *brokerCall) dispatch(d *gate.Dispatch) {
 	t := bc.t
+	if d.Metadata == nil {
+		d.Metadata = make(map[string]string, 3)
+	}
+	if !bc.span.IsRecording() {
+		dctx, ds := t.tracer.Start(bc.sctx, SpanDispatch, kindClient)
+		t.prop.Inject(dctx, metadataCarrier(d.Metadata))
+		bc.mu.Lock()
+		bc.dispatches = append(bc.dispatches, ds)
+		bc.mu.Unlock()
+		return
+	}
 	enq := d.Enqueued
 	if enq.IsZero() || enq.After(d.Assigned) {
 		enq = d.Assigned
@@ -221,9 +256,6 @@ func (bc *brokerCall) dispatch(d *gate.Dispatch) {
 	qs.End(trace.WithTimestamp(d.Assigned))
 	dctx, ds := t.tracer.Start(bc.sctx, SpanDispatch, kindClient, trace.WithTimestamp(d.Assigned),
 		trace.WithAttributes(attrSystem, bc.method, AttrDispatchAttempt.Int(attempt)))
-	if d.Metadata == nil {
-		d.Metadata = make(map[string]string, 3)
-	}
 	t.prop.Inject(dctx, metadataCarrier(d.Metadata))
 	bc.mu.Lock()
 	bc.dispatches = append(bc.dispatches, ds)
@@ -239,6 +271,13 @@ func (bc *brokerCall) end(rc *replyCounter, err error, end time.Time) {
 	ds := bc.dispatches
 	bc.dispatches = nil
 	bc.mu.Unlock()
+	if !bc.span.IsRecording() {
+		for _, d := range ds {
+			d.End()
+		}
+		bc.span.End()
+		return
+	}
 	if len(ds) == 0 {
 		if c := rc.code(err); c == gate.DeadlineExceeded || c == gate.ResourceExhausted {
 			_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(bc.start),

@@ -359,6 +359,36 @@ func TestTracingPythonPeer(t *testing.T) {
 	}
 }
 
+// TestTracingUnsampledParent: under a caller whose trace is not sampled,
+// no hop records a span, and the trace id still reaches the worker (for
+// its logs), through a span id of the broker's.
+func TestTracingUnsampledParent(t *testing.T) {
+	sr, tp := newRecorder(t)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(testCtx(t), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	var got trace.SpanContext
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), queued: time.Millisecond,
+		worker: func(ctx context.Context, w gate.ReplyWriter) error {
+			got = trace.SpanContextFromContext(ctx)
+			return w.Send(ctx, &gate.Reply{Kind: gate.ReplySingle, Body: [][]byte{[]byte("r")}})
+		}}
+	if err := f.call(ctx, "Svc", "echo"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sr.Started()); n != 0 {
+		t.Errorf("%d spans recorded under an unsampled parent", n)
+	}
+	if got.TraceID() != tid || got.IsSampled() || !got.SpanID().IsValid() || got.SpanID() == sid {
+		t.Errorf("worker span context = %v %v sampled=%v, want trace %v, a new span id, not sampled",
+			got.TraceID(), got.SpanID(), got.IsSampled(), tid)
+	}
+	tp2 := f.workerMD["traceparent"]
+	if want := "00-" + tid.String() + "-"; len(tp2) != 55 || tp2[:36] != want || tp2[52:] != "-00" || tp2[36:52] == sid.String() {
+		t.Errorf("worker's traceparent = %q, want %s<broker's span id>-00", tp2, want)
+	}
+}
+
 func TestTracingUnknownMethodAndBaggage(t *testing.T) {
 	sr, tp := newRecorder(t)
 	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp), WithMethods("Svc/echo")),
