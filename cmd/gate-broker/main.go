@@ -8,12 +8,13 @@
 // GATE_HEARTBEAT, -liveness GATE_LIVENESS, -queue-limit GATE_QUEUE_LIMIT,
 // -queue-timeout GATE_QUEUE_TIMEOUT, -max-msg-size GATE_MAX_MSG_SIZE,
 // -shutdown-timeout GATE_SHUTDOWN_TIMEOUT, -metrics-addr GATE_METRICS_ADDR,
-// -log-level GATE_LOG_LEVEL, -log-format GATE_LOG_FORMAT. Run with -h for
-// the defaults.
+// -pprof GATE_PPROF, -log-level GATE_LOG_LEVEL, -log-format
+// GATE_LOG_FORMAT. Run with -h for the defaults.
 //
 // With -metrics-addr (e.g. ":9100") it serves /metrics (the
 // gaterpc_broker_* series from the broker's hooks and Stats, plus Go,
-// process and build info), /healthz and /readyz. Traces are exported
+// process and build info), /healthz and /readyz, and with -pprof the
+// net/http/pprof profiles under /debug/pprof/. Traces are exported
 // only when the OTEL_* environment configures an exporter; the broker
 // hop is then traced by telemetry.BrokerObserver on the broker's loop. `health` GETs /healthz when a metrics address
 // is set (-addr or GATE_METRICS_ADDR), else it sends Gate.keepalive to

@@ -38,6 +38,7 @@ type config struct {
 	MaxMsgSize      int64
 	ShutdownTimeout time.Duration
 	MetricsAddr     string
+	Pprof           bool
 	LogLevel        string
 	LogFormat       string
 }
@@ -89,6 +90,17 @@ func (e *envFlags) int64(p *int64, name, env string, def int64, usage string) {
 	e.fs.Int64Var(p, name, def, usage+" (env "+env+")")
 }
 
+func (e *envFlags) bool(p *bool, name, env string, def bool, usage string) {
+	if v := e.getenv(env); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.err = errors.Join(e.err, fmt.Errorf("%s=%q: %w", env, v, err))
+		}
+		def = b
+	}
+	e.fs.BoolVar(p, name, def, usage+" (env "+env+")")
+}
+
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("gate-broker", flag.ContinueOnError)
@@ -103,6 +115,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	e.int64(&c.MaxMsgSize, "max-msg-size", "GATE_MAX_MSG_SIZE", broker.DefaultMaxMsgSize, "max inbound message size in bytes (-1 = unlimited)")
 	e.dur(&c.ShutdownTimeout, "shutdown-timeout", "GATE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "graceful drain limit on SIGINT/SIGTERM")
 	e.str(&c.MetricsAddr, "metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9100); empty: no HTTP server")
+	e.bool(&c.Pprof, "pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
 	e.str(&c.LogLevel, "log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "GATE_LOG_FORMAT", "text", "text or json")
 	if e.err != nil {
@@ -140,6 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ServiceName: "gate-broker",
 		Role:        "broker",
 		MetricsAddr: cfg.MetricsAddr,
+		Pprof:       cfg.Pprof,
 		LogFormat:   strings.ToLower(cfg.LogFormat),
 		LogLevel:    lvl,
 		LogWriter:   stderr,

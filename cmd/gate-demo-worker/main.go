@@ -7,13 +7,14 @@
 // Flags mirror environment variables (flag, then env, then default):
 // -broker GATE_BROKER, -service GATE_SERVICE, -capacity GATE_CAPACITY,
 // -workers GATE_WORKERS, -procs GATE_PROCS, -metrics-addr
-// GATE_METRICS_ADDR, -log-format GATE_LOG_FORMAT, -log-level
-// GATE_LOG_LEVEL. Other GATE_* variables (heartbeat, huge data, ...) are
+// GATE_METRICS_ADDR, -pprof GATE_PPROF, -log-format GATE_LOG_FORMAT,
+// -log-level GATE_LOG_LEVEL. Other GATE_* variables (heartbeat, huge data, ...) are
 // read by gate.SettingsFromEnv, and OTEL_* by the OpenTelemetry SDK.
 //
 // With -metrics-addr the worker serves /metrics (rpc_server_*,
 // gaterpc_worker_*, Go and process metrics), /healthz (alive) and /readyz
-// (200 once every worker has connected to the broker). The health
+// (200 once every worker has connected to the broker), and with -pprof
+// the net/http/pprof profiles under /debug/pprof/. The health
 // subcommand GETs /healthz (for container healthchecks) and exits 0 on 200.
 package main
 

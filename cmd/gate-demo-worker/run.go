@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	workers := f.Int("workers", "GATE_WORKERS", 1, "number of workers")
 	procs := f.Int("procs", "GATE_PROCS", 2, "child processes for cpu(); 0 runs cpu in-process")
 	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9101); empty: no HTTP server")
+	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
 	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint on a terminal, JSON otherwise), text or json")
 	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := f.Parse(args); err != nil {
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ServiceName: "gate-demo-worker",
 		Role:        gate.RoleWorker.String(),
 		MetricsAddr: *metricsAddr,
+		Pprof:       *pprof,
 		LogFormat:   *logFormat,
 		LogLevel:    lvl,
 		LogWriter:   stderr,

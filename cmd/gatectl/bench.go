@@ -73,6 +73,7 @@ func (a *app) bench(args []string) error {
 	size := f.Int("size", "", 128, "payload bytes per call")
 	rate := f.Float("rate", "", 0, "total calls per second across callers; 0 = as fast as replies come")
 	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", "", "serve /metrics (rpc_client_*), /healthz on this address while running")
+	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr")
 	pngPath := fs.String("histogram-png", "", "write the latency histogram as a PNG to this file")
 	progress := fs.Bool("progress", false, "print the progress line even when stderr is not a terminal")
 	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "log format with -metrics-addr: auto, text or json")
@@ -100,7 +101,7 @@ func (a *app) bench(args []string) error {
 			return err
 		}
 		tel, err := setup.New(a.ctx, setup.Config{
-			ServiceName: "gatectl", Role: gate.RoleClient.String(), MetricsAddr: *metricsAddr,
+			ServiceName: "gatectl", Role: gate.RoleClient.String(), MetricsAddr: *metricsAddr, Pprof: *pprof,
 			LogFormat: *logFormat, LogLevel: lvl, LogWriter: a.stderr, NoGlobals: true,
 		})
 		if err != nil {

@@ -7,7 +7,7 @@
 //	gatectl stream SERVICE.METHOD [ARG...] [-kw key=value...]
 //	gatectl services | info | interfaces SERVICE
 //	gatectl bench -service S -method M -concurrency N -duration D -size BYTES [-rate R]
-//	              [-metrics-addr ADDR] [-histogram-png FILE] [-progress]
+//	              [-metrics-addr ADDR [-pprof]] [-histogram-png FILE] [-progress]
 //	gatectl demo [-frontend E] [-backend E] [-metrics-addr ADDR] [-workers N] [-rate R]
 //	gatectl health [-addr HOST:PORT] [-path /healthz]
 //

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -57,6 +58,10 @@ type Config struct {
 	// /healthz and /readyz (e.g. ":9100", "127.0.0.1:0"); empty means no
 	// server.
 	MetricsAddr string
+	// Pprof also serves the net/http/pprof profiles under /debug/pprof/
+	// on the metrics server. They expose the process's internals: serve
+	// them only on an address that is not public.
+	Pprof bool
 	// Ready reports readiness for /readyz: nil error means 200, else 503
 	// with the error text. A nil Ready is always ready.
 	Ready func(ctx context.Context) error
@@ -277,6 +282,13 @@ func (t *Telemetry) serve() error {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	if t.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	t.ln = ln
 	t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(t.logQ, slog.LevelWarn)}
 	t.serveErr = make(chan error, 1)

@@ -357,6 +357,29 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 }
 
+// TestPprof: the profiles are served only when asked for.
+func TestPprof(t *testing.T) {
+	ctx := testCtx(t)
+	clearOTELEnv(t)
+	for _, on := range []bool{false, true} {
+		tel, err := New(ctx, Config{Role: "worker", MetricsAddr: "127.0.0.1:0", LogWriter: io.Discard, Pprof: on, NoGlobals: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := "http://" + tel.MetricsAddr()
+		code, body := get(t, ctx, base+"/debug/pprof/goroutine?debug=1")
+		if on && (code != http.StatusOK || !strings.Contains(body, "goroutine profile:")) {
+			t.Errorf("Pprof on: goroutine profile = %d %.80q", code, body)
+		}
+		if !on && code != http.StatusNotFound {
+			t.Errorf("Pprof off: /debug/pprof/goroutine = %d, want 404", code)
+		}
+		if err := tel.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
