@@ -104,7 +104,7 @@ var exemplarLabels = sync.Pool{New: func() any { return make(prometheus.Labels, 
 // handler reads it after ServeRPC returns.
 type replyCounter struct {
 	gate.ReplyWriter
-	onSend func(r *gate.Reply) // optional live hook (worker counters)
+	live *serverCall // optional: the worker's live counters
 	// wireExc decodes remote exceptions from final reply bodies (at the
 	// broker, where Reply.Err is never set).
 	wireExc bool
@@ -161,8 +161,8 @@ func (c *replyCounter) count(r *gate.Reply) {
 	if r.Kind.IsError() {
 		c.errKind = true
 	}
-	if c.onSend != nil {
-		c.onSend(r)
+	if c.live != nil {
+		c.live.sent(r)
 	}
 }
 
@@ -328,6 +328,37 @@ func (m *ClientMetrics) Middleware() gate.Middleware {
 	}
 }
 
+// serverCall is the state of one call at the worker's metrics middleware,
+// allocated once per call: its reply counter, and the stream and huge-data
+// counters of its method, looked up at the first reply that needs them.
+type serverCall struct {
+	rc           replyCounter
+	m            *ServerMetrics
+	method       string
+	stream       prometheus.Counter
+	hugeC, hugeR prometheus.Counter
+}
+
+// sent counts r in the worker's live counters.
+func (c *serverCall) sent(r *gate.Reply) {
+	switch r.Kind {
+	case gate.ReplyStreamItem:
+		if c.stream == nil {
+			c.stream = c.m.streamMsg.WithLabelValues(c.method)
+		}
+		c.stream.Inc()
+	case gate.ReplyHugeChunk:
+		if c.hugeC == nil {
+			c.hugeC = c.m.hugeBytes.WithLabelValues(c.method, "compressed")
+			c.hugeR = c.m.hugeBytes.WithLabelValues(c.method, "raw")
+		}
+		c.hugeC.Add(float64(r.Size()))
+		if b, ok := r.Value.([]byte); ok {
+			c.hugeR.Add(float64(len(b)))
+		}
+	}
+}
+
 // ServerMetrics records RPC metrics at the worker hop:
 // rpc_server_call_duration_seconds, rpc_server_{request,response}_size_bytes
 // and the worker metrics gaterpc_worker_inflight_requests{service},
@@ -394,25 +425,9 @@ func (m *ServerMetrics) Middleware() gate.Middleware {
 			g := m.gauges.get(info.Service)
 			g.Inc()
 			defer g.Dec()
-			var stream, hugeC, hugeR prometheus.Counter
-			rc := &replyCounter{onSend: func(r *gate.Reply) {
-				switch r.Kind {
-				case gate.ReplyStreamItem:
-					if stream == nil {
-						stream = m.streamMsg.WithLabelValues(method)
-					}
-					stream.Inc()
-				case gate.ReplyHugeChunk:
-					if hugeC == nil {
-						hugeC = m.hugeBytes.WithLabelValues(method, "compressed")
-						hugeR = m.hugeBytes.WithLabelValues(method, "raw")
-					}
-					hugeC.Add(float64(r.Size()))
-					if b, ok := r.Value.([]byte); ok {
-						hugeR.Add(float64(len(b)))
-					}
-				}
-			}}
+			sc := &serverCall{m: m, method: method}
+			rc := &sc.rc
+			rc.live = sc
 			return m.red.serve(ctx, req, w, next, rc, method)
 		})
 	}
