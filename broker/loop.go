@@ -885,7 +885,7 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 	// quirk 9: the first HEARTBEAT goes out at once.
 	l.heartbeat(w)
 	l.log.LogAttrs(context.Background(), slog.LevelInfo, "worker ready",
-		slog.String("rpc.service", s.name), slog.String("worker.id", hexID(id)), slog.Int("capacity", w.capacity))
+		slog.String("gaterpc.service", s.name), slog.String("worker.id", hexID(id)), slog.Int("capacity", w.capacity))
 	if h := l.opts.hooks.OnWorkerReady; h != nil {
 		h(s.name)
 	}
@@ -1011,7 +1011,7 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 	if reason == GoneHeartbeat || reason == GoneProtocol {
 		lvl = slog.LevelWarn
 	}
-	l.log.LogAttrs(context.Background(), lvl, "worker gone", slog.String("rpc.service", s.name),
+	l.log.LogAttrs(context.Background(), lvl, "worker gone", slog.String("gaterpc.service", s.name),
 		slog.String("worker.id", hexID(w.id)), slog.String("reason", reason), slog.Int("in_flight", len(w.reqs)+len(w.pending)))
 	if h := l.opts.hooks.OnWorkerGone; h != nil {
 		h(s.name, reason)

@@ -461,7 +461,7 @@ func (l *workerLoop) connect(now time.Time) error {
 	w.connects.Add(1)
 	w.connected.Store(true)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
-		slog.String("rpc.service", w.svc.name), slog.String("endpoint", w.endpoint), slog.Int("capacity", w.s.MessageMax))
+		slog.String("gaterpc.service", w.svc.name), slog.String("endpoint", w.endpoint), slog.Int("capacity", w.s.MessageMax))
 	return nil
 }
 
@@ -489,7 +489,7 @@ func (l *workerLoop) reconnect(now time.Time, reason string) {
 	l.reconnectAt = now.Add(d)
 	l.backoff = min(l.backoff*2, l.w.s.ReconnectBackoffMax)
 	l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker lost broker, reconnecting",
-		slog.String("rpc.service", l.w.svc.name), slog.String("reason", reason), slog.Duration("backoff", d))
+		slog.String("gaterpc.service", l.w.svc.name), slog.String("reason", reason), slog.Duration("backoff", d))
 }
 
 func (l *workerLoop) send(frames [][]byte) {

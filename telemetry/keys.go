@@ -34,9 +34,7 @@ const (
 // Span attribute keys of our own, under gaterpc.*.
 const (
 	AttrRole            = attribute.Key("gaterpc.role")
-	AttrService         = attribute.Key("gaterpc.service")
-	AttrReplyKind       = attribute.Key("gaterpc.reply.kind") // single|stream|huge
-	AttrReplies         = attribute.Key("gaterpc.replies")
+	AttrReplyKind       = attribute.Key("gaterpc.reply.kind") // single|stream|huge|none
 	AttrStreamItems     = attribute.Key("gaterpc.stream.items")
 	AttrHugeChunks      = attribute.Key("gaterpc.huge.chunks")
 	AttrHugeCompressed  = attribute.Key("gaterpc.huge.compressed_bytes")

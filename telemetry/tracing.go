@@ -71,7 +71,7 @@ func newTracing(opts []Option) *tracing {
 		methods: newLabelSet(c.methods, c.maxMethods),
 	}
 	t.starts = newCache(3*t.methods.max, func(k startKey) trace.SpanStartOption {
-		return trace.WithAttributes(attrSystem, keyMethod.String(k.method), AttrRole.String(k.role.String()), AttrService.String(k.service))
+		return trace.WithAttributes(attrSystem, keyMethod.String(k.method), AttrRole.String(k.role.String()))
 	})
 	return t
 }
@@ -86,8 +86,8 @@ type tracing struct {
 }
 
 type startKey struct {
-	role            gate.Role
-	service, method string // method is the label ("Service/method")
+	role   gate.Role
+	method string // the label, "Service/method"
 }
 
 // Span kinds as ready options.
@@ -104,10 +104,10 @@ func (t *tracing) describe(req *gate.Request) (string, trace.SpanStartOption, at
 	info := req.Info()
 	method, known := t.methods.method(info)
 	if known {
-		return method, t.starts.get(startKey{info.Role, info.Service, method}), keyMethod.String(method)
+		return method, t.starts.get(startKey{info.Role, method}), keyMethod.String(method)
 	}
 	return SystemName, trace.WithAttributes(attrSystem, keyMethod.String(method), AttrRole.String(info.Role.String()),
-		AttrService.String(info.Service), keyMethodOriginal.String(info.FullMethod())), keyMethod.String(method)
+		keyMethodOriginal.String(info.FullMethod())), keyMethod.String(method)
 }
 
 // unsampledParent reports whether sc is a parent whose trace is not
@@ -327,7 +327,7 @@ func finish(span trace.Span, rc *replyCounter, err error, reqSize int, server bo
 		attrPool.Put(buf)
 	}()
 	attrs := (*buf)[:0]
-	attrs = append(attrs, keyStatusCode.String(code.String()), AttrReplyKind.String(rc.replyKindName()), AttrReplies.Int(rc.replies))
+	attrs = append(attrs, keyStatusCode.String(code.String()), AttrReplyKind.String(rc.replyKindName()))
 	if rc.replies > 0 {
 		attrs = append(attrs, AttrResponseSize.Int(rc.bytes))
 	}
