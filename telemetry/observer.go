@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gaterpc/gate/broker"
@@ -23,8 +25,11 @@ import (
 //
 // It runs on the broker's socket loop, with no goroutine and no hand-off
 // per request: use it rather than Tracing and Logging as broker middleware
-// (telemetry/setup and gate-broker do). With a no-op tracer provider and
-// logging off it observes nothing, so the broker keeps its plain path.
+// (telemetry/setup and gate-broker do). With logging off, it leaves to
+// the broker's plain path every request whose SERVER span would not be
+// recorded (a no-op tracer provider, or a trace the sampler drops): the
+// worker then gets the client's trace context as it came, and the trace
+// id still reaches the worker's logs.
 //
 // Options: WithTracerProvider, WithPropagators, WithMethods,
 // WithMaxMethods.
@@ -52,9 +57,24 @@ func (o *brokerObserver) Observe(req *gate.Request, arrived time.Time) broker.Re
 	if o.t == nil && logger == nil {
 		return nil
 	}
+	var (
+		sctx   context.Context
+		span   trace.Span
+		method attribute.KeyValue
+	)
+	if o.t != nil {
+		sctx, span, method = o.t.startServer(context.Background(), req, arrived)
+		if !span.IsRecording() && logger == nil {
+			// The trace is not sampled here: nothing to record, so the
+			// request takes the broker's plain path, and the worker gets
+			// the client's trace context (not sampled) as it came.
+			span.End()
+			return nil
+		}
+	}
 	r := &observedRequest{rc: replyCounter{wireExc: true}, arrived: arrived}
 	if o.t != nil {
-		o.t.initBroker(context.Background(), &r.bc, req, arrived)
+		o.t.setBroker(&r.bc, sctx, span, method, req, arrived)
 		r.traced = true
 	}
 	if logger != nil {

@@ -208,17 +208,29 @@ func (t *tracing) startBroker(ctx context.Context, req *gate.Request, start time
 
 // initBroker is startBroker into bc.
 func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Request, start time.Time) {
+	sctx, span, method := t.startServer(ctx, req, start)
+	t.setBroker(bc, sctx, span, method, req, start)
+}
+
+// startServer starts the broker's SERVER span of req at start.
+func (t *tracing) startServer(ctx context.Context, req *gate.Request, start time.Time) (context.Context, trace.Span, attribute.KeyValue) {
 	name, attrs, method := t.describe(req)
 	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
-	bc.t, bc.method, bc.start, bc.reqSize = t, method, start, -1
+	var span trace.Span
 	switch {
 	case unsampled:
-		bc.sctx, bc.span = t.tracer.Start(ctx, name, kindServer)
+		ctx, span = t.tracer.Start(ctx, name, kindServer)
 	case remote:
-		bc.sctx, bc.span = t.tracer.Start(ctx, name, kindServer, attrs, trace.WithTimestamp(start))
+		ctx, span = t.tracer.Start(ctx, name, kindServer, attrs, trace.WithTimestamp(start))
 	default:
-		bc.sctx, bc.span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs, trace.WithTimestamp(start))
+		ctx, span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs, trace.WithTimestamp(start))
 	}
+	return ctx, span, method
+}
+
+// setBroker fills bc for the SERVER span from startServer.
+func (t *tracing) setBroker(bc *brokerCall, sctx context.Context, span trace.Span, method attribute.KeyValue, req *gate.Request, start time.Time) {
+	bc.t, bc.sctx, bc.span, bc.method, bc.start, bc.reqSize = t, sctx, span, method, start, -1
 	if n, ok := requestSize(req); ok {
 		bc.reqSize = n
 	}

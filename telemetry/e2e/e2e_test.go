@@ -85,6 +85,10 @@ func service(t testing.TB) *gate.Service {
 		}
 	}
 	must(gate.Func1(svc, "echo", func(_ context.Context, v any) (any, error) { return v, nil }))
+	must(gate.Func0(svc, "trace", func(ctx context.Context) (string, error) {
+		sc := trace.SpanContextFromContext(ctx)
+		return fmt.Sprintf("%s sampled=%v", sc.TraceID(), sc.IsSampled()), nil
+	}))
 	must(gate.Func1(svc, "fail", func(_ context.Context, msg string) (any, error) {
 		return nil, &gate.Error{Code: gate.InvalidArgument, Class: "ValueError", Message: "ValueError('" + msg + "')"}
 	}))
@@ -320,6 +324,30 @@ func tree(t *testing.T, m map[string]sdktrace.ReadOnlySpan, method string) {
 	for _, k := range []string{client, srv, wrk} {
 		wantAttr(t, m[k], "rpc.system.name", "gaterpc")
 		wantAttr(t, m[k], "rpc.method", "E2E/"+method)
+	}
+}
+
+// TestTraceUnsampled: a call whose trace is not sampled records no span
+// at any hop, and its trace id reaches the worker, with the broker hop
+// traced by the observer (which then leaves the request to the broker's
+// plain path) or by middleware.
+func TestTraceUnsampled(t *testing.T) {
+	for _, m := range []mode{observer, middleware} {
+		t.Run(m.String(), func(t *testing.T) {
+			e := startWith(t, m, nil)
+			tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+			sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+			ctx := trace.ContextWithSpanContext(testCtx(t), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+			got, err := e.c.Call(ctx, "E2E.trace")
+			if want := tid.String() + " sampled=false"; err != nil || got != want {
+				t.Fatalf("worker saw %v, %v; want %q", got, err, want)
+			}
+			for _, s := range e.sr.Started() {
+				if s.SpanContext().TraceID() == tid {
+					t.Errorf("span %q (%v) recorded for an unsampled trace", s.Name(), s.SpanKind())
+				}
+			}
+		})
 	}
 }
 
