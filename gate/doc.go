@@ -86,7 +86,7 @@
 // otherwise. A worker serves each request on a request goroutine (which
 // runs the middleware chain and, with [Inline], the method); request
 // goroutines are kept for the next request for a few seconds, never more
-// of them than calls in flight. Serve, Shutdown and Close follow net/http. Components create
-// their own zmq.Context unless given [WithZMQContext], which inproc://
-// endpoints require.
+// of them than calls in flight. Serve, Shutdown and Close follow
+// net/http. Components create their own zmq.Context unless given
+// [WithZMQContext], which inproc:// endpoints require.
 package gate

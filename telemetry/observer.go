@@ -74,7 +74,7 @@ func (o *brokerObserver) Observe(req *gate.Request, arrived time.Time) broker.Re
 	}
 	r := &observedRequest{rc: replyCounter{wireExc: true}, arrived: arrived}
 	if o.t != nil {
-		o.t.setBroker(&r.bc, sctx, span, method, req, arrived)
+		o.t.setBroker(sctx, &r.bc, span, method, req, arrived)
 		r.traced = true
 	}
 	if logger != nil {

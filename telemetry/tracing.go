@@ -209,7 +209,7 @@ func (t *tracing) startBroker(ctx context.Context, req *gate.Request, start time
 // initBroker is startBroker into bc.
 func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Request, start time.Time) {
 	sctx, span, method := t.startServer(ctx, req, start)
-	t.setBroker(bc, sctx, span, method, req, start)
+	t.setBroker(sctx, bc, span, method, req, start)
 }
 
 // startServer starts the broker's SERVER span of req at start.
@@ -229,7 +229,7 @@ func (t *tracing) startServer(ctx context.Context, req *gate.Request, start time
 }
 
 // setBroker fills bc for the SERVER span from startServer.
-func (t *tracing) setBroker(bc *brokerCall, sctx context.Context, span trace.Span, method attribute.KeyValue, req *gate.Request, start time.Time) {
+func (t *tracing) setBroker(sctx context.Context, bc *brokerCall, span trace.Span, method attribute.KeyValue, req *gate.Request, start time.Time) {
 	bc.t, bc.sctx, bc.span, bc.method, bc.start, bc.reqSize = t, sctx, span, method, start, -1
 	if n, ok := requestSize(req); ok {
 		bc.reqSize = n
