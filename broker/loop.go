@@ -307,7 +307,7 @@ func (l *loop) pollTimeout() time.Duration {
 // backlog cannot hold heartbeats back.
 func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) {
 	for range max {
-		msg, err := recvMessage(s)
+		msg, err := zmqx.RecvMessage(s)
 		if err != nil {
 			if e := errnoOf(err); e != errAgain && e != zmq.Errno(syscall.EINTR) {
 				l.log.LogAttrs(context.Background(), slog.LevelWarn, "broker: receive failed", slog.String("error", err.Error()))
@@ -318,31 +318,6 @@ func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) 
 		handle(msg)
 		if yield && !l.now.Before(l.nextTick) {
 			return
-		}
-	}
-}
-
-// recvMessage reads one multipart message without blocking. Unlike
-// RecvMessageBytes it sizes the frame list once (messages have up to 8
-// frames). Only the first frame can give EAGAIN: the rest of a multipart
-// message is delivered atomically with it.
-func recvMessage(s *zmq.Socket) ([][]byte, error) {
-	var msg [][]byte
-	for {
-		b, err := s.RecvBytes(zmq.DONTWAIT)
-		if err != nil {
-			return nil, err
-		}
-		if msg == nil {
-			msg = make([][]byte, 0, 8)
-		}
-		msg = append(msg, b)
-		more, err := s.GetRcvmore()
-		if err != nil {
-			return nil, err
-		}
-		if !more {
-			return msg, nil
 		}
 	}
 }

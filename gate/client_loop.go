@@ -175,7 +175,7 @@ func (l *clientLoop) readAll() {
 		if l.sock == nil {
 			return
 		}
-		frames, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		frames, err := zmqx.RecvMessage(l.sock)
 		if err != nil {
 			return
 		}

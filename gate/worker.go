@@ -538,7 +538,7 @@ func (l *workerLoop) receive() {
 		if l.sock == nil {
 			return
 		}
-		frames, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		frames, err := zmqx.RecvMessage(l.sock)
 		if err != nil {
 			return
 		}

@@ -1,8 +1,10 @@
 package zmqx
 
 import (
+	"bytes"
 	"context"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,5 +80,49 @@ func TestPollTimeoutClamps(t *testing.T) {
 	}
 	if got := PollTimeout(time.Second); got != time.Second {
 		t.Fatalf("PollTimeout(1s) = %v", got)
+	}
+}
+
+func TestRecvMessage(t *testing.T) {
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zctx.Term()
+	ep := UniqueInproc("recv")
+	a, _ := zctx.NewSocket(zmq.PAIR)
+	b, _ := zctx.NewSocket(zmq.PAIR)
+	defer a.Close()
+	defer b.Close()
+	if err := a.Bind(ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RecvMessage(b); zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
+		t.Fatalf("RecvMessage on an empty socket = %v, want EAGAIN", err)
+	}
+	want := [][]byte{[]byte("a"), {}, []byte("ccc"), make([]byte, 9)}
+	want = append(want, want...) // 8 frames
+	want = append(want, []byte("ninth"))
+	if _, err := a.SendMessage(want); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		got, err = RecvMessage(b)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("RecvMessage = %d frames, %v; want %d", len(got), err, len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("frame %d = %q, want %q", i, got[i], want[i])
+		}
 	}
 }
