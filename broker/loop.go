@@ -354,19 +354,7 @@ func (l *loop) dropErr(socket string, err error) {
 // send writes one multipart message without blocking. With
 // ROUTER_MANDATORY a full pipe gives EAGAIN and an unknown peer
 // EHOSTUNREACH, both on the first frame, so nothing is half sent.
-func (l *loop) send(s *zmq.Socket, frames [][]byte) error {
-	last := len(frames) - 1
-	for i, f := range frames {
-		flag := zmq.DONTWAIT
-		if i < last {
-			flag |= zmq.SNDMORE
-		}
-		if _, err := s.SendBytes(f, flag); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (l *loop) send(s *zmq.Socket, frames [][]byte) error { return zmqx.SendMessage(s, frames) }
 
 // toClient sends one reply message to a client (or queues it, see
 // sendClient). final marks the message that ends its request.

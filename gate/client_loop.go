@@ -154,7 +154,7 @@ func (l *clientLoop) send(m outMsg) {
 }
 
 func (l *clientLoop) write(m outMsg) {
-	_, err := l.sock.SendMessageDontwait(m.frames)
+	err := zmqx.SendMessage(l.sock, m.frames)
 	if err != nil {
 		if m.c != nil {
 			l.c.pending.remove(m.c)

@@ -473,7 +473,7 @@ func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
 	}
 	if disconnect {
 		l.flush()
-		_, _ = l.sock.SendMessageDontwait(wire.WorkerMessage{Command: wire.CmdDisconnect, Extra: [][]byte{byeFrame}}.Frames())
+		_ = zmqx.SendMessage(l.sock, wire.WorkerMessage{Command: wire.CmdDisconnect, Extra: [][]byte{byeFrame}}.Frames())
 	}
 	_ = l.sock.SetLinger(linger)
 	l.sock.Close()
@@ -500,7 +500,7 @@ func (l *workerLoop) send(frames [][]byte) {
 		l.outq = append(l.outq, frames)
 		return
 	}
-	if _, err := l.sock.SendMessageDontwait(frames); err != nil {
+	if err := zmqx.SendMessage(l.sock, frames); err != nil {
 		if zmq.AsErrno(err) == zmq.Errno(11) { // EAGAIN: HWM reached
 			l.outq = append(l.outq, frames)
 			return
@@ -513,7 +513,7 @@ func (l *workerLoop) send(frames [][]byte) {
 
 func (l *workerLoop) flush() {
 	for len(l.outq) > 0 {
-		if _, err := l.sock.SendMessageDontwait(l.outq[0]); err != nil {
+		if err := zmqx.SendMessage(l.sock, l.outq[0]); err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(11) {
 				return
 			}

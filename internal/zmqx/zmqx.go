@@ -258,28 +258,3 @@ func Poll(p *zmq.Poller, timeout time.Duration) ([]zmq.Polled, error) {
 	return p.Poll(PollTimeout(timeout))
 }
 
-// RecvMessage reads one multipart message without blocking. Unlike
-// RecvMessageBytes it sizes the frame list once (the messages of the
-// protocol have up to 8 frames) instead of growing it frame by frame. Only
-// the first frame can give EAGAIN: the rest of a multipart message is
-// delivered atomically with it.
-func RecvMessage(s *zmq.Socket) ([][]byte, error) {
-	var msg [][]byte
-	for {
-		b, err := s.RecvBytes(zmq.DONTWAIT)
-		if err != nil {
-			return nil, err
-		}
-		if msg == nil {
-			msg = make([][]byte, 0, 8)
-		}
-		msg = append(msg, b)
-		more, err := s.GetRcvmore()
-		if err != nil {
-			return nil, err
-		}
-		if !more {
-			return msg, nil
-		}
-	}
-}

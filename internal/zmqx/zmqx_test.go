@@ -3,6 +3,7 @@ package zmqx
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -83,7 +84,10 @@ func TestPollTimeoutClamps(t *testing.T) {
 	}
 }
 
-func TestRecvMessage(t *testing.T) {
+func TestSendRecvMessage(t *testing.T) {
+	if !rawOK {
+		t.Error("zmq.Socket's layout is not the one RecvMessage reads: it takes the slow path")
+	}
 	zctx, err := zmq.NewContext()
 	if err != nil {
 		t.Fatal(err)
@@ -103,26 +107,62 @@ func TestRecvMessage(t *testing.T) {
 	if _, err := RecvMessage(b); zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
 		t.Fatalf("RecvMessage on an empty socket = %v, want EAGAIN", err)
 	}
-	want := [][]byte{[]byte("a"), {}, []byte("ccc"), make([]byte, 9)}
-	want = append(want, want...) // 8 frames
-	want = append(want, []byte("ninth"))
-	if _, err := a.SendMessage(want); err != nil {
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	eight := [][]byte{[]byte("a"), {}, []byte("ccc"), make([]byte, 9), []byte("e"), []byte("f"), big, []byte("h")}
+	for _, want := range [][][]byte{
+		{[]byte("one")},
+		{{}},
+		{{}, {}, {}},
+		eight, // the most one receive call takes
+		append(slices.Clone(eight), []byte("ninth"), []byte{}), // the rest part by part
+		{[]byte("small"), make([]byte, sendInline)},            // sent part by part
+	} {
+		if err := SendMessage(a, want); err != nil {
+			t.Fatal(err)
+		}
+		var got [][]byte
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			got, err = RecvMessage(b)
+			if err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("RecvMessage = %d frames, %v; want %d", len(got), err, len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Errorf("%d frames: frame %d = %.20q, want %.20q", len(want), i, got[i], want[i])
+			}
+			if got[i] == nil || cap(got[i]) != len(got[i]) {
+				t.Errorf("%d frames: frame %d has len %d, cap %d (nil %v): want a non-nil frame capped at its length",
+					len(want), i, len(got[i]), cap(got[i]), got[i] == nil)
+			}
+		}
+		if len(got) > 1 {
+			_ = append(got[0], 'X') // must not reach got[1]
+			if !bytes.Equal(got[1], want[1]) {
+				t.Errorf("appending to frame 0 changed frame 1")
+			}
+		}
+	}
+	if _, err := RecvMessage(b); zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
+		t.Fatalf("RecvMessage after the last message = %v, want EAGAIN", err)
+	}
+
+	// A PAIR socket with no peer cannot take a message.
+	c, _ := zctx.NewSocket(zmq.PAIR)
+	defer c.Close()
+	if err := c.Bind(UniqueInproc("lonely")); err != nil {
 		t.Fatal(err)
 	}
-	var got [][]byte
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		got, err = RecvMessage(b)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if err != nil || len(got) != len(want) {
-		t.Fatalf("RecvMessage = %d frames, %v; want %d", len(got), err, len(want))
-	}
-	for i := range want {
-		if !bytes.Equal(got[i], want[i]) {
-			t.Errorf("frame %d = %q, want %q", i, got[i], want[i])
+	for _, frames := range [][][]byte{{[]byte("x")}, {make([]byte, sendInline+1)}} {
+		if err := SendMessage(c, frames); zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
+			t.Errorf("SendMessage of %d bytes with no peer = %v, want EAGAIN", len(frames[0]), err)
 		}
 	}
 }
