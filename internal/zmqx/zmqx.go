@@ -257,4 +257,3 @@ func Poll(p *zmq.Poller, timeout time.Duration) ([]zmq.Polled, error) {
 	runtime.Gosched()
 	return p.Poll(PollTimeout(timeout))
 }
-
