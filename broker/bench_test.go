@@ -104,8 +104,9 @@ func BenchmarkPingPong(b *testing.B) {
 }
 
 // BenchmarkForwardingLoop is the baseline: a plain Go ROUTER↔ROUTER
-// forwarding loop with the same batch draining and no protocol logic, on
-// the same sockets and peers as BenchmarkBrokerHop.
+// forwarding loop with the same batch draining and message I/O
+// (zmqx.RecvMessage, zmqx.SendMessage) and no protocol logic, on the same
+// sockets and peers as BenchmarkBrokerHop.
 func BenchmarkForwardingLoop(b *testing.B) {
 	for _, tr := range benchTransports {
 		b.Run(tr.Name, func(b *testing.B) {
@@ -270,16 +271,7 @@ func startForwarder(b *testing.B, zctx *zmq.Context, fe, be string) *forwarder {
 		poller := zmq.NewPoller()
 		poller.Add(front, zmq.POLLIN)
 		poller.Add(back, zmq.POLLIN)
-		send := func(s *zmq.Socket, frames [][]byte) {
-			last := len(frames) - 1
-			for i, fr := range frames {
-				flag := zmq.DONTWAIT
-				if i < last {
-					flag |= zmq.SNDMORE
-				}
-				s.SendBytes(fr, flag)
-			}
-		}
+		send := func(s *zmq.Socket, frames [][]byte) { _ = zmqx.SendMessage(s, frames) }
 		out := make([][]byte, 0, 16)
 		for !quit.Load() {
 			polled, err := poller.Poll(20 * time.Millisecond)
@@ -291,7 +283,7 @@ func startForwarder(b *testing.B, zctx *zmq.Context, fe, be string) *forwarder {
 			}
 			for _, p := range polled {
 				for range 256 {
-					msg, err := p.Socket.RecvMessageBytes(zmq.DONTWAIT)
+					msg, err := zmqx.RecvMessage(p.Socket)
 					if err != nil {
 						break
 					}
