@@ -1,7 +1,9 @@
 // Package zmqx holds the socket-owner machinery shared by the broker, the
 // client and the worker: a mailbox through which other goroutines hand
-// work to the one goroutine that owns a component's sockets, and socket
-// setup helpers.
+// work to the one goroutine that owns a component's sockets, socket setup
+// helpers, Poll, and whole-message I/O (RecvMessage, SendMessage) that
+// crosses into libzmq once or twice per message instead of several times
+// per frame as pebbe/zmq4's calls do.
 //
 // pebbe/zmq4 sockets are not safe for concurrent use. Each component has
 // one loop goroutine that creates, polls, reads, writes and closes its
