@@ -82,17 +82,18 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
-// recvParts is how many parts of a message one receive call takes; the
-// protocol's messages have at most 8. Longer messages (only garbage) take
-// the rest part by part.
-const recvParts = 8
+// maxParts is how many parts of a message one cgo call takes. The
+// protocol's longest message, a REQUEST from the broker to a worker, has
+// 10 (9 at the worker's DEALER). Longer messages (only garbage) take the
+// rest part by part.
+const maxParts = 16
 
 // recvScratch holds the libzmq messages of one receive between its two
 // cgo calls. zmq_msg_t is plain bytes to Go, so the array may live in Go
 // memory (heap, not moved) and be handed to C.
 type recvScratch struct {
-	msgs        [recvParts]C.zmq_msg_t
-	sizes       [recvParts]C.size_t
+	msgs        [maxParts]C.zmq_msg_t
+	sizes       [maxParts]C.size_t
 	more, errno C.int // out parameters, here so that they do not escape
 }
 
@@ -126,7 +127,7 @@ func rawSocket(s *zmq.Socket) unsafe.Pointer {
 var errAgain error = zmq.Errno(syscall.EAGAIN)
 
 // RecvMessage reads one multipart message without blocking (EAGAIN when
-// there is none). It takes the parts with two cgo calls per message, where
+// there is none). It takes up to 16 parts with two cgo calls per message, where
 // zmq4's RecvMessageBytes makes six per part (init, receive, data, copy,
 // close, and a getsockopt for RCVMORE) and five allocations. The frames
 // share one buffer, each capped at its length so that appending to one
@@ -139,7 +140,7 @@ func RecvMessage(s *zmq.Socket) ([][]byte, error) {
 	}
 	sc := scratchPool.Get().(*recvScratch)
 	defer scratchPool.Put(sc)
-	n := int(C.gate_recv_parts(raw, &sc.msgs[0], &sc.sizes[0], recvParts, C.int(zmq.DONTWAIT), &sc.more, &sc.errno))
+	n := int(C.gate_recv_parts(raw, &sc.msgs[0], &sc.sizes[0], maxParts, C.int(zmq.DONTWAIT), &sc.more, &sc.errno))
 	if n < 0 {
 		if syscall.Errno(sc.errno) == syscall.EAGAIN {
 			return nil, errAgain
@@ -156,7 +157,7 @@ func RecvMessage(s *zmq.Socket) ([][]byte, error) {
 		dst = (*C.char)(unsafe.Pointer(&buf[0]))
 	}
 	C.gate_copy_parts(&sc.msgs[0], C.int(n), dst)
-	msg := make([][]byte, n, recvParts)
+	msg := make([][]byte, n)
 	off := 0
 	for i, sz := range sc.sizes[:n] {
 		end := off + int(sz)
@@ -178,7 +179,7 @@ func recvMessageSlow(s *zmq.Socket, msg [][]byte) ([][]byte, error) {
 			return nil, err
 		}
 		if msg == nil {
-			msg = make([][]byte, 0, recvParts)
+			msg = make([][]byte, 0, maxParts)
 		}
 		msg = append(msg, b)
 		more, err := s.GetRcvmore()
@@ -194,7 +195,7 @@ func recvMessageSlow(s *zmq.Socket, msg [][]byte) ([][]byte, error) {
 // sendScratch lays out one outgoing message for gate_send_parts.
 type sendScratch struct {
 	buf   []byte
-	sizes [recvParts]C.size_t
+	sizes [maxParts]C.size_t
 	errno C.int
 }
 
@@ -206,7 +207,7 @@ const sendInline = 16 << 10
 var sendPool = sync.Pool{New: func() any { return &sendScratch{buf: make([]byte, 0, sendInline)} }}
 
 // SendMessage sends frames as one multipart message without blocking
-// (zmq.DONTWAIT): EAGAIN when the pipe is full. A message of up to 8
+// (zmq.DONTWAIT): EAGAIN when the pipe is full. A message of up to 16
 // frames and 16 KiB goes out with one cgo call, where zmq4's SendMessage
 // makes one per frame (and boxes each frame in an interface).
 func SendMessage(s *zmq.Socket, frames [][]byte) error {
@@ -215,7 +216,7 @@ func SendMessage(s *zmq.Socket, frames [][]byte) error {
 	for _, f := range frames {
 		total += len(f)
 	}
-	if raw == nil || len(frames) == 0 || len(frames) > recvParts || total > sendInline {
+	if raw == nil || len(frames) == 0 || len(frames) > maxParts || total > sendInline {
 		return sendMessageSlow(s, frames)
 	}
 	sc := sendPool.Get().(*sendScratch)

@@ -116,9 +116,10 @@ func TestSendRecvMessage(t *testing.T) {
 		{[]byte("one")},
 		{{}},
 		{{}, {}, {}},
-		eight, // the most one receive call takes
-		append(slices.Clone(eight), []byte("ninth"), []byte{}), // the rest part by part
-		{[]byte("small"), make([]byte, sendInline)},            // sent part by part
+		eight,
+		append(slices.Clone(eight), eight...), // the most one cgo call takes
+		append(append(slices.Clone(eight), eight...), []byte("17"), nil), // the rest part by part
+		{[]byte("small"), make([]byte, sendInline)},                      // sent part by part
 	} {
 		if err := SendMessage(a, want); err != nil {
 			t.Fatal(err)
