@@ -99,10 +99,10 @@ type recvScratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(recvScratch) }}
 
-// socketLayout reports whether zmq.Socket starts with the libzmq socket
-// handle (soc unsafe.Pointer) and has an opened bool, as in pebbe/zmq4
-// v1.4; if a new version changes that, RecvMessage falls back to the
-// package's own receive calls.
+// rawOK reports whether zmq.Socket holds the libzmq socket handle in a
+// field soc unsafe.Pointer and its state in opened bool, as in pebbe/zmq4
+// v1.4, at socOffset and openedOffset. If a new version changes that,
+// RecvMessage and SendMessage fall back to the package's own calls.
 var socOffset, openedOffset, rawOK = func() (uintptr, uintptr, bool) {
 	t := reflect.TypeFor[zmq.Socket]()
 	soc, ok1 := t.FieldByName("soc")
@@ -127,9 +127,9 @@ func rawSocket(s *zmq.Socket) unsafe.Pointer {
 var errAgain error = zmq.Errno(syscall.EAGAIN)
 
 // RecvMessage reads one multipart message without blocking (EAGAIN when
-// there is none). It takes up to 16 parts with two cgo calls per message, where
-// zmq4's RecvMessageBytes makes six per part (init, receive, data, copy,
-// close, and a getsockopt for RCVMORE) and five allocations. The frames
+// there is none). It takes up to 16 parts with two cgo calls per message,
+// where zmq4's RecvMessageBytes makes six per part (init, receive, data,
+// copy, close, and a getsockopt for RCVMORE) and five allocations. The frames
 // share one buffer, each capped at its length so that appending to one
 // cannot overwrite the next. Only the first part can give EAGAIN: the
 // rest of a multipart message is delivered atomically with it.
