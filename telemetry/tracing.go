@@ -154,17 +154,7 @@ func (t *tracing) extract(ctx context.Context, md map[string]string) (_ context.
 }
 
 func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
-	name, attrs, _ := t.describe(req)
-	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
-	var span trace.Span
-	switch {
-	case unsampled:
-		ctx, span = t.tracer.Start(ctx, name, kindServer)
-	case remote:
-		ctx, span = t.tracer.Start(ctx, name, kindServer, attrs)
-	default:
-		ctx, span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs)
-	}
+	ctx, span, _ := t.startServer(ctx, req, time.Time{})
 	rc := &replyCounter{ReplyWriter: w}
 	err := next.ServeRPC(ctx, req, rc)
 	finish(span, rc, err, reqSizeOf(req), true)
@@ -212,19 +202,27 @@ func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Requ
 	t.setBroker(sctx, bc, span, method, req, start)
 }
 
-// startServer starts the broker's SERVER span of req at start.
+// startServer starts the SERVER span of req at the broker or the worker:
+// a child of the remote context in req.Metadata, or a new root marked
+// gaterpc.parent.missing when there is none (a Python peer in the path).
+// It starts at start, or now when start is zero, and returns the span's
+// rpc.method attribute.
 func (t *tracing) startServer(ctx context.Context, req *gate.Request, start time.Time) (context.Context, trace.Span, attribute.KeyValue) {
 	name, attrs, method := t.describe(req)
 	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
-	var span trace.Span
-	switch {
-	case unsampled:
-		ctx, span = t.tracer.Start(ctx, name, kindServer)
-	case remote:
-		ctx, span = t.tracer.Start(ctx, name, kindServer, attrs, trace.WithTimestamp(start))
-	default:
-		ctx, span = t.tracer.Start(ctx, name, optNewRoot, optParentMissing, kindServer, attrs, trace.WithTimestamp(start))
+	if unsampled {
+		ctx, span := t.tracer.Start(ctx, name, kindServer)
+		return ctx, span, method
 	}
+	opts := make([]trace.SpanStartOption, 2, 5)
+	opts[0], opts[1] = kindServer, attrs
+	if !remote {
+		opts = append(opts, optNewRoot, optParentMissing)
+	}
+	if !start.IsZero() {
+		opts = append(opts, trace.WithTimestamp(start))
+	}
+	ctx, span := t.tracer.Start(ctx, name, opts...)
 	return ctx, span, method
 }
 
