@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -306,7 +307,8 @@ func (l *loop) handlerDone(r *request, err error) {
 		return
 	}
 	class, repr := "RuntimeError", "RuntimeError('request refused by broker middleware')"
-	if ge, ok := err.(*gate.Error); ok && ge.Class != "" {
+	var ge *gate.Error
+	if errors.As(err, &ge) && ge.Class != "" {
 		class, repr = ge.Class, ge.Message
 	} else if err != nil {
 		cls := gate.ClassForCode(gate.CodeOf(err))

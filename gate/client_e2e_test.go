@@ -269,8 +269,8 @@ func TestClientE2EKwargsErrorsAndInternal(t *testing.T) {
 	if _, err := c.Call(ctx, "E2E.no_such_method"); gate.CodeOf(err) != gate.Unimplemented {
 		t.Fatalf("unknown method = %v, want Unimplemented (AttributeError)", err)
 	}
-	if _, err := c.Call(ctx, "NoSuchService.x"); gate.CodeOf(err) != gate.Unavailable {
-		t.Fatalf("unknown service = %v, want Unavailable", err)
+	if _, err := c.Call(ctx, "NoSuchService.x"); gate.CodeOf(err) != gate.Unavailable || !errors.Is(err, gate.ErrNoService) {
+		t.Fatalf("unknown service = %v, want Unavailable matching ErrNoService", err)
 	}
 	if _, err := gate.CallAs[int](ctx, c, "E2E.echo", "not an int"); gate.CodeOf(err) != gate.InvalidArgument {
 		t.Fatalf("CallAs[int](str) = %v, want InvalidArgument", err)

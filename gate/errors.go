@@ -6,7 +6,10 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. Test them with errors.Is.
+// Sentinel errors. Test them with errors.Is. A remote *Error matches the
+// sentinel of its exception class too: errors.Is(err, ErrNoService) holds
+// for a broker's (or a 0.2.12 broker's) ServiceUnAvailableError reply, and
+// errors.Is(err, ErrTimeout) for a TimeoutError reply (see [Error.Is]).
 var (
 	ErrClosed        = errors.New("gate: closed")
 	ErrTimeout       = errors.New("gate: timeout")
@@ -58,6 +61,23 @@ type Error struct {
 // "gate: INVALID_ARGUMENT: ValueError('boom!')".
 func (e *Error) Error() string {
 	return "gate: " + e.Code.String() + ": " + e.Message
+}
+
+// Is reports whether e is an instance of target: a remote exception matches
+// the sentinel of its class, so code written against the sentinels does
+// not need to know whether an error was raised locally or came over the
+// wire.
+//
+//	ServiceUnAvailableError  ErrNoService  (no live worker serves the service)
+//	TimeoutError             ErrTimeout    (a deadline passed at the broker or the worker)
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrNoService:
+		return e.Class == "ServiceUnAvailableError"
+	case ErrTimeout:
+		return e.Class == "TimeoutError"
+	}
+	return false
 }
 
 // Errorf returns an *Error with the given code; its class is derived from
