@@ -10,6 +10,8 @@ PKGS     ?= ./...
 FUZZTIME ?= 30s
 # Test timeout per package; CI budget is 90 minutes for everything.
 TESTFLAGS ?= -race -count=1 -timeout 15m
+# staticcheck runs from the Go module proxy at this pinned version.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help deps run test vet bench fuzz lint generate check-generated
 
@@ -46,9 +48,10 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m)
 		done; \
 	done
 
-lint: deps ## gofmt -s -l and go vet (after deps: vet compiles the cgo bindings)
+lint: deps ## gofmt -s -l, go vet and staticcheck (after deps: both compile the cgo bindings)
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 
 generate: ## regenerate the committed Grafana dashboards (dashboards/*.json)
 	$(GO) generate ./dashboards

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +28,6 @@ type rawBroker struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	mu        sync.Mutex
 	autoAlive bool
 }
 

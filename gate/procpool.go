@@ -269,11 +269,6 @@ type child struct {
 	calls int
 }
 
-type procReply struct {
-	kind    int
-	payload []byte
-}
-
 func (p *ProcessPool) spawn() (*child, error) {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
@@ -384,7 +379,8 @@ func (p *ProcessPool) invoke(ctx context.Context, name string, body [][]byte, st
 		p.idle <- c
 		return nil, Errorf(Internal, "process executor: encode: %v", err)
 	}
-	if err := writeProcFrame(c.wbuf, frame); err == nil {
+	err = writeProcFrame(c.wbuf, frame)
+	if err == nil {
 		err = c.wbuf.Flush()
 	}
 	if err != nil {

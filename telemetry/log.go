@@ -274,7 +274,7 @@ func NewLogHandler(w io.Writer, format string, level slog.Leveler) (slog.Handler
 	default:
 		return nil, fmt.Errorf("%w %q (want auto, text or json)", ErrLogFormat, format)
 	}
-	return tint.NewHandler(w, &tint.Options{
+	return tint.NewTextHandler(w, &tint.Options{
 		Level:      level,
 		TimeFormat: "15:04:05.000",
 		NoColor:    !tty || os.Getenv("NO_COLOR") != "",

@@ -522,19 +522,6 @@ func TestSenderAbort(t *testing.T) {
 	}
 }
 
-// gzipOf compresses b as one gzip member at level.
-func gzipOf(t testing.TB, b []byte, level int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, level)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw.Write(b)
-	zw.Close()
-	return buf.Bytes()
-}
-
 func TestReceiveErrors(t *testing.T) {
 	valid := map[string][]byte{}
 	for _, name := range allFormats {

@@ -111,8 +111,8 @@ type sample struct {
 }
 
 func TestStructs(t *testing.T) {
-	s := sample{Name: "x", Skip: "no", Count: 300, Ratio: 0.5, Data: []byte{1}, Tags: map[string]string{"z": "1", "a": "2"}, Inner: &inner{N: -1}, inner: inner{N: 7}}
-	got, err := Marshal(s)
+	s := sample{Name: "x", Skip: "no", Count: 300, Ratio: 0.5, Data: []byte{1}, Tags: map[string]string{"z": "1", "a": "2"}, Inner: &inner{N: -1}, inner: inner{N: 7}, private: 9}
+	got, err := Marshal(s) // the unexported field is not encoded
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestStructs(t *testing.T) {
 	if err := Unmarshal(got, &back); err != nil {
 		t.Fatal(err)
 	}
-	s.Skip = ""
+	s.Skip, s.private = "", 0
 	if !reflect.DeepEqual(back, s) {
 		t.Fatalf("Unmarshal = %+v, want %+v", back, s)
 	}

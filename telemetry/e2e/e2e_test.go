@@ -135,14 +135,9 @@ func (m mode) String() string {
 	return [...]string{"off", "observer", "middleware", "sampled", "untraced"}[m]
 }
 
-// start runs an instrumented broker, worker and client sharing one
-// tracer provider (spans link only through the metadata on the wire).
-func start(t testing.TB, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
-	t.Helper()
-	return startWith(t, observer, bopts, wopts...)
-}
-
-// startWith is start with the broker instrumented as m.
+// startWith runs an instrumented broker, worker and client sharing one
+// tracer provider (spans link only through the metadata on the wire), with
+// the broker instrumented as m.
 func startWith(t testing.TB, m mode, bopts []broker.Option, wopts ...gate.WorkerOption) *env {
 	t.Helper()
 	on := m != off
