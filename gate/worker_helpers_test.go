@@ -82,6 +82,7 @@ func (b *fakeBackend) next(timeout time.Duration) wire.WorkerMessage {
 			b.t.Fatalf("fakeBackend: bad message %x: %v", frames, err)
 		}
 		if m.Command == wire.CmdHeartbeat {
+			b.answerHeartbeat(frames[0])
 			continue
 		}
 		if m.Command == wire.CmdReady {
@@ -102,10 +103,19 @@ func (b *fakeBackend) nextFrames(timeout time.Duration) [][]byte {
 			b.t.Fatalf("fakeBackend: no message within %v: %v", timeout, err)
 		}
 		if len(frames) >= 4 && bytes.Equal(frames[3], []byte{byte(wire.CmdHeartbeat)}) {
+			b.answerHeartbeat(frames[0])
 			continue
 		}
 		return frames[1:]
 	}
+}
+
+// answerHeartbeat answers a worker's heartbeat as a broker does, so that a
+// test waiting on a slow reply (a 1 MiB bzip2 HugeData under -race on a
+// loaded machine takes seconds) does not see the worker give the backend
+// up for silence and re-register.
+func (b *fakeBackend) answerHeartbeat(id []byte) {
+	_, _ = b.sock.SendMessage(wire.WithRouting(id, [][]byte{[]byte(wire.WorkerHeader), {byte(wire.CmdHeartbeat)}}))
 }
 
 func (b *fakeBackend) expectReady() wire.WorkerMessage {
