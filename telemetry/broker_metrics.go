@@ -27,14 +27,14 @@ var (
 	descCapacity = prometheus.NewDesc("gaterpc_broker_worker_capacity",
 		"Total announced capacity of the live workers of a service.", []string{labelService}, nil)
 	descDispatch = prometheus.NewDesc("gaterpc_broker_dispatch_total",
-		"Requests by dispatch outcome (dispatched, expired, rejected_full, no_service, cancelled, worker_lost).",
+		"Requests by dispatch outcome (dispatched, expired, timeout, rejected_full, no_service, cancelled, worker_lost, shutdown, middleware, internal).",
 		[]string{labelOutcome}, nil)
 	descHBSent = prometheus.NewDesc("gaterpc_broker_heartbeats_sent_total",
 		"Heartbeats sent by the broker, by peer kind.", []string{labelPeer}, nil)
 	descHBRecv = prometheus.NewDesc("gaterpc_broker_heartbeats_received_total",
 		"Heartbeats received by the broker, by peer kind (client = keepalive requests).", []string{labelPeer}, nil)
 	descExpire = prometheus.NewDesc("gaterpc_broker_worker_expirations_total",
-		"Workers forgotten by the broker, by reason (heartbeat, disconnect, duplicate_ready, protocol).",
+		"Workers forgotten by the broker, by reason (heartbeat, disconnect, duplicate_ready, protocol, shutdown).",
 		[]string{labelReason}, nil)
 	descDropped = prometheus.NewDesc("gaterpc_broker_messages_dropped_total",
 		"Inbound messages dropped by the broker, by socket and reason.", []string{labelSocket, labelReason}, nil)
@@ -117,13 +117,13 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descWorkers, float64(sum.workers[i]), name, st)
 		}
 	}
-	for k, v := range c.fold(s.Outcomes) {
+	for k, v := range withZeros(c.fold(s.Outcomes), dispatchOutcomes) {
 		counter(descDispatch, float64(v), k)
 	}
 	counter(descHBSent, float64(s.HeartbeatsSent), "worker")
 	counter(descHBRecv, float64(s.HeartbeatsReceived), "worker")
 	counter(descHBRecv, float64(s.ClientKeepalives), "client")
-	for k, v := range c.fold(s.Expirations) {
+	for k, v := range withZeros(c.fold(s.Expirations), goneReasons) {
 		counter(descExpire, float64(v), k)
 	}
 	drops := make(map[[2]string]uint64, len(s.Drops))
@@ -140,6 +140,26 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLiveWorkers, float64(s.Workers))
 	gauge(descLiveRequests, float64(s.Requests))
 	gauge(descHandlers, float64(s.Handlers))
+}
+
+// dispatchOutcomes are the keys of broker.Stats.Outcomes.
+var dispatchOutcomes = []string{"dispatched", broker.OutcomeExpired, broker.OutcomeTimeout, broker.OutcomeFull,
+	broker.OutcomeNoService, broker.OutcomeCancelled, broker.OutcomeWorkerLost, broker.OutcomeShutdown,
+	broker.OutcomeMiddleware, broker.OutcomeInternalErr}
+
+// goneReasons are the broker.Gone* values: every one is exported from the
+// first scrape, at 0 until it happens, so that increase() and alerts see
+// the first event.
+var goneReasons = []string{broker.GoneHeartbeat, broker.GoneDisconnect, broker.GoneDuplicateReady, broker.GoneProtocol, broker.GoneShutdown}
+
+// withZeros adds the known keys missing from m with the value 0.
+func withZeros(m map[string]uint64, known []string) map[string]uint64 {
+	for _, k := range known {
+		if _, ok := m[k]; !ok {
+			m[k] = 0
+		}
+	}
+	return m
 }
 
 // fold bounds the keys of a counter map, summing the overflow into _OTHER.
@@ -171,7 +191,7 @@ type BrokerMetrics struct {
 	queueWait *prometheus.HistogramVec
 	duration  *prometheus.HistogramVec
 
-	// Children by raw (service, outcome), so that the hooks, which run
+	// Children by (service label, outcome), so that the hooks, which run
 	// on the broker loop, cost no label hashing. Bounded by WithMaxServices.
 	waits     *cache[string, *histogram]
 	durations *cache[[2]string, prometheus.Observer]
@@ -192,11 +212,11 @@ func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics
 			"Time from a request's arrival at the broker to its end, by service and outcome.", c.buckets),
 			[]string{labelService, labelOutcome}),
 	}
-	m.waits = newCache(m.services.max, func(service string) *histogram {
-		return newHistogram(m.queueWait.WithLabelValues(m.services.lookup(service)), c.buckets, c.exemplars)
+	m.waits = newCache(m.services.max+1, func(label string) *histogram {
+		return newHistogram(m.queueWait.WithLabelValues(label), c.buckets, c.exemplars)
 	})
-	m.durations = newCache(len(brokerOutcomes)*m.services.max, func(k [2]string) prometheus.Observer {
-		return m.duration.WithLabelValues(m.services.lookup(k[0]), m.outcomes.lookup(k[1]))
+	m.durations = newCache(len(brokerOutcomes)*(m.services.max+1), func(k [2]string) prometheus.Observer {
+		return m.duration.WithLabelValues(k[0], m.outcomes.lookup(k[1]))
 	})
 	if err := register(reg, m.queueWait, m.duration); err != nil {
 		return nil, err
@@ -204,22 +224,29 @@ func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics
 	return m, nil
 }
 
-// OnDispatch observes the queue wait of a request sent to a worker.
+// OnWorkerReady admits service to the service label values: only
+// services that have (had) a registered worker or a dispatched request
+// get their own label, everything else is "_OTHER" from the start, so
+// calls to junk service names cannot take the places of real services.
+func (m *BrokerMetrics) OnWorkerReady(service string) { m.services.lookup(service) }
+
+// OnDispatch observes the queue wait of a request sent to a worker (and
+// admits its service, see OnWorkerReady).
 func (m *BrokerMetrics) OnDispatch(service string, wait time.Duration) {
-	m.waits.get(service).obs.Observe(wait.Seconds())
+	m.waits.get(m.services.lookup(service)).obs.Observe(wait.Seconds())
 }
 
 // OnFinish observes the duration of a finished request with one of the
 // broker.Outcome* values.
 func (m *BrokerMetrics) OnFinish(service, outcome string, dur time.Duration) {
-	m.durations.get([2]string{service, outcome}).Observe(dur.Seconds())
+	m.durations.get([2]string{m.services.peek(service), outcome}).Observe(dur.Seconds())
 }
 
-// Hooks returns broker hooks with OnDispatch and OnFinish set; pass them
-// to the broker (broker.WithHooks). Merge with other hooks by copying
-// fields.
+// Hooks returns broker hooks with OnWorkerReady, OnDispatch and OnFinish
+// set; pass them to the broker (broker.WithHooks). Merge with other hooks
+// by copying fields.
 func (m *BrokerMetrics) Hooks() broker.Hooks {
-	return broker.Hooks{OnDispatch: m.OnDispatch, OnFinish: m.OnFinish}
+	return broker.Hooks{OnWorkerReady: m.OnWorkerReady, OnDispatch: m.OnDispatch, OnFinish: m.OnFinish}
 }
 
 // Middleware returns broker middleware that observes the queue wait with a
@@ -230,7 +257,7 @@ func (m *BrokerMetrics) Middleware() gate.Middleware {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 			svc := req.Service
 			ctx = gate.WithDispatchHook(ctx, func(ctx context.Context, d *gate.Dispatch) {
-				m.waits.get(svc).observe(ctx, d.Assigned.Sub(d.Enqueued).Seconds(), d.Assigned)
+				m.waits.get(m.services.lookup(svc)).observe(ctx, d.Assigned.Sub(d.Enqueued).Seconds(), d.Assigned)
 			})
 			return next.ServeRPC(ctx, req, w)
 		})

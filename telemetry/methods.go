@@ -45,6 +45,18 @@ func newLabelSet(table []string, max int) *labelSet {
 	return s
 }
 
+// peek returns v if it is already a member, else OtherMethod; unlike
+// lookup it never admits v.
+func (s *labelSet) peek(v string) string {
+	s.mu.RLock()
+	_, ok := s.seen[v]
+	s.mu.RUnlock()
+	if ok {
+		return v
+	}
+	return OtherMethod
+}
+
 // lookup returns v if it is (or becomes) a member, else OtherMethod.
 func (s *labelSet) lookup(v string) string {
 	if v == "" {

@@ -162,6 +162,17 @@ func TestMetricsGolden(t *testing.T) {
 	if err := testutil.GatherAndCompare(reg, f, names...); err != nil {
 		t.Errorf("exposition differs from %s (run with -update to accept):\n%v", golden, err)
 	}
+	// GatherAndCompare only compares the names gathered: a metric that
+	// is no longer exported must still fail the test.
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(want)) {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" && !slices.Contains(names, f[2]) {
+			t.Errorf("%s is in %s but no longer exported", f[2], golden)
+		}
+	}
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -31,11 +32,19 @@ import (
 // worker then gets the client's trace context as it came, and the trace
 // id still reaches the worker's logs.
 //
+// Span names and rpc.method carry the names of services that have had a
+// request dispatched to a worker (at most WithMaxServices of them): a
+// request for a service no worker ever served is named "gaterpc" with
+// rpc.method="_OTHER" and rpc.method_original, so that calls to junk
+// names cannot use up the bound before a real service registers. A
+// request that waits in the queue for the first worker of its service is
+// renamed when it is dispatched.
+//
 // Options: WithTracerProvider, WithPropagators, WithMethods,
-// WithMaxMethods.
+// WithMaxMethods, WithMaxServices.
 func BrokerObserver(logger *slog.Logger, opts ...Option) broker.Observer {
 	c := newConfig(opts)
-	o := &brokerObserver{log: logger, methods: newLabelSet(c.methods, c.maxMethods)}
+	o := &brokerObserver{log: logger, methods: newLabelSet(c.methods, c.maxMethods), services: newLabelSet(nil, c.maxServices)}
 	if _, off := c.tracerProvider().(noop.TracerProvider); !off {
 		o.t = newTracing(opts)
 	}
@@ -43,9 +52,10 @@ func BrokerObserver(logger *slog.Logger, opts ...Option) broker.Observer {
 }
 
 type brokerObserver struct {
-	t       *tracing // nil: not tracing
-	log     *slog.Logger
-	methods *labelSet
+	t        *tracing // nil: not tracing
+	log      *slog.Logger
+	methods  *labelSet
+	services *labelSet // services dispatched to a worker at least once
 }
 
 // Observe implements broker.Observer.
@@ -62,8 +72,18 @@ func (o *brokerObserver) Observe(req *gate.Request, arrived time.Time) broker.Re
 		span   trace.Span
 		method attribute.KeyValue
 	)
+	known := o.services.peek(req.Service) != OtherMethod
 	if o.t != nil {
-		sctx, span, method = o.t.startServer(context.Background(), req, arrived)
+		var (
+			name  string
+			attrs trace.SpanStartOption
+		)
+		if known {
+			name, attrs, method = o.t.describe(req)
+		} else {
+			name, attrs, method = describeOther(req.Info())
+		}
+		sctx, span, method = o.t.startServerAs(context.Background(), req, arrived, name, attrs, method)
 		if !span.IsRecording() && logger == nil {
 			// The trace is not sampled here: nothing to record, so the
 			// request takes the broker's plain path, and the worker gets
@@ -72,14 +92,22 @@ func (o *brokerObserver) Observe(req *gate.Request, arrived time.Time) broker.Re
 			return nil
 		}
 	}
-	r := &observedRequest{rc: replyCounter{wireExc: true}, arrived: arrived}
+	r := &observedRequest{o: o, rc: replyCounter{wireExc: true}, arrived: arrived}
+	if !known {
+		// Kept (copied: req is the broker's) to name the request if it
+		// is dispatched.
+		r.info = gate.Info{Service: strings.Clone(req.Service), Method: strings.Clone(req.Method), Role: gate.RoleBroker}
+	}
 	if o.t != nil {
 		o.t.setBroker(sctx, &r.bc, span, method, req, arrived)
 		r.traced = true
 	}
 	if logger != nil {
 		r.log = logger
-		r.method, _ = o.methods.method(req.Info())
+		r.method = OtherMethod
+		if known {
+			r.method, _ = o.methods.method(req.Info())
+		}
 		r.id = bytes.Clone(req.ID)
 	}
 	return r
@@ -87,6 +115,8 @@ func (o *brokerObserver) Observe(req *gate.Request, arrived time.Time) broker.Re
 
 // observedRequest is one request seen by a brokerObserver.
 type observedRequest struct {
+	o       *brokerObserver
+	info    gate.Info // set while the service is not known to have workers
 	bc      brokerCall
 	traced  bool
 	rc      replyCounter
@@ -99,8 +129,37 @@ type observedRequest struct {
 
 // Dispatch implements broker.RequestObserver.
 func (r *observedRequest) Dispatch(d *gate.Dispatch) {
+	if r.info.Service != "" {
+		r.name()
+	}
 	if r.traced {
 		r.bc.dispatch(d)
+	}
+}
+
+// name admits the request's service, now that a worker serves it, and
+// gives the request its method's name if it is (or becomes) known.
+func (r *observedRequest) name() {
+	info := r.info
+	r.info = gate.Info{}
+	if r.o.services.lookup(info.Service) == OtherMethod {
+		return
+	}
+	methods := r.o.methods
+	if r.traced {
+		methods = r.bc.t.methods
+	}
+	m, known := methods.method(info)
+	if !known {
+		return
+	}
+	if r.log != nil {
+		r.method, _ = r.o.methods.method(info)
+	}
+	if r.traced {
+		r.bc.method = keyMethod.String(m)
+		r.bc.span.SetName(m)
+		r.bc.span.SetAttributes(r.bc.method)
 	}
 }
 

@@ -106,8 +106,14 @@ func (t *tracing) describe(req *gate.Request) (string, trace.SpanStartOption, at
 	if known {
 		return method, t.starts.get(startKey{info.Role, method}), keyMethod.String(method)
 	}
-	return SystemName, trace.WithAttributes(attrSystem, keyMethod.String(method), AttrRole.String(info.Role.String()),
-		keyMethodOriginal.String(info.FullMethod())), keyMethod.String(method)
+	return describeOther(info)
+}
+
+// describeOther describes a request as one of an unknown method, without
+// admitting its name to the method set.
+func describeOther(info gate.Info) (string, trace.SpanStartOption, attribute.KeyValue) {
+	return SystemName, trace.WithAttributes(attrSystem, keyMethod.String(OtherMethod), AttrRole.String(info.Role.String()),
+		keyMethodOriginal.String(info.FullMethod())), keyMethod.String(OtherMethod)
 }
 
 // unsampledParent reports whether sc is a parent whose trace is not
@@ -209,6 +215,11 @@ func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Requ
 // rpc.method attribute.
 func (t *tracing) startServer(ctx context.Context, req *gate.Request, start time.Time) (context.Context, trace.Span, attribute.KeyValue) {
 	name, attrs, method := t.describe(req)
+	return t.startServerAs(ctx, req, start, name, attrs, method)
+}
+
+// startServerAs is startServer with the span's name and attributes given.
+func (t *tracing) startServerAs(ctx context.Context, req *gate.Request, start time.Time, name string, attrs trace.SpanStartOption, method attribute.KeyValue) (context.Context, trace.Span, attribute.KeyValue) {
 	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
 	if unsampled {
 		ctx, span := t.tracer.Start(ctx, name, kindServer)
