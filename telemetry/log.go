@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lmittmann/tint"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +32,11 @@ type QueueOptions struct {
 // inner handler. When the queue is full the record is dropped and
 // counted (see Dropped and Collector).
 //
+// trace_id and span_id are top-level keys even in a handler returned by
+// WithGroup. After records were dropped, the next record written is
+// preceded by one Warn record "log records dropped" with the number
+// dropped since the last such record (dropped_records).
+//
 // Handlers returned by WithAttrs and WithGroup share the queue and the
 // drain goroutine of the handler they came from. Close stops the drain
 // goroutine after flushing; records handled after Close are written
@@ -38,6 +45,17 @@ type QueueOptions struct {
 type QueueHandler struct {
 	inner slog.Handler
 	q     *logQueue
+
+	// Set once a group is open: the handler before the first group and
+	// what was applied after it, replayed to put trace ids at the top.
+	preGroup slog.Handler
+	ops      []handlerOp
+}
+
+// handlerOp is one WithAttrs (attrs) or WithGroup (group) call.
+type handlerOp struct {
+	group string
+	attrs []slog.Attr
 }
 
 var _ slog.Handler = (*QueueHandler)(nil)
@@ -53,8 +71,10 @@ type logEntry struct {
 // select, not a wakeup); the drain goroutine swaps the whole pending
 // slice out and handles it as a batch.
 type logQueue struct {
-	size    int
-	dropped atomic.Uint64
+	size     int
+	dropped  atomic.Uint64
+	root     slog.Handler // the inner handler given to NewQueueHandler
+	reported uint64       // drain goroutine only: drops already reported
 
 	mu     sync.Mutex
 	buf    []logEntry // pending, len <= size (+ flush markers)
@@ -79,6 +99,7 @@ func NewQueueHandler(inner slog.Handler, opts QueueOptions) *QueueHandler {
 		n = DefaultQueueSize
 	}
 	q := &logQueue{
+		root:  inner,
 		size:  n,
 		wake:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
@@ -128,6 +149,7 @@ func (q *logQueue) drain() {
 		if stopping && len(batch) == 0 {
 			return
 		}
+		q.reportDrops()
 		for i, e := range batch {
 			select {
 			case <-q.abort:
@@ -142,6 +164,21 @@ func (q *logQueue) drain() {
 		}
 		clear(batch) // release the records
 		q.spare = batch[:0]
+	}
+}
+
+// reportDrops writes one Warn record with the number of records dropped
+// since the last report, if any were.
+func (q *logQueue) reportDrops() {
+	n := q.dropped.Load()
+	if n == q.reported {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelWarn, "log records dropped", 0)
+	r.AddAttrs(slog.Uint64("dropped_records", n-q.reported))
+	q.reported = n
+	if q.root.Enabled(context.Background(), slog.LevelWarn) {
+		_ = q.root.Handle(context.Background(), r)
 	}
 }
 
@@ -165,11 +202,24 @@ func (h *QueueHandler) Enabled(ctx context.Context, level slog.Level) bool {
 // dropped because the queue is full.
 func (h *QueueHandler) Handle(ctx context.Context, r slog.Record) error {
 	r = r.Clone()
+	inner := h.inner
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		r.AddAttrs(slog.String(KeyTraceID, sc.TraceID().String()), slog.String(KeySpanID, sc.SpanID().String()))
+		ids := []slog.Attr{slog.String(KeyTraceID, sc.TraceID().String()), slog.String(KeySpanID, sc.SpanID().String())}
+		if h.preGroup == nil {
+			r.AddAttrs(ids...)
+		} else {
+			inner = h.preGroup.WithAttrs(ids)
+			for _, op := range h.ops {
+				if op.group != "" {
+					inner = inner.WithGroup(op.group)
+				} else {
+					inner = inner.WithAttrs(op.attrs)
+				}
+			}
+		}
 	}
-	if !h.q.push(logEntry{h: h.inner, r: r}, false) {
-		return h.inner.Handle(ctx, r) // closed: write synchronously
+	if !h.q.push(logEntry{h: inner, r: r}, false) {
+		return inner.Handle(ctx, r) // closed: write synchronously
 	}
 	return nil
 }
@@ -179,7 +229,11 @@ func (h *QueueHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
 	}
-	return &QueueHandler{inner: h.inner.WithAttrs(attrs), q: h.q}
+	n := &QueueHandler{inner: h.inner.WithAttrs(attrs), q: h.q, preGroup: h.preGroup}
+	if h.preGroup != nil {
+		n.ops = append(slices.Clip(h.ops), handlerOp{attrs: slices.Clone(attrs)})
+	}
+	return n
 }
 
 // WithGroup returns a handler that shares h's queue.
@@ -187,7 +241,12 @@ func (h *QueueHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	return &QueueHandler{inner: h.inner.WithGroup(name), q: h.q}
+	n := &QueueHandler{inner: h.inner.WithGroup(name), q: h.q, preGroup: h.preGroup}
+	if n.preGroup == nil {
+		n.preGroup = h.inner
+	}
+	n.ops = append(slices.Clip(h.ops), handlerOp{group: name})
+	return n
 }
 
 // Dropped returns how many records were dropped because the queue was

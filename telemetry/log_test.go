@@ -143,8 +143,18 @@ func TestQueueHandlerDropsWhenFull(t *testing.T) {
 	if err := h.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if n := strings.Count(buf.String(), "\n"); n != 5 {
-		t.Errorf("wrote %d records, want 5", n)
+	// The 5 records kept, and before the first one written after the
+	// drops, one record that says how many were dropped.
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("wrote %d records, want 5 and a drop report: %q", len(lines), buf.String())
+	}
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep["msg"] != "log records dropped" || rep["level"] != "WARN" || rep["dropped_records"] != float64(6) {
+		t.Errorf("drop report = %v, want WARN \"log records dropped\" with dropped_records 6", rep)
 	}
 	// After Close, records are written synchronously.
 	l.Info("late")
@@ -153,6 +163,32 @@ func TestQueueHandlerDropsWhenFull(t *testing.T) {
 	}
 	if err := h.Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// In a grouped logger, trace_id and span_id stay top-level keys.
+func TestQueueHandlerTraceIDsOutsideGroups(t *testing.T) {
+	ctx := testCtx(t)
+	buf := &syncBuffer{}
+	h := NewQueueHandler(slog.NewJSONHandler(buf, nil), QueueOptions{})
+	defer h.Close(ctx)
+	tid, _ := trace.TraceIDFromHex("0102030405060708090a0b0c0d0e0f10")
+	sid, _ := trace.SpanIDFromHex("0102030405060708")
+	sctx := trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	l := slog.New(h).With("a", 1).WithGroup("req").With("b", 2).WithGroup("inner")
+	l.InfoContext(sctx, "call", "c", 3)
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &m); err != nil {
+		t.Fatalf("%v: %q", err, buf.String())
+	}
+	req, _ := m["req"].(map[string]any)
+	inner, _ := req["inner"].(map[string]any)
+	if m[KeyTraceID] != tid.String() || m[KeySpanID] != sid.String() || m["a"] != float64(1) ||
+		req["b"] != float64(2) || inner["c"] != float64(3) || req[KeyTraceID] != nil || inner[KeyTraceID] != nil {
+		t.Fatalf("record = %s, want trace ids at the top and the groups kept", buf.String())
 	}
 }
 
