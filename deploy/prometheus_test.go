@@ -105,7 +105,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	want := []string{"GateErrorRatioHigh", "GateHeartbeatExpirations", "GateOldestQueuedAgeHigh", "GateWorkerPoolEmpty"}
+	want := []string{"GateAvailabilityBurnRateFast", "GateAvailabilityBurnRateSlow", "GateErrorRatioHigh", "GateHeartbeatExpirations", "GateOldestQueuedAgeHigh", "GateWorkerPoolEmpty"}
 	if !slices.Equal(names, want) {
 		t.Errorf("alerts = %v, want %v", names, want)
 	}
