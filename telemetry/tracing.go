@@ -273,7 +273,7 @@ func (bc *brokerCall) dispatch(d *gate.Dispatch) {
 	attempt := len(bc.dispatches) + 1
 	bc.mu.Unlock()
 	_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
-		trace.WithAttributes(attrSystem, bc.method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds())))
+		trace.WithAttributes(attrSystem, bc.method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds()), AttrDispatchAttempt.Int(attempt)))
 	qs.End(trace.WithTimestamp(d.Assigned))
 	dctx, ds := t.tracer.Start(bc.sctx, SpanDispatch, kindClient, trace.WithTimestamp(d.Assigned),
 		trace.WithAttributes(attrSystem, bc.method, AttrDispatchAttempt.Int(attempt)))

@@ -153,6 +153,8 @@ func checkFullTree(t *testing.T, m map[string]sdktrace.ReadOnlySpan) {
 	if !m[kQueue].EndTime().Equal(m[kDispatch].StartTime()) {
 		t.Errorf("queue wait ends %v, dispatch starts %v; want equal", m[kQueue].EndTime(), m[kDispatch].StartTime())
 	}
+	wantAttr(t, m[kQueue], AttrDispatchAttempt, int64(1))
+	wantAttr(t, m[kDispatch], AttrDispatchAttempt, int64(1))
 }
 
 func keys(m map[string]sdktrace.ReadOnlySpan) []string {
