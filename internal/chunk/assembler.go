@@ -10,6 +10,15 @@ import (
 // the input that Read may consume (see WithLookahead).
 const readStep = 32 << 10
 
+// Output block sizes: the first block is minBlock bytes, each next one
+// twice the last, up to maxBlock. Blocks are never copied while the
+// payload grows, so a payload refused at the cap has cost the cap plus at
+// most one block, not the 1.5x of a doubling buffer and its garbage.
+const (
+	minBlock = 64 << 10
+	maxBlock = 4 << 20
+)
+
 // maxStalls is how many empty reads in a row a decoder may return.
 const maxStalls = 100
 
@@ -33,7 +42,10 @@ var errStarved = errors.New("chunk: decoder starved")
 // (gzip by default, in which case the payload is rejected as [ErrCorrupt]).
 // Decompression is incremental: once [WithLookahead] bytes are buffered, Write
 // decompresses as far as it safely can, so the Assembler holds at most the
-// lookahead plus one chunk of compressed input, plus the output so far.
+// lookahead plus one chunk of compressed input, plus the output so far. The
+// output is kept in blocks that are never copied while it grows (or in one
+// buffer of the size [WithSizeHint] learns), so a payload refused at the
+// cap costs the cap plus one block; Finish joins the blocks into one slice.
 // Output beyond [WithMaxSize] fails with [ErrTooLarge] before it is stored;
 // compressed input beyond [WithMaxCompressedSize] fails likewise. Checksums
 // (gzip CRC-32 and ISIZE, bzip2 CRC, xz and zstd checks) are verified.
@@ -47,7 +59,11 @@ type Assembler struct {
 	name     string // format in use once chosen ("" for a custom compressor)
 	chosen   bool
 	ended    bool // the decoder reported the end of the stream
-	out      []byte
+	out      []byte   // the block being filled
+	blocks   [][]byte // full blocks before out
+	filled   int64    // bytes in blocks
+	alloc    int64    // capacity of blocks and out, at most maxSize+1
+	hinted   bool     // the size hint was asked (or there is none)
 	received int64
 	err      error
 	finished bool
@@ -121,20 +137,36 @@ func (a *Assembler) Finish() ([]byte, error) {
 	if err := a.drain(true); err != nil {
 		return nil, a.fail(err)
 	}
+	out := a.join()
+	a.release()
+	return out, nil
+}
+
+// join returns the output as one slice, releasing the blocks as it copies
+// them.
+func (a *Assembler) join() []byte {
 	out := a.out
 	a.out = nil
-	a.release()
+	if len(a.blocks) > 0 {
+		all := make([]byte, 0, a.filled+int64(len(out)))
+		for i, b := range a.blocks {
+			all = append(all, b...)
+			a.blocks[i] = nil
+		}
+		out = append(all, out...)
+		a.blocks, a.filled = nil, 0
+	}
 	if out == nil {
 		out = []byte{}
 	}
-	return out, nil
+	return out[:len(out):len(out)]
 }
 
 // Close releases the decoder and buffers. It is idempotent and needed only
 // when Finish is not called, for example when the stream is abandoned.
 func (a *Assembler) Close() error {
 	a.release()
-	a.out = nil
+	a.out, a.blocks = nil, nil
 	if a.err == nil && !a.finished {
 		a.err = ErrClosed
 	}
@@ -149,7 +181,7 @@ func (a *Assembler) Format() string { return a.name }
 func (a *Assembler) Received() int64 { return a.received }
 
 // Size returns the number of decompressed bytes produced so far.
-func (a *Assembler) Size() int { return len(a.out) }
+func (a *Assembler) Size() int { return int(a.filled) + len(a.out) }
 
 func (a *Assembler) format() string {
 	if a.name == "" {
@@ -161,7 +193,7 @@ func (a *Assembler) format() string {
 func (a *Assembler) fail(err error) error {
 	a.err = err
 	a.release()
-	a.out = nil
+	a.out, a.blocks = nil, nil
 	return err
 }
 
@@ -215,14 +247,14 @@ func (a *Assembler) drain(final bool) error {
 			}
 			a.zr = zr
 		}
-		if len(a.out) == cap(a.out) {
-			a.grow()
+		if err := a.room(); err != nil {
+			return err
 		}
 		end := min(cap(a.out), len(a.out)+readStep)
 		n, err := a.zr.Read(a.out[len(a.out):end])
 		a.out = a.out[:len(a.out)+n]
-		if int64(len(a.out)) > a.o.maxSize {
-			return fmt.Errorf("%w: decompressed %s payload exceeds %d bytes", ErrTooLarge, a.format(), a.o.maxSize)
+		if int64(a.Size()) > a.o.maxSize {
+			return a.tooLarge()
 		}
 		if err == io.EOF {
 			a.ended = true
@@ -246,21 +278,63 @@ func (a *Assembler) drain(final bool) error {
 	return nil
 }
 
-// grow enlarges the output buffer, never past maxSize+1 bytes (one byte more
-// than allowed is how an oversized payload is detected).
-func (a *Assembler) grow() {
-	limit := a.o.maxSize + 1
-	c := int64(cap(a.out))
-	nc := max(2*c, 64<<10)
-	if nc > limit {
-		nc = limit
+func (a *Assembler) tooLarge() error {
+	return fmt.Errorf("%w: decompressed %s payload exceeds %d bytes", ErrTooLarge, a.format(), a.o.maxSize)
+}
+
+// room makes sure a.out has free space: it asks the size hint once the
+// first SizeHintLen bytes are in, and starts a new block when a.out is
+// full. Blocks never take the output past maxSize+1 bytes of capacity (one
+// byte more than allowed is how an oversized payload is detected).
+func (a *Assembler) room() error {
+	if !a.hinted && a.o.sizeHint == nil {
+		a.hinted = true
 	}
-	if nc <= c {
-		return
+	if !a.hinted {
+		if a.out == nil {
+			a.out = a.allocate(SizeHintLen)
+		}
+		if len(a.out) < cap(a.out) {
+			return nil
+		}
+		a.hinted = true
+		if n, ok := a.o.sizeHint(a.out); ok && n >= int64(len(a.out)) {
+			if n > a.o.maxSize {
+				return a.tooLarge()
+			}
+			// Exactly the announced size; a longer payload continues in
+			// blocks.
+			out := make([]byte, len(a.out), n)
+			copy(out, a.out)
+			a.alloc += n - int64(cap(a.out))
+			a.out = out
+		}
 	}
-	out := make([]byte, len(a.out), nc)
-	copy(out, a.out)
-	a.out = out
+	if len(a.out) < cap(a.out) {
+		return nil
+	}
+	next := int64(minBlock)
+	if a.out != nil {
+		a.blocks = append(a.blocks, a.out)
+		a.filled += int64(len(a.out))
+		next = min(max(2*int64(cap(a.out)), minBlock), maxBlock)
+	}
+	a.out = a.allocate(next)
+	if cap(a.out) == 0 {
+		return a.tooLarge()
+	}
+	return nil
+}
+
+// allocate returns an empty buffer of capacity n, less when the output
+// would pass maxSize+1 bytes.
+func (a *Assembler) allocate(n int64) []byte {
+	n = min(n, a.o.maxSize+1-a.alloc)
+	if n <= 0 {
+		return nil
+	}
+	a.alloc += n
+	return make([]byte, 0, n)
 }
 
 func (a *Assembler) decodeError(err error, final bool) error {

@@ -726,12 +726,14 @@ func TestBomb(t *testing.T) {
 		format        string
 		total, member int64
 		maxSize       int64
+		slack         int64 // decoder state and compressed input allowed beyond maxSize
 	}{
-		{"gzip-1GiB-multistream", GzipName, 1 << 30, 1 << 20, 4 << 20},
-		{"gzip-32MiB-single", GzipName, 32 << 20, 32 << 20, 4 << 20},
-		{"zstd-1GiB", ZstdName, 1 << 30, 4 << 20, 4 << 20},
-		{"bzip2-1GiB", Bzip2Name, 1 << 30, 1 << 20, 4 << 20},
-		{"xz-1GiB", XzName, 1 << 30, 1 << 20, 2 << 20},
+		{"gzip-1GiB-multistream", GzipName, 1 << 30, 1 << 20, 4 << 20, 8 << 20},
+		{"gzip-32MiB-single", GzipName, 32 << 20, 32 << 20, 4 << 20, 8 << 20},
+		{"gzip-1GiB-cap-64MiB", GzipName, 1 << 30, 1 << 20, 64 << 20, 8 << 20},
+		{"zstd-1GiB", ZstdName, 1 << 30, 4 << 20, 4 << 20, 48 << 20},
+		{"bzip2-1GiB", Bzip2Name, 1 << 30, 1 << 20, 4 << 20, 48 << 20},
+		{"xz-1GiB", XzName, 1 << 30, 1 << 20, 2 << 20, 48 << 20},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -761,10 +763,14 @@ func TestBomb(t *testing.T) {
 			}
 			alloc := after.TotalAlloc - before.TotalAlloc
 			t.Logf("rejected after %v, %d bytes allocated: %v", time.Since(start), alloc, err)
-			// The output buffer doubles up to maxSize+1 (< 2*maxSize in
-			// total) plus decoder state (zstd/xz windows, bzip2 tables).
-			if limit := uint64(3*maxSize + 48<<20); alloc > limit {
-				t.Fatalf("allocated %d bytes, want <= %d", alloc, limit)
+			// The output blocks are never copied and stop at maxSize+1
+			// bytes; the rest is decoder state (zstd/xz windows, bzip2
+			// tables) and the compressed input.
+			if a.alloc > maxSize+1 {
+				t.Fatalf("output blocks hold %d bytes, want <= %d", a.alloc, maxSize+1)
+			}
+			if limit := uint64(maxSize + tc.slack); alloc > limit {
+				t.Fatalf("allocated %d bytes, want <= %d (the cap plus %d)", alloc, limit, tc.slack)
 			}
 		})
 	}
@@ -894,4 +900,81 @@ func TestPythonFormats(t *testing.T) {
 			}
 		})
 	}
+}
+
+// binHint reads a msgpack bin32 header (the test's payloads), like
+// codec.EncodedSize.
+func binHint(p []byte) (int64, bool) {
+	if len(p) < 5 || p[0] != 0xc6 {
+		return 0, false
+	}
+	return 5 + int64(binary.BigEndian.Uint32(p[1:])), true
+}
+
+func bin32(data []byte) []byte {
+	b := make([]byte, 5, 5+len(data))
+	b[0] = 0xc6
+	binary.BigEndian.PutUint32(b[1:], uint32(len(data)))
+	return append(b, data...)
+}
+
+func TestAssemblerSizeHint(t *testing.T) {
+	data := payload(10<<20, 9)
+	chunks, err := Split(bin32(data), WithCompression(GzipName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("one exact buffer", func(t *testing.T) {
+		a, err := NewAssembler(WithSizeHint(binHint))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range chunks {
+			if err := a.Write(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(a.blocks) != 0 || a.alloc != int64(5+len(data)) {
+			t.Fatalf("output in %d blocks, %d bytes allocated; want one buffer of %d", len(a.blocks)+1, a.alloc, 5+len(data))
+		}
+		out, err := a.Finish()
+		if err != nil || !bytes.Equal(out, bin32(data)) {
+			t.Fatalf("Finish = %d bytes, %v", len(out), err)
+		}
+	})
+	t.Run("announced size over the cap fails at once", func(t *testing.T) {
+		a, err := NewAssembler(WithSizeHint(binHint), WithMaxSize(1<<20), WithLookahead(MinLookahead))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		for _, c := range chunks {
+			if err = a.Write(c); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("err = %v, want ErrTooLarge", err)
+		}
+		if a.alloc > SizeHintLen {
+			t.Fatalf("allocated %d output bytes before refusing, want <= %d", a.alloc, SizeHintLen)
+		}
+	})
+	t.Run("a short hint continues in blocks", func(t *testing.T) {
+		short := func([]byte) (int64, bool) { return 100, true }
+		out, err := Join(chunks, WithSizeHint(short))
+		if err != nil || !bytes.Equal(out, bin32(data)) {
+			t.Fatalf("Join = %d bytes, %v", len(out), err)
+		}
+	})
+	t.Run("payload shorter than the hint prefix", func(t *testing.T) {
+		small, err := Split([]byte("tiny"), WithCompression(GzipName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Join(small, WithSizeHint(binHint))
+		if err != nil || string(out) != "tiny" {
+			t.Fatalf("Join = %q, %v", out, err)
+		}
+	})
 }

@@ -62,6 +62,7 @@ type options struct {
 	maxSize       int64
 	maxCompressed int64
 	lookahead     int
+	sizeHint      func(prefix []byte) (int64, bool)
 	err           error
 }
 
@@ -184,4 +185,20 @@ func WithLookahead(n int) Option {
 		}
 		o.lookahead = n
 	}
+}
+
+// SizeHintLen is how many decompressed bytes an Assembler gathers before it
+// asks the [WithSizeHint] function for the payload's size.
+const SizeHintLen = 16
+
+// WithSizeHint gives the Assembler a way to learn the decompressed size
+// from the first [SizeHintLen] decompressed bytes (fewer when the payload
+// is shorter), such as the header of a msgpack bin or str. When hint
+// reports a size, the Assembler stores the payload in one buffer of
+// exactly that size, and refuses a size over [WithMaxSize] with
+// [ErrTooLarge] before it decompresses any further. A hint that turns out
+// short is harmless: the output continues in further buffers. Ignored by
+// the Sender.
+func WithSizeHint(hint func(prefix []byte) (size int64, ok bool)) Option {
+	return func(o *options) { o.sizeHint = hint }
 }
