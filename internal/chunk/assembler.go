@@ -58,7 +58,7 @@ type Assembler struct {
 	zr       io.ReadCloser
 	name     string // format in use once chosen ("" for a custom compressor)
 	chosen   bool
-	ended    bool // the decoder reported the end of the stream
+	ended    bool     // the decoder reported the end of the stream
 	out      []byte   // the block being filled
 	blocks   [][]byte // full blocks before out
 	filled   int64    // bytes in blocks
