@@ -243,6 +243,58 @@ func (c *Codec) Decode(b []byte) (any, error) {
 	return v, nil
 }
 
+// DecodeOwned is Decode for a buffer the caller hands over and never
+// touches again, such as a reassembled HugeData payload: bin values are
+// slices of b (capped, so appending to one cannot overwrite the next)
+// rather than copies, and str and bin lengths are bounded by b itself
+// rather than by MaxStrLen and MaxBinLen (b's own size is the cap that
+// matters: HugeDataMaxSize). MaxEntries and MaxDepth still apply.
+func (c *Codec) DecodeOwned(b []byte) (any, error) {
+	d := decoder{c: c, b: b, owned: true}
+	v, err := d.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if d.i != len(b) {
+		return nil, malformed("%d trailing bytes after the value", len(b)-d.i)
+	}
+	return v, nil
+}
+
+// UnmarshalOwned is Unmarshal for a buffer the caller hands over (see
+// DecodeOwned): a *[]byte or *any target gets slices of b rather than
+// copies, and str and bin lengths are bounded by b alone.
+func (c *Codec) UnmarshalOwned(b []byte, v any) error {
+	d := decoder{c: c, b: b, owned: true}
+	if err := d.skip(0); err != nil {
+		return err
+	}
+	if d.i != len(b) {
+		return malformed("%d trailing bytes after the value", len(b)-d.i)
+	}
+	switch p := v.(type) {
+	case *any:
+		if p != nil {
+			x, err := c.DecodeOwned(b)
+			if err != nil {
+				return err
+			}
+			*p = x
+			return nil
+		}
+	case *[]byte:
+		if p != nil && len(b) > 0 && (b[0] == 0xc4 || b[0] == 0xc5 || b[0] == 0xc6) {
+			x, err := c.DecodeOwned(b)
+			if err != nil {
+				return err
+			}
+			*p = x.([]byte)
+			return nil
+		}
+	}
+	return c.unmarshalValidated(b, v)
+}
+
 // Validate checks that b is exactly one valid msgpack value within the
 // caps, without allocating. It accepts maps with array, map or ext keys
 // (valid msgpack), which Decode rejects unless OrderedMaps is set, because
@@ -269,6 +321,11 @@ func (c *Codec) Unmarshal(b []byte, v any) error {
 	if err := c.Validate(b); err != nil {
 		return err
 	}
+	return c.unmarshalValidated(b, v)
+}
+
+// unmarshalValidated is Unmarshal after the validation.
+func (c *Codec) unmarshalValidated(b []byte, v any) error {
 	if p, ok := v.(*any); ok && p != nil {
 		x, err := c.Decode(b)
 		if err != nil {

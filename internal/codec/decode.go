@@ -40,6 +40,10 @@ type decoder struct {
 	c *Codec
 	b []byte
 	i int
+	// owned: the caller hands b over (DecodeOwned). bin and ext values
+	// alias b instead of being copied, and str and bin lengths are
+	// bounded by b alone, not by MaxStrLen and MaxBinLen.
+	owned bool
 }
 
 func (d *decoder) need(n int) error {
@@ -198,11 +202,11 @@ func (d *decoder) head() (h head, err error) {
 	left := len(d.b) - d.i
 	switch h.k {
 	case kStr:
-		if h.n > d.c.maxStr {
+		if h.n > d.c.maxStr && !d.owned {
 			return h, limit("str of %d bytes exceeds MaxStrLen %d", h.n, d.c.maxStr)
 		}
 	case kBin, kExt:
-		if h.n > d.c.maxBin {
+		if h.n > d.c.maxBin && !d.owned {
 			return h, limit("bin/ext of %d bytes exceeds MaxBinLen %d", h.n, d.c.maxBin)
 		}
 	case kArray, kMap:
@@ -291,6 +295,9 @@ func (d *decoder) value(depth int) (any, error) {
 		}
 		return string(p), nil
 	case kBin:
+		if d.owned {
+			return d.take(h.n), nil
+		}
 		return append([]byte{}, d.take(h.n)...), nil
 	case kExt:
 		p := append([]byte{}, d.take(h.n)...)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,6 +158,18 @@ func FuzzDecode(f *testing.F) {
 			// Decode additionally rejects nothing that Validate accepts
 			// for ordered maps.
 			t.Fatalf("Decode err %v, Validate err %v", err, verr)
+		}
+		// DecodeOwned decodes what Decode does (it may accept more: no
+		// str/bin caps) without allocating more than the input.
+		ov, oerr := ordered.DecodeOwned(slices.Clone(b))
+		checkAlloc(t, len(b), fmt.Sprintf("DecodeOwned(%x)", b), func() { _, _ = ordered.DecodeOwned(slices.Clone(b)) })
+		if err == nil {
+			// Compared re-encoded: NaN is not DeepEqual to itself.
+			want, _ := ordered.Marshal(v)
+			got, gerr := ordered.Marshal(ov)
+			if oerr != nil || gerr != nil || !bytes.Equal(got, want) {
+				t.Fatalf("DecodeOwned(%x) = %#v, %v; Decode = %#v", b, ov, oerr, v)
+			}
 		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrLimit) {

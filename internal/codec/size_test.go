@@ -33,3 +33,54 @@ func TestEncodedSize(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeOwned(t *testing.T) {
+	c, err := New(MaxBinLen(16), MaxStrLen(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte{0xab}, 1000)
+	b, _ := Marshal(big)
+	if _, err := c.Decode(b); err == nil {
+		t.Fatal("Decode of a 1000-byte bin under MaxBinLen 16 succeeded")
+	}
+	v, err := c.DecodeOwned(b)
+	if err != nil {
+		t.Fatalf("DecodeOwned: %v", err)
+	}
+	got := v.([]byte)
+	if !bytes.Equal(got, big) || &got[0] != &b[len(b)-1000] || cap(got) != len(got) {
+		t.Fatalf("DecodeOwned returned %d bytes (aliased: %v, cap %d); want a capped slice of the input", len(got), &got[0] == &b[len(b)-1000], cap(got))
+	}
+	var typed []byte
+	if err := c.UnmarshalOwned(b, &typed); err != nil || &typed[0] != &b[len(b)-1000] {
+		t.Fatalf("UnmarshalOwned(*[]byte) = %v, aliased %v", err, err == nil && &typed[0] == &b[len(b)-1000])
+	}
+	text := string(bytes.Repeat([]byte("t"), 1000))
+	s, err := Marshal(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var str string
+	if err := c.UnmarshalOwned(s, &str); err != nil || str != text {
+		t.Fatalf("UnmarshalOwned(*string) = %v", err)
+	}
+	type rec struct {
+		Data []byte `msgpack:"data"`
+	}
+	r, _ := Marshal(rec{Data: big})
+	var out rec
+	if err := c.UnmarshalOwned(r, &out); err != nil || !bytes.Equal(out.Data, big) {
+		t.Fatalf("UnmarshalOwned(*struct) = %v", err)
+	}
+	// Lengths are still checked against the input.
+	if _, err := c.DecodeOwned(b[:len(b)-1]); err == nil {
+		t.Fatal("DecodeOwned of a truncated bin succeeded")
+	}
+	// MaxEntries still applies.
+	c2, _ := New(MaxEntries(2))
+	arr, _ := Marshal([]any{1, 2, 3})
+	if _, err := c2.DecodeOwned(arr); err == nil {
+		t.Fatal("DecodeOwned ignored MaxEntries")
+	}
+}
