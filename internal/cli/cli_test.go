@@ -111,18 +111,18 @@ func TestHealth(t *testing.T) {
 	defer cancel()
 
 	var out, errb bytes.Buffer
-	if err := Health(ctx, "x health", []string{"-addr", addr}, nil, &out, &errb); err != nil || out.String() != "ok http://"+addr+"/healthz\n" {
+	if err := Health(ctx, "x health", DefaultHealthAddr, []string{"-addr", addr}, nil, &out, &errb); err != nil || out.String() != "ok http://"+addr+"/healthz\n" {
 		t.Fatalf("Health = %v, %q, %q", err, out.String(), errb.String())
 	}
 	errb.Reset()
-	err := Health(ctx, "x health", []string{"-path", "/readyz"}, func(k string) string {
+	err := Health(ctx, "x health", DefaultHealthAddr, []string{"-path", "/readyz"}, func(k string) string {
 		return map[string]string{"GATE_METRICS_ADDR": addr}[k]
 	}, io.Discard, &errb)
 	var ee ExitError
 	if !errors.As(err, &ee) || ee.Code != 1 || !strings.Contains(errb.String(), "503") || !strings.Contains(errb.String(), "worker 0 not connected") {
 		t.Fatalf("Health(/readyz) = %v, stderr %q; want exit 1 with the reason", err, errb.String())
 	}
-	if err := Health(ctx, "x health", []string{"extra"}, nil, io.Discard, io.Discard); !errors.As(err, new(UsageError)) {
+	if err := Health(ctx, "x health", DefaultHealthAddr, []string{"extra"}, nil, io.Discard, io.Discard); !errors.As(err, new(UsageError)) {
 		t.Fatalf("Health(extra) = %v, want a UsageError", err)
 	}
 }
