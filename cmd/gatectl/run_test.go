@@ -21,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
@@ -580,5 +582,60 @@ func TestUsage(t *testing.T) {
 				t.Errorf("gatectl %q: stderr %q, want %q", tt.args, errb.String(), tt.err)
 			}
 		})
+	}
+}
+
+// TestTracesClientHop: with OTEL_* pointing at an OTLP/HTTP receiver,
+// `gatectl call` exports its CLIENT span "demo/echo" as service gatectl.
+func TestTracesClientHop(t *testing.T) {
+	front := startDemo(t)
+	spans := make(chan string, 16)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, rs := range req.GetResourceSpans() {
+			svc := ""
+			for _, kv := range rs.GetResource().GetAttributes() {
+				if kv.GetKey() == "service.name" {
+					svc = kv.GetValue().GetStringValue()
+				}
+			}
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					select {
+					case spans <- svc + " " + s.GetKind().String() + " " + s.GetName():
+					default:
+					}
+				}
+			}
+		}
+		b, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(b)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+
+	if _, errs, err := gatectl(t, front, "call", "demo.echo", "traced"); err != nil {
+		t.Fatalf("call: %v %q", err, errs)
+	}
+	// gatectl flushed its spans before returning.
+	select {
+	case got := <-spans:
+		if got != "gatectl SPAN_KIND_CLIENT demo/echo" {
+			t.Fatalf("exported span %q, want the CLIENT span demo/echo of service gatectl", got)
+		}
+	default:
+		t.Fatal("gatectl call exported no span")
 	}
 }
