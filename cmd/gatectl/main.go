@@ -116,19 +116,21 @@
 // failed.
 //
 //	$ gatectl bench -service demo -method echo -concurrency 4 -duration 10s -size 1024 -histogram-png h.png
-//	bench demo.echo: 4 callers on 1 connection(s), 1024-byte payload, 10.002s
-//	  calls     21079 (2107.4/s)
+//	bench demo.echo: 4 callers on 1 connection(s), 1024-byte payload, 10.001s
+//	  calls     19353 (1935.0/s)
 //	  errors    0
-//	  latency   min 556µs  mean 1.89ms  p50 1.77ms  p90 2.62ms  p95 3.05ms  p99 4.98ms  p99.9 9.12ms  max 22.4ms
+//	  latency   min 457µs  mean 2.06ms  p50 1.70ms  p90 3.15ms  p95 4.13ms  p99 7.73ms  p99.9 25.7ms  max 97.0ms
 //
 //	latency histogram (successful calls):
-//	      556µs - 700µs             9   0.0% ■
-//	      700µs - 882µs           117   0.6% ■
-//	      882µs - 1.11ms          945   4.5% ■■■■■■
-//	     1.11ms - 1.40ms         3366  16.0% ■■■■■■■■■■■■■■■■■■■■■■
-//	     1.40ms - 1.76ms         6190  29.4% ■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■
+//	      457µs - 639µs            31   0.2% ■
+//	      639µs - 893µs           529   2.7% ■■■
+//	      893µs - 1.25ms         3280  16.9% ■■■■■■■■■■■■■■■■■■■■■
 //	     ...
-//	     17.8ms - 22.4ms            3   0.0% ■
+//	     18.2ms - 25.4ms           22   0.1% ■
+//	     25.4ms - 35.5ms            7   0.0% ■
+//	     35.5ms - 49.7ms            8   0.0% ■
+//	     49.7ms - 69.4ms            0   0.0%
+//	     69.4ms - 97.0ms            4   0.0% ■
 //
 // (gate-broker and a 2-worker gate-demo-worker on a 2-core machine;
 // docs/bench-histogram.png is that run's -histogram-png.)
