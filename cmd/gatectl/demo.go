@@ -199,7 +199,8 @@ func printBanner(w io.Writer, front, back, metrics, service string, workers int,
 	if front != defaultBroker {
 		ctl += " -broker " + front
 	}
-	fmt.Fprintf(w, "gate demo is running — Ctrl-C to stop.\n\n")
+	fmt.Fprintf(w, "gate demo is running — Ctrl-C to stop.\n")
+	fmt.Fprintf(w, "  version   %s\n\n", cli.VersionLine("gatectl"))
 	fmt.Fprintf(w, "  broker    frontend %s (clients)  backend %s (workers)\n", front, back)
 	fmt.Fprintf(w, "  workers   %d × service %q: %s\n", workers, service, strings.Join(methods, ", "))
 	if rate > 0 {

@@ -154,3 +154,56 @@ func TestLogLevel(t *testing.T) {
 		t.Error("LogLevel(loud): want an error")
 	}
 }
+
+func TestFlagsOutputAndVersion(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string // substrings; "" means must be empty
+	}{
+		{"help on stdout", []string{"-h"}, 0, "usage of t", ""},
+		{"mistake on stderr", []string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{"version", []string{"--version"}, 0, " libzmq ", ""},
+		{"plain", []string{"-d", "2s"}, 0, "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			f := NewFlags(fs, nil).Output(&out, &errb)
+			fs.Usage = func() { io.WriteString(fs.Output(), "usage of t\n") }
+			f.VersionFlag("t")
+			f.Duration("d", "", time.Second, "a duration")
+			err := f.Parse(tt.args)
+			if got := ExitCode("t", err, io.Discard); got != tt.code {
+				t.Fatalf("Parse(%q) = %v: exit %d, want %d", tt.args, err, got, tt.code)
+			}
+			for _, c := range []struct {
+				got, want, name string
+			}{{out.String(), tt.stdout, "stdout"}, {errb.String(), tt.stderr, "stderr"}} {
+				if (c.want == "" && c.got != "") || !strings.Contains(c.got, c.want) {
+					t.Errorf("Parse(%q): %s = %q, want %q", tt.args, c.name, c.got, c.want)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvDurationLikeSettings(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{{"1.5", 1500 * time.Millisecond, true}, {"250ms", 250 * time.Millisecond, true}, {"-1", 0, false}, {"soon", 0, false}} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		f := NewFlags(fs, func(string) string { return tt.v })
+		d := f.Duration("d", "X_D", time.Second, "")
+		err := f.Parse(nil)
+		if (err == nil) != tt.ok || (tt.ok && *d != tt.want) {
+			t.Errorf("X_D=%q: %v, %v; want %v (ok %v)", tt.v, *d, err, tt.want, tt.ok)
+		}
+		if err != nil && !errors.As(err, new(UsageError)) {
+			t.Errorf("X_D=%q: error %v is not a UsageError (exit 2)", tt.v, err)
+		}
+	}
+}
