@@ -47,6 +47,11 @@ type app struct {
 	stdout, stderr io.Writer
 	g              globals
 	settings       gate.Settings // from the GATE_* environment
+
+	// tel traces the client hop when OTEL_* asks for it; made by the
+	// first client (tracing), flushed when run returns.
+	tel     *setup.Telemetry
+	telMade bool
 }
 
 const usageText = `gatectl — call, inspect and load-test gate-rpc services through a broker.
@@ -87,6 +92,7 @@ Global flags (also accepted after COMMAND):
 // default) and runs the subcommand named by the first argument.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	a := &app{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr}
+	defer func() { a.shutdown(a.tel) }()
 	settings, err := cli.Settings(getenv)
 	if err != nil {
 		return err
@@ -173,7 +179,8 @@ func (a *app) logger() *slog.Logger {
 // timeout and the given options (later ones win). Unless instrumented
 // (bench -metrics-addr brings its own middleware), the client hop is
 // traced when OTEL_* configures an exporter, with methods as the span
-// names. The returned function closes the client and flushes the spans.
+// names (run flushes the spans when the command returns). The returned
+// function closes the client.
 func (a *app) client(instrumented bool, methods []string, opts ...gate.ClientOption) (*gate.Client, func(), error) {
 	if err := probeBroker(a.ctx, a.g.broker, a.g.timeout); err != nil {
 		return nil, nil, err
@@ -192,15 +199,18 @@ func (a *app) client(instrumented bool, methods []string, opts ...gate.ClientOpt
 	}
 	c, err := gate.NewClient(a.g.broker, append(all, opts...)...)
 	if err != nil {
-		a.shutdown(tel)
 		return nil, nil, err
 	}
-	return c, func() { _ = c.Close(); a.shutdown(tel) }, nil
+	return c, func() { _ = c.Close() }, nil
 }
 
-// tracing returns the telemetry of a command when OTEL_* configures a
-// trace exporter, else nil.
+// tracing returns the telemetry of the command (made once) when OTEL_*
+// configures a trace exporter, else nil.
 func (a *app) tracing() (*setup.Telemetry, error) {
+	if a.telMade {
+		return a.tel, nil
+	}
+	a.telMade = true
 	lvl := slog.LevelWarn
 	if a.g.verbose {
 		lvl = slog.LevelDebug
@@ -214,6 +224,7 @@ func (a *app) tracing() (*setup.Telemetry, error) {
 		a.shutdown(tel)
 		return nil, nil
 	}
+	a.tel = tel
 	return tel, nil
 }
 
