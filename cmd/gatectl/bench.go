@@ -209,15 +209,15 @@ func (a *app) bench(args []string) error {
 		}
 		return n, nil
 	}
-	// A first call, alone: a local error (an unencodable payload) or an
-	// unknown service stops bench before the load.
+	// A first call, alone: a local error (an unencodable payload) stops
+	// bench before the load. Remote errors do not: a service whose
+	// workers are still registering answers Unavailable for a moment.
 	{
 		cctx, cancel := context.WithTimeout(a.ctx, a.g.timeout)
 		_, err := one(cctx, clients[0])
 		cancel()
-		var ge *gate.Error
-		if err != nil && (localError(err) || !errors.As(err, &ge) || ge.Code == gate.Unavailable) {
-			return fmt.Errorf("bench: the first call of %s failed, no load started: %w", full, a.deadline(cctx, full, err))
+		if err != nil && localError(err) {
+			return fmt.Errorf("bench: the first call of %s failed, no load started: %w", full, err)
 		}
 	}
 

@@ -102,7 +102,8 @@
 // after -warmup of unrecorded calls. With -stream each call is a stream:
 // its latency runs to the last item and items/s is reported. A first call
 // is made alone: when it fails on this side (an argument that cannot be
-// encoded) or the service is unknown, bench stops there. A progress line
+// encoded), bench stops there, as it does at the first such error later;
+// remote errors are counted. A progress line
 // is printed on stderr every second when stderr is a terminal (or with
 // -progress). The summary gives calls/s, errors by code,
 // min/mean/p50/p90/p95/p99/p99.9/max latency of the successful calls and

@@ -430,11 +430,10 @@ func TestBenchModes(t *testing.T) {
 	if exitCode(err) != 1 || out != "" || !strings.Contains(errs, "no load started") || !strings.Contains(errs, "encode arguments") {
 		t.Fatalf("bench of an unencodable payload: exit %d, stdout %q, stderr %q; want exit 1 before any load", exitCode(err), out, errs)
 	}
-	// An unknown service: the broker says so at once.
-	_, errs, err = gatectl(t, front, "bench", "-service", "nope", "-duration", "5s")
-	errs += printed(err)
-	if exitCode(err) != 1 || !strings.Contains(errs, "no load started") {
-		t.Fatalf("bench of an unknown service: exit %d, stderr %q", exitCode(err), errs)
+	// An unknown service is a remote error: counted, exit 1.
+	out, errs, err = gatectl(t, front, "-json", "bench", "-service", "nope", "-n", "3", "-concurrency", "1")
+	if exitCode(err) != 1 || json.Unmarshal([]byte(out), &r) != nil || r.Calls != 3 || r.ErrorKind["UNAVAILABLE"] != 3 {
+		t.Fatalf("bench of an unknown service: exit %d, %q, stderr %q; want 3 UNAVAILABLE errors", exitCode(err), out, errs)
 	}
 }
 
