@@ -205,6 +205,12 @@ func (a *app) interfaces(args []string) error {
 	ctx, cancel := a.callCtx()
 	defer cancel()
 	ifs, err := c.Interfaces(ctx, pos[0])
+	var ge *gate.Error
+	if err != nil && pos[0] == a.settings.InternalService && errors.As(err, &ge) && ge.Class == "AttributeError" {
+		// Brokers (0.2.12 and gate) do not answer get_interfaces: list the
+		// functions they serve.
+		ifs, err = brokerInterfaces, nil
+	}
 	if err != nil {
 		return a.remote(err)
 	}
@@ -222,6 +228,17 @@ func (a *app) interfaces(args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", k, ifs[k].Signature, doc)
 	}
 	return tw.Flush()
+}
+
+// brokerInterfaces are the functions of a broker's internal service
+// (0.2.12's, and gate's cancel), for `interfaces Gate`: brokers do not
+// answer get_interfaces.
+var brokerInterfaces = map[string]gate.Interface{
+	"get_services":  {Signature: "() -> list[str]", Doc: "Names of the services with workers, and the internal service."},
+	"query_service": {Signature: "(name: str) -> str | None", Doc: "The description a service's workers announced, or None."},
+	"info":          {Signature: "() -> {my_id: bytes, services: list[str]}", Doc: "The broker's id and its worker services."},
+	"keepalive":     {Signature: "(b'heartbeat') -> b'200'", Doc: "Liveness probe (gate-broker health)."},
+	"cancel":        {Signature: "(request_id: bytes) -> bool", Doc: "gate extension: cancel one of the caller's own requests."},
 }
 
 // internalMethods are the broker's Gate.* functions the inspection

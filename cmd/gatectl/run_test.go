@@ -322,6 +322,10 @@ func TestServicesInfoInterfaces(t *testing.T) {
 			t.Fatalf("interfaces demo = %q, %v; want a row for %s", out, err, m)
 		}
 	}
+	out, _, err = gatectl(t, front, "interfaces", "Gate")
+	if err != nil || !regexp.MustCompile(`(?m)^keepalive\s`).MatchString(out) || !regexp.MustCompile(`(?m)^get_services\s`).MatchString(out) {
+		t.Fatalf("interfaces Gate = %q, %v; want the broker's functions", out, err)
+	}
 	if _, _, err := gatectl(t, front, "interfaces"); exitCode(err) != 2 {
 		t.Fatalf("interfaces without a service: %v, want a usage error", err)
 	}
