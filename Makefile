@@ -8,6 +8,9 @@
 GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 30s
+# Stamp the binaries with the commit (`gatectl version`, gaterpc_build_info):
+# `go run` records no VCS data of its own. Empty when git is missing.
+LDFLAGS  ?= -X github.com/gaterpc/gate/telemetry.revision=$(shell git rev-parse HEAD 2>/dev/null)
 # Test timeout per package; CI budget is 90 minutes for everything.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 # staticcheck runs from the Go module proxy at this pinned version.
@@ -30,7 +33,7 @@ deps: ## install libzmq3-dev, pkg-config and prometheus (promtool, e2e) with apt
 	fi
 
 run: deps ## run the embedded demo (broker + demo workers + light traffic) on local defaults
-	$(GO) run ./cmd/gatectl demo
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/gatectl demo
 
 vet: ## go vet over everything
 	$(GO) vet $(PKGS)

@@ -48,7 +48,7 @@ var Metrics = []Metric{
 	{"gaterpc_worker_huge_data_bytes_total", Counter, []string{"rpc_method", "kind"}},
 
 	{"gaterpc_log_records_dropped_total", Counter, nil},
-	{"gaterpc_build_info", Gauge, []string{"version", "goversion", "libzmq_version", "role"}},
+	{"gaterpc_build_info", Gauge, []string{"version", "revision", "goversion", "libzmq_version", "role"}},
 
 	// Standard collectors and Prometheus itself.
 	{"go_goroutines", Gauge, nil},

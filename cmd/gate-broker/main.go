@@ -2,39 +2,43 @@
 //
 //	gate-broker [flags]          serve until SIGINT/SIGTERM
 //	gate-broker health [flags]   exit 0 if the broker's /healthz (or Gate.keepalive) answers
+//	gate-broker version          print the version (also -version, --version)
 //
 // Every flag has an environment variable (flag wins over env, env over the
 // default): -frontend GATE_FRONTEND, -backend GATE_BACKEND, -heartbeat
-// GATE_HEARTBEAT, -liveness GATE_LIVENESS, -queue-limit GATE_QUEUE_LIMIT,
-// -queue-timeout GATE_QUEUE_TIMEOUT, -max-msg-size GATE_MAX_MSG_SIZE,
-// -shutdown-timeout GATE_SHUTDOWN_TIMEOUT, -metrics-addr GATE_METRICS_ADDR,
-// -pprof GATE_PPROF, -log-level GATE_LOG_LEVEL, -log-format
-// GATE_LOG_FORMAT. Run with -h for the defaults.
+// GATE_HEARTBEAT, -liveness GATE_LIVENESS, -queue-timeout GATE_TIMEOUT
+// (gate.Settings.Timeout, 0.2.12's TIMEOUT), -hwm GATE_HWM, -queue-limit
+// GATE_QUEUE_LIMIT, -max-msg-size GATE_MAX_MSG_SIZE, -shutdown-timeout
+// GATE_SHUTDOWN_TIMEOUT, -metrics-addr GATE_METRICS_ADDR, -pprof
+// GATE_PPROF, -log-level GATE_LOG_LEVEL, -log-format GATE_LOG_FORMAT
+// (auto: tint text on a terminal, JSON otherwise). Every GATE_* variable
+// of gate.SettingsFromEnv is validated; a malformed or invalid value, or
+// a flag out of range (-heartbeat 0, -shutdown-timeout -1s), exits 2
+// with a message. Run with -h for the defaults; -h and -version print on
+// stdout.
 //
 // With -metrics-addr (e.g. ":9100") it serves /metrics (the
 // gaterpc_broker_* series from the broker's hooks and Stats, plus Go,
 // process and build info), /healthz and /readyz, and with -pprof the
-// net/http/pprof profiles under /debug/pprof/. Traces are exported
-// only when the OTEL_* environment configures an exporter; the broker
-// hop is then traced by telemetry.BrokerObserver on the broker's loop. `health` GETs /healthz when a metrics address
-// is set (-addr or GATE_METRICS_ADDR), else it sends Gate.keepalive to
-// -frontend.
+// net/http/pprof profiles under /debug/pprof/. Traces are exported only
+// when the OTEL_* environment configures an exporter; the broker hop is
+// then traced by telemetry.BrokerObserver on the broker's loop. `health`
+// GETs /healthz when a metrics address is set (-addr or
+// GATE_METRICS_ADDR), else it sends Gate.keepalive to -frontend.
 package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/gaterpc/gate/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gate-broker:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitCode("gate-broker", err, os.Stderr))
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/cli"
 	"github.com/gaterpc/gate/internal/wire"
+	"github.com/gaterpc/gate/telemetry"
 	"github.com/gaterpc/gate/telemetry/setup"
 )
 
@@ -35,6 +35,7 @@ type config struct {
 	Liveness        int
 	QueueLimit      int
 	QueueTimeout    time.Duration
+	HWM             int
 	MaxMsgSize      int64
 	ShutdownTimeout time.Duration
 	MetricsAddr     string
@@ -43,102 +44,108 @@ type config struct {
 	LogFormat       string
 }
 
-// envFlags binds flags whose defaults come from the environment.
-type envFlags struct {
-	fs     *flag.FlagSet
-	getenv func(string) string
-	err    error
-}
+const usageHead = `gate-broker — a gate-rpc broker: clients on -frontend, workers on -backend.
 
-func (e *envFlags) str(p *string, name, env, def, usage string) {
-	if v := e.getenv(env); v != "" {
-		def = v
-	}
-	e.fs.StringVar(p, name, def, usage+" (env "+env+")")
-}
+Usage:
+  gate-broker [flags]            serve until SIGINT/SIGTERM
+  gate-broker health [flags]     exit 0 if the broker answers (/healthz with -addr or
+                                 GATE_METRICS_ADDR, else Gate.keepalive on -frontend)
+  gate-broker version            print the version and exit
 
-func (e *envFlags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
-	if v := e.getenv(env); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			e.err = errors.Join(e.err, fmt.Errorf("%s=%q: %w", env, v, err))
-		}
-		def = d
-	}
-	e.fs.DurationVar(p, name, def, usage+" (env "+env+")")
-}
+Every flag has an environment variable (flag, then env, then default);
+-heartbeat, -liveness, -queue-timeout and -hwm are the gate.Settings
+variables, parsed as gate.SettingsFromEnv does (a bare number of seconds
+is a duration). A malformed or invalid value in any GATE_* variable is
+refused (exit 2).
 
-func (e *envFlags) int(p *int, name, env string, def int, usage string) {
-	if v := e.getenv(env); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			e.err = errors.Join(e.err, fmt.Errorf("%s=%q: %w", env, v, err))
-		}
-		def = n
-	}
-	e.fs.IntVar(p, name, def, usage+" (env "+env+")")
-}
+Flags:
+`
 
-func (e *envFlags) int64(p *int64, name, env string, def int64, usage string) {
-	if v := e.getenv(env); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			e.err = errors.Join(e.err, fmt.Errorf("%s=%q: %w", env, v, err))
-		}
-		def = n
-	}
-	e.fs.Int64Var(p, name, def, usage+" (env "+env+")")
-}
-
-func (e *envFlags) bool(p *bool, name, env string, def bool, usage string) {
-	if v := e.getenv(env); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			e.err = errors.Join(e.err, fmt.Errorf("%s=%q: %w", env, v, err))
-		}
-		def = b
-	}
-	e.fs.BoolVar(p, name, def, usage+" (env "+env+")")
-}
-
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+// parseConfig parses the command line over the environment. Errors are
+// cli.UsageError or cli.ExitError{2} (exit 2), or flag.ErrHelp after -h
+// or -version (printed on stdout).
+func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("gate-broker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	e := &envFlags{fs: fs, getenv: getenv}
-	e.str(&c.Frontend, "frontend", "GATE_FRONTEND", broker.DefaultFrontend, "client endpoint to bind")
-	e.str(&c.Backend, "backend", "GATE_BACKEND", broker.DefaultBackend, "worker endpoint to bind")
-	e.dur(&c.Heartbeat, "heartbeat", "GATE_HEARTBEAT", broker.DefaultHeartbeat, "worker heartbeat interval")
-	e.int(&c.Liveness, "liveness", "GATE_LIVENESS", broker.DefaultLiveness, "heartbeat intervals before a silent worker expires")
-	e.int(&c.QueueLimit, "queue-limit", "GATE_QUEUE_LIMIT", broker.DefaultQueueLimit, "max queued requests per service")
-	e.dur(&c.QueueTimeout, "queue-timeout", "GATE_QUEUE_TIMEOUT", broker.DefaultQueueTimeout, "max wait for a worker before BusyWorkerError")
-	e.int64(&c.MaxMsgSize, "max-msg-size", "GATE_MAX_MSG_SIZE", broker.DefaultMaxMsgSize, "max inbound message size in bytes (-1 = unlimited)")
-	e.dur(&c.ShutdownTimeout, "shutdown-timeout", "GATE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "graceful drain limit on SIGINT/SIGTERM")
-	e.str(&c.MetricsAddr, "metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9100); empty: no HTTP server")
-	e.bool(&c.Pprof, "pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
-	e.str(&c.LogLevel, "log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
-	e.str(&c.LogFormat, "log-format", "GATE_LOG_FORMAT", "text", "text or json")
-	if e.err != nil {
-		return c, e.err
-	}
-	if err := fs.Parse(args); err != nil {
+	// The gate.Settings variables (GATE_HEARTBEAT, GATE_LIVENESS,
+	// GATE_TIMEOUT, GATE_HWM, and every other GATE_* setting, validated
+	// even when the broker does not use it) are the flags' defaults.
+	settings, err := cli.Settings(getenv)
+	if err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if v := getenv("GATE_QUEUE_TIMEOUT"); v != "" {
+		return c, cli.Usagef("GATE_QUEUE_TIMEOUT=%q: renamed GATE_TIMEOUT (gate.Settings.Timeout, the broker's queue wait)", v)
+	}
+	fs := flag.NewFlagSet("gate-broker", flag.ContinueOnError)
+	f := cli.NewFlags(fs, getenv).Output(stdout, stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\n%s", cli.VersionLine("gate-broker"), usageHead)
+		fs.PrintDefaults()
+	}
+	f.VersionFlag("gate-broker")
+	frontend := f.String("frontend", "GATE_FRONTEND", broker.DefaultFrontend, "client endpoint to bind")
+	backend := f.String("backend", "GATE_BACKEND", broker.DefaultBackend, "worker endpoint to bind")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", settings.Heartbeat, "worker heartbeat interval, > 0 (env GATE_HEARTBEAT)")
+	fs.IntVar(&c.Liveness, "liveness", settings.Liveness, "heartbeat intervals before a silent worker expires, >= 1 (env GATE_LIVENESS)")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", settings.Timeout, "max wait for a worker before BusyWorkerError, > 0 (env GATE_TIMEOUT)")
+	fs.IntVar(&c.HWM, "hwm", settings.HWM, "send and receive high-water mark of both sockets, in messages, > 0 (env GATE_HWM)")
+	queueLimit := f.Int("queue-limit", "GATE_QUEUE_LIMIT", broker.DefaultQueueLimit, "max queued requests per service, > 0")
+	maxMsg := f.Int("max-msg-size", "GATE_MAX_MSG_SIZE", broker.DefaultMaxMsgSize, "max inbound message size in bytes, > 0 (-1 = unlimited)")
+	shutdown := f.Duration("shutdown-timeout", "GATE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "graceful drain limit on SIGINT/SIGTERM, > 0")
+	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9100); empty: no HTTP server")
+	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
+	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
+	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint text on a terminal, JSON otherwise), text or json")
+	if err := f.Parse(args); err != nil {
+		return c, err
+	}
+	c.Frontend, c.Backend, c.QueueLimit, c.MaxMsgSize = *frontend, *backend, *queueLimit, int64(*maxMsg)
+	c.ShutdownTimeout, c.MetricsAddr, c.Pprof = *shutdown, *metricsAddr, *pprof
+	c.LogLevel, c.LogFormat = *logLevel, strings.ToLower(*logFormat)
+	switch {
+	case fs.NArg() > 0:
+		return c, cli.Usagef("unexpected arguments %q", fs.Args())
+	case c.Heartbeat < time.Millisecond:
+		return c, cli.Usagef("-heartbeat %v: want at least 1ms", c.Heartbeat)
+	case c.Liveness < 1:
+		return c, cli.Usagef("-liveness %d: want at least 1", c.Liveness)
+	case c.QueueTimeout <= 0:
+		return c, cli.Usagef("-queue-timeout %v: want > 0", c.QueueTimeout)
+	case c.HWM < 1:
+		return c, cli.Usagef("-hwm %d: want at least 1", c.HWM)
+	case c.QueueLimit < 1:
+		return c, cli.Usagef("-queue-limit %d: want at least 1", c.QueueLimit)
+	case c.MaxMsgSize == 0 || c.MaxMsgSize < -1:
+		return c, cli.Usagef("-max-msg-size %d: want > 0, or -1 for unlimited", c.MaxMsgSize)
+	case c.ShutdownTimeout <= 0:
+		return c, cli.Usagef("-shutdown-timeout %v: want > 0", c.ShutdownTimeout)
+	}
+	if _, err := cli.LogLevel(c.LogLevel); err != nil {
+		return c, cli.UsageError{Err: err}
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return c, cli.Usagef("-log-format %q: want auto, text or json", c.LogFormat)
 	}
 	return c, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "health" {
-		return health(ctx, args[1:], getenv, stderr)
-	}
-	cfg, err := parseConfig(args, getenv, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+// run is gate-broker: `health` and `version` subcommands, else parse the
+// configuration and serve until ctx is done. -h and -version print on
+// stdout, everything else on stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "health":
+			return health(ctx, args[1:], getenv, stdout, stderr)
+		case "version":
+			cli.PrintVersion(stdout, "gate-broker")
 			return nil
 		}
+	}
+	cfg, err := parseConfig(args, getenv, stdout, stderr)
+	if err != nil {
 		return err
 	}
 	lvl, err := cli.LogLevel(cfg.LogLevel)
@@ -154,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Role:        "broker",
 		MetricsAddr: cfg.MetricsAddr,
 		Pprof:       cfg.Pprof,
-		LogFormat:   strings.ToLower(cfg.LogFormat),
+		LogFormat:   cfg.LogFormat,
 		LogLevel:    lvl,
 		LogWriter:   stderr,
 		Ready: func(context.Context) error {
@@ -187,10 +194,12 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 	// logs come from an observer on the broker's loop, metrics from its
 	// hooks: neither costs a goroutine per request.
 	_, noTracing := tel.TracerProvider.(noop.TracerProvider)
+	b := telemetry.ReadBuild()
 	logger.LogAttrs(ctx, slog.LevelInfo, "gate-broker config",
+		slog.String("version", b.Version), slog.String("revision", b.ShortRevision()), slog.String("goversion", b.GoVersion),
 		slog.String("frontend", cfg.Frontend), slog.String("backend", cfg.Backend),
 		slog.Duration("heartbeat", cfg.Heartbeat), slog.Int("liveness", cfg.Liveness),
-		slog.Int("queue_limit", cfg.QueueLimit), slog.Duration("queue_timeout", cfg.QueueTimeout),
+		slog.Int("queue_limit", cfg.QueueLimit), slog.Duration("queue_timeout", cfg.QueueTimeout), slog.Int("hwm", cfg.HWM),
 		slog.Int64("max_msg_size", cfg.MaxMsgSize), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout),
 		slog.String("metrics_addr", tel.MetricsAddr()), slog.Bool("tracing", !noTracing))
 
@@ -206,29 +215,30 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		broker.WithQueueLimit(cfg.QueueLimit),
 		broker.WithQueueTimeout(cfg.QueueTimeout),
 		broker.WithMaxMsgSize(cfg.MaxMsgSize),
+		broker.WithHWM(cfg.HWM),
 		broker.WithLogger(logger),
 		broker.WithHooks(hooks),
 	}
 	if obs := tel.BrokerObserver(); obs != nil {
 		opts = append(opts, broker.WithObserver(obs))
 	}
-	b, err := broker.New(opts...)
+	br, err := broker.New(opts...)
 	if err != nil {
 		return err
 	}
-	current.Store(b)
-	if err := tel.RegisterBroker(b); err != nil {
+	current.Store(br)
+	if err := tel.RegisterBroker(br); err != nil {
 		return err
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- b.Serve(context.Background()) }()
+	go func() { errc <- br.Serve(context.Background()) }()
 	select {
 	case err = <-errc: // failed to start or stopped by itself
 	case <-ctx.Done():
 		logger.LogAttrs(context.Background(), slog.LevelInfo, "shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		if serr := b.Shutdown(sctx); serr != nil {
+		if serr := br.Shutdown(sctx); serr != nil {
 			logger.LogAttrs(context.Background(), slog.LevelWarn, "graceful shutdown incomplete", slog.String("error", serr.Error()))
 		}
 		cancel()
@@ -245,11 +255,11 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 // other gate binaries (cli.Health: flags -addr, -path, -timeout). With
 // -frontend, or when no metrics address is configured, it asks the broker
 // itself for Gate.keepalive over ZeroMQ (keepalive).
-func health(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func health(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if !hasFlag(args, "frontend") && (hasFlag(args, "addr") || getenv("GATE_METRICS_ADDR") != "") {
-		return cli.Health(ctx, "gate-broker health", args, getenv, stderr, stderr)
+		return cli.Health(ctx, "gate-broker health", cli.DefaultHealthAddr, args, getenv, stdout, stderr)
 	}
-	return keepalive(ctx, args, getenv, stderr)
+	return keepalive(ctx, args, getenv, stdout, stderr)
 }
 
 // hasFlag reports whether args set the flag name (-name, --name, -name=v).
@@ -268,20 +278,34 @@ func hasFlag(args []string, name string) bool {
 
 // keepalive asks a broker for Gate.keepalive(b"heartbeat") and succeeds if
 // it answers bin "200" in time.
-func keepalive(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func keepalive(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gate-broker health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	e := &envFlags{fs: fs, getenv: getenv}
-	var endpoint string
-	var timeout time.Duration
-	e.str(&endpoint, "frontend", "GATE_FRONTEND", broker.DefaultFrontend, "broker client endpoint")
-	fs.DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for the answer")
-	if e.err != nil {
-		return e.err
+	f := cli.NewFlags(fs, getenv).Output(stdout, stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: gate-broker health [-frontend ENDPOINT | -addr HOST:PORT [-path /healthz]] [-timeout D]\n\n"+
+			"Without -addr (or GATE_METRICS_ADDR) it sends Gate.keepalive to -frontend;\n"+
+			"with them it GETs http://ADDR/healthz (-path /readyz for readiness).\n\n")
+		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	endpoint := f.String("frontend", "GATE_FRONTEND", broker.DefaultFrontend, "broker client endpoint")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	if err := f.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("health: unexpected arguments %q", fs.Args())
+	}
+	if err := keepaliveProbe(ctx, *endpoint, *timeout); err != nil {
+		fmt.Fprintf(stderr, "gate-broker health: %v\n", err)
+		return cli.ExitError{Code: 1}
+	}
+	fmt.Fprintf(stdout, "ok %s\n", *endpoint)
+	return nil
+}
+
+// keepaliveProbe sends Gate.keepalive(b"heartbeat") to the broker at
+// endpoint and succeeds if it answers bin "200" within timeout.
+func keepaliveProbe(ctx context.Context, endpoint string, timeout time.Duration) error {
 	endpoint = strings.NewReplacer("://*:", "://127.0.0.1:", "://0.0.0.0:", "://127.0.0.1:").Replace(endpoint)
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
@@ -335,7 +359,6 @@ func keepalive(ctx context.Context, args []string, getenv func(string) string, s
 		if len(rep.Body) != 1 || !bytes.Equal(rep.Body[0], want) {
 			return fmt.Errorf("health: unexpected keepalive answer %x", rep.Body)
 		}
-		fmt.Fprintf(stderr, "ok %s\n", endpoint)
 		return nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 	"go.uber.org/goleak"
 
+	"github.com/gaterpc/gate/internal/cli"
 	"github.com/gaterpc/gate/internal/gatetest"
 	"github.com/gaterpc/gate/internal/wire"
 )
@@ -51,7 +52,7 @@ func TestRunServesAndStops(t *testing.T) {
 	errc := make(chan error, 1)
 	getenv := env(map[string]string{"GATE_LOG_FORMAT": "json", "GATE_HEARTBEAT": "200ms"})
 	go func() {
-		errc <- run(ctx, []string{"-frontend", "tcp://127.0.0.1:0", "-backend", "tcp://127.0.0.1:*"}, getenv, logs)
+		errc <- run(ctx, []string{"-frontend", "tcp://127.0.0.1:0", "-backend", "tcp://127.0.0.1:*"}, getenv, io.Discard, logs)
 	}()
 	var frontend string
 	deadline := time.Now().Add(testTimeout)
@@ -77,7 +78,7 @@ func TestRunServesAndStops(t *testing.T) {
 	hctx, hcancel := context.WithTimeout(context.Background(), testTimeout)
 	defer hcancel()
 	var out bytes.Buffer
-	if err := run(hctx, []string{"health", "-frontend", frontend}, env(nil), &out); err != nil {
+	if err := run(hctx, []string{"health", "-frontend", frontend}, env(nil), &out, io.Discard); err != nil {
 		t.Fatalf("health = %v", err)
 	}
 	cancel()
@@ -94,7 +95,7 @@ func TestRunServesAndStops(t *testing.T) {
 func TestHealthFailsWithoutBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	err := run(ctx, []string{"health", "-frontend", "tcp://127.0.0.1:1", "-timeout", "100ms"}, env(nil), io.Discard)
+	err := run(ctx, []string{"health", "-frontend", "tcp://127.0.0.1:1", "-timeout", "100ms"}, env(nil), io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("health without broker succeeded")
 	}
@@ -102,33 +103,70 @@ func TestHealthFailsWithoutBroker(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		want    func(config) bool
-		wantErr bool
+		name string
+		args []string
+		env  map[string]string
+		want func(config) bool
+		code int // exit code of the error; 0: no error
+		msg  string
 	}{
 		{"defaults", nil, nil, func(c config) bool {
-			return c.Frontend == "tcp://127.0.0.1:5555" && c.Backend == "tcp://127.0.0.1:5556" && c.Heartbeat == 5*time.Second && c.Liveness == 3
-		}, false},
-		{"env", nil, map[string]string{"GATE_FRONTEND": "ipc:///tmp/f", "GATE_QUEUE_LIMIT": "7", "GATE_QUEUE_TIMEOUT": "3s", "GATE_MAX_MSG_SIZE": "-1"}, func(c config) bool {
-			return c.Frontend == "ipc:///tmp/f" && c.QueueLimit == 7 && c.QueueTimeout == 3*time.Second && c.MaxMsgSize == -1
-		}, false},
-		{"flag beats env", []string{"-liveness", "5"}, map[string]string{"GATE_LIVENESS": "4"}, func(c config) bool { return c.Liveness == 5 }, false},
-		{"bad env", nil, map[string]string{"GATE_HEARTBEAT": "soon"}, nil, true},
-		{"bad flag", []string{"-nope"}, nil, nil, true},
-		{"extra args", []string{"serve"}, nil, nil, true},
+			return c.Frontend == "tcp://127.0.0.1:5555" && c.Backend == "tcp://127.0.0.1:5556" && c.Heartbeat == 5*time.Second &&
+				c.Liveness == 3 && c.QueueTimeout == 30*time.Second && c.HWM == 3000 && c.LogFormat == "auto"
+		}, 0, ""},
+		{"env", nil, map[string]string{"GATE_FRONTEND": "ipc:///tmp/f", "GATE_QUEUE_LIMIT": "7", "GATE_TIMEOUT": "3s", "GATE_MAX_MSG_SIZE": "-1", "GATE_HWM": "50", "GATE_HEARTBEAT": "1.5"},
+			func(c config) bool {
+				return c.Frontend == "ipc:///tmp/f" && c.QueueLimit == 7 && c.QueueTimeout == 3*time.Second && c.MaxMsgSize == -1 && c.HWM == 50 && c.Heartbeat == 1500*time.Millisecond
+			}, 0, ""},
+		{"flag beats env", []string{"-liveness", "5", "-queue-timeout", "2s"}, map[string]string{"GATE_LIVENESS": "4", "GATE_TIMEOUT": "9s"},
+			func(c config) bool { return c.Liveness == 5 && c.QueueTimeout == 2*time.Second }, 0, ""},
+		{"bad env", nil, map[string]string{"GATE_HEARTBEAT": "soon"}, nil, 2, "GATE_HEARTBEAT"},
+		{"bad env of the broker", nil, map[string]string{"GATE_QUEUE_LIMIT": "many"}, nil, 2, "GATE_QUEUE_LIMIT"},
+		{"bad env the broker does not use", nil, map[string]string{"GATE_HUGE_DATA_MAX_SIZE": "big"}, nil, 2, "GATE_HUGE_DATA_MAX_SIZE"},
+		{"old queue timeout variable", nil, map[string]string{"GATE_QUEUE_TIMEOUT": "3s"}, nil, 2, "renamed GATE_TIMEOUT"},
+		{"bad flag", []string{"-nope"}, nil, nil, 2, ""},
+		{"extra args", []string{"serve"}, nil, nil, 2, "unexpected arguments"},
+		{"zero heartbeat", []string{"-heartbeat", "0"}, nil, nil, 2, "-heartbeat 0s"},
+		{"zero liveness", []string{"-liveness", "0"}, nil, nil, 2, "-liveness 0"},
+		{"zero hwm", nil, map[string]string{"GATE_HWM": "0"}, nil, 2, "-hwm 0"},
+		{"zero max msg size", []string{"-max-msg-size", "0"}, nil, nil, 2, "-max-msg-size 0"},
+		{"negative shutdown timeout", []string{"-shutdown-timeout", "-1s"}, nil, nil, 2, "-shutdown-timeout -1s"},
+		{"bad log format", []string{"-log-format", "xml"}, nil, nil, 2, "xml"},
+		{"bad log level", []string{"-log-level", "loud"}, nil, nil, 2, "loud"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(tc.args, env(tc.env), io.Discard)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("parseConfig err = %v, wantErr %v", err, tc.wantErr)
+			c, err := parseConfig(tc.args, env(tc.env), io.Discard, io.Discard)
+			var msg bytes.Buffer
+			if code := cli.ExitCode("gate-broker", err, &msg); code != tc.code || !strings.Contains(msg.String(), tc.msg) {
+				t.Fatalf("parseConfig(%q, %v) = %v: exit %d, message %q; want exit %d mentioning %q", tc.args, tc.env, err, code, msg.String(), tc.code, tc.msg)
 			}
 			if err == nil && !tc.want(c) {
 				t.Fatalf("config %+v", c)
 			}
 		})
+	}
+}
+
+// TestHelpVersion: -h, -version, `version` and `health -h` answer on
+// stdout and exit 0; -h names every subcommand and the log formats.
+func TestHelpVersion(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"-version"}, {"--version"}, {"version"}, {"health", "-h"}, {"health", "-addr", "x", "-h"}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, env(nil), &out, &errb)
+		if code := cli.ExitCode("gate-broker", err, &errb); code != 0 || out.Len() == 0 || errb.Len() != 0 {
+			t.Errorf("gate-broker %q: exit %d, stdout %q, stderr %q; want exit 0, all on stdout", args, code, out.String(), errb.String())
+		}
+		if args[0] == "-h" {
+			for _, want := range []string{"gate-broker ", "gate-broker health", "gate-broker version", "auto (tint text on a terminal, JSON otherwise), text or json", "env GATE_TIMEOUT", "env GATE_HWM"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("-h lacks %q:\n%s", want, out.String())
+				}
+			}
+		}
+		if args[0] != "-h" && args[0] != "health" && (!strings.HasPrefix(out.String(), "gate-broker ") || !strings.Contains(out.String(), " libzmq ")) {
+			t.Errorf("gate-broker %q = %q, want the version line", args, out.String())
+		}
 	}
 }
 
@@ -139,14 +177,11 @@ func TestRunErrors(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"bad log level", []string{"-log-level", "loud"}},
-		{"bad log format", []string{"-log-format", "xml"}},
-		{"bad option", []string{"-heartbeat", "-1s"}},
 		{"bind failure", []string{"-frontend", "bogus://x", "-backend", "tcp://127.0.0.1:0"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := run(ctx, tc.args, env(nil), io.Discard); err == nil || errors.Is(err, context.Canceled) {
+			if err := run(ctx, tc.args, env(nil), io.Discard, io.Discard); err == nil || errors.Is(err, context.Canceled) {
 				t.Fatalf("run = %v, want an error", err)
 			}
 		})
@@ -203,7 +238,7 @@ func TestRunMetrics(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"-frontend", "tcp://127.0.0.1:*", "-backend", "tcp://127.0.0.1:*",
-			"-metrics-addr", "127.0.0.1:0", "-heartbeat", "200ms"}, env(map[string]string{"GATE_LOG_FORMAT": "json"}), logs)
+			"-metrics-addr", "127.0.0.1:0", "-heartbeat", "200ms"}, env(map[string]string{"GATE_LOG_FORMAT": "json"}), io.Discard, logs)
 	}()
 	stopped := false
 	defer func() {
@@ -286,10 +321,10 @@ func TestRunMetrics(t *testing.T) {
 		t.Fatalf("/readyz: %d %s", code, text)
 	}
 	var out bytes.Buffer
-	if err := run(ctx, []string{"health", "-addr", addr}, env(nil), &out); err != nil || !strings.Contains(out.String(), "/healthz") {
+	if err := run(ctx, []string{"health", "-addr", addr}, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "/healthz") {
 		t.Fatalf("health = %v (%q)", err, out.String())
 	}
-	if err := run(ctx, []string{"health"}, env(map[string]string{"GATE_METRICS_ADDR": addr}), &out); err != nil {
+	if err := run(ctx, []string{"health"}, env(map[string]string{"GATE_METRICS_ADDR": addr}), &out, io.Discard); err != nil {
 		t.Fatalf("health with GATE_METRICS_ADDR = %v", err)
 	}
 

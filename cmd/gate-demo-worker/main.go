@@ -3,13 +3,19 @@
 //
 //	gate-demo-worker -broker tcp://127.0.0.1:5556 -service demo -workers 2 -metrics-addr :9101
 //	gate-demo-worker health [-addr 127.0.0.1:9101] [-path /readyz]
+//	gate-demo-worker version     (also -version)
 //
 // Flags mirror environment variables (flag, then env, then default):
 // -broker GATE_BROKER, -service GATE_SERVICE, -capacity GATE_CAPACITY,
 // -workers GATE_WORKERS, -procs GATE_PROCS, -metrics-addr
-// GATE_METRICS_ADDR, -pprof GATE_PPROF, -log-format GATE_LOG_FORMAT,
-// -log-level GATE_LOG_LEVEL. Other GATE_* variables (heartbeat, huge data, ...) are
-// read by gate.SettingsFromEnv, and OTEL_* by the OpenTelemetry SDK.
+// GATE_METRICS_ADDR, -pprof GATE_PPROF, -log-format GATE_LOG_FORMAT
+// (auto, the default: tint text on a terminal, JSON otherwise; text;
+// json), -log-level GATE_LOG_LEVEL. Other GATE_* variables (heartbeat,
+// liveness, HWM, huge data, ...) are read by gate.SettingsFromEnv, and
+// OTEL_* by the OpenTelemetry SDK. A malformed or invalid value exits 2
+// with a message; -h and -version print on stdout. `health` probes
+// 127.0.0.1:9101 (the worker's port in the README and the compose stack)
+// unless -addr or GATE_METRICS_ADDR says otherwise.
 //
 // With -metrics-addr the worker serves /metrics (rpc_server_*,
 // gaterpc_worker_*, Go and process metrics), /healthz (alive) and /readyz

@@ -17,6 +17,20 @@ import (
 	"github.com/gaterpc/gate/telemetry/setup"
 )
 
+const usageHead = `gate-demo-worker — serves the demo service (echo, sleep, fail, count, blob, huge, cpu).
+
+Usage:
+  gate-demo-worker [flags]           serve until SIGINT/SIGTERM
+  gate-demo-worker health [flags]    GET /healthz of a running worker (default 127.0.0.1:9101)
+  gate-demo-worker version           print the version and exit
+
+Every flag has an environment variable (flag, then env, then default).
+The other GATE_* variables (heartbeat, liveness, HWM, huge data, ...) are
+read by gate.SettingsFromEnv; a malformed or invalid value exits 2.
+
+Flags:
+`
+
 // Defaults.
 const (
 	defaultBroker  = "tcp://127.0.0.1:5556"
@@ -28,16 +42,26 @@ const (
 // then shuts them down gracefully. `run(ctx, ["health", ...])` probes a
 // running worker's /healthz instead (see cli.Health).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "health" {
-		return cli.Health(ctx, "gate-demo-worker health", args[1:], getenv, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "health":
+			return cli.Health(ctx, "gate-demo-worker health", cli.DefaultWorkerHealthAddr, args[1:], getenv, stdout, stderr)
+		case "version":
+			cli.PrintVersion(stdout, "gate-demo-worker")
+			return nil
+		}
 	}
-	settings, err := gate.SettingsFromEnv(getenv)
+	settings, err := cli.Settings(getenv)
 	if err != nil {
 		return err
 	}
 	fs := flag.NewFlagSet("gate-demo-worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := cli.NewFlags(fs, getenv)
+	f := cli.NewFlags(fs, getenv).Output(stdout, stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\n%s", cli.VersionLine("gate-demo-worker"), usageHead)
+		fs.PrintDefaults()
+	}
+	f.VersionFlag("gate-demo-worker")
 	brokerAddr := f.String("broker", "GATE_BROKER", defaultBroker, "broker backend endpoint")
 	service := f.String("service", "GATE_SERVICE", demo.DefaultName, "service name")
 	capacity := f.Int("capacity", "GATE_CAPACITY", settings.MessageMax, "requests in flight per worker, announced in READY")
@@ -45,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	procs := f.Int("procs", "GATE_PROCS", 2, "child processes for cpu(); 0 runs cpu in-process")
 	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9101); empty: no HTTP server")
 	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
-	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint on a terminal, JSON otherwise), text or json")
+	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint text on a terminal, JSON otherwise), text or json")
 	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := f.Parse(args); err != nil {
 		return err
@@ -53,12 +77,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return cli.Usagef("unexpected arguments %q", fs.Args())
 	}
-	if *workers < 1 {
+	switch {
+	case *workers < 1:
 		return cli.Usagef("-workers %d: want at least 1", *workers)
+	case *capacity < 1:
+		return cli.Usagef("-capacity %d: want at least 1", *capacity)
+	case *procs < 0:
+		return cli.Usagef("-procs %d: want >= 0", *procs)
 	}
 	lvl, err := cli.LogLevel(*logLevel)
 	if err != nil {
-		return err
+		return cli.UsageError{Err: err}
+	}
+	switch *logFormat {
+	case "auto", "text", "json":
+	default:
+		return cli.Usagef("-log-format %q: want auto, text or json", *logFormat)
 	}
 
 	var pool *gate.ProcessPool
@@ -124,7 +158,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	started.Store(&ws)
-	log.Info("gate-demo-worker starting", "broker", *brokerAddr, "service", *service, "capacity", *capacity,
+	bi := telemetry.ReadBuild()
+	log.Info("gate-demo-worker starting", "version", bi.Version, "revision", bi.ShortRevision(), "goversion", bi.GoVersion, "broker", *brokerAddr, "service", *service, "capacity", *capacity,
 		"workers", *workers, "procs", *procs, "metrics_addr", tel.MetricsAddr(), "methods", svc.Methods())
 
 	errs := make(chan error, len(ws))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/cli"
 	"github.com/gaterpc/gate/internal/gatetest"
 )
 
@@ -172,22 +173,55 @@ func TestRunBadConfig(t *testing.T) {
 		args []string
 		env  map[string]string
 		want string
+		code int
 	}{
-		{"bad flag", []string{"-nope"}, nil, "flag provided but not defined"},
-		{"bad env", nil, map[string]string{"GATE_WORKERS": "many"}, "GATE_WORKERS"},
-		{"bad log level", []string{"-log-level", "loud", "-procs", "0"}, nil, "log level"},
-		{"bad log format", []string{"-log-format", "xml", "-procs", "0"}, nil, "xml"},
-		{"extra args", []string{"extra"}, nil, "unexpected arguments"},
-		{"bad settings", nil, map[string]string{"GATE_HEARTBEAT": "x"}, "GATE_HEARTBEAT"},
-		{"zero workers", []string{"-workers", "0"}, nil, "-workers 0"},
-		{"colon service", []string{"-service", "a:b", "-procs", "0"}, nil, "must not contain ':'"},
+		{"bad flag", []string{"-nope"}, nil, "flag provided but not defined", 2},
+		{"bad env", nil, map[string]string{"GATE_WORKERS": "many"}, "GATE_WORKERS", 2},
+		{"bad log level", []string{"-log-level", "loud", "-procs", "0"}, nil, "log level", 2},
+		{"bad log format", []string{"-log-format", "xml", "-procs", "0"}, nil, "xml", 2},
+		{"extra args", []string{"extra"}, nil, "unexpected arguments", 2},
+		{"bad settings", nil, map[string]string{"GATE_HEARTBEAT": "x"}, "GATE_HEARTBEAT", 2},
+		{"bad hwm", nil, map[string]string{"GATE_HWM": "lots"}, "GATE_HWM", 2},
+		{"zero workers", []string{"-workers", "0"}, nil, "-workers 0", 2},
+		{"zero capacity", []string{"-capacity", "0"}, nil, "-capacity 0", 2},
+		{"colon service", []string{"-service", "a:b", "-procs", "0"}, nil, "must not contain ':'", 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, &out)
-			if err == nil || !strings.Contains(err.Error()+out.String(), tt.want) {
-				t.Fatalf("run(%v, %v) = %v, want error mentioning %q", tt.args, tt.env, err, tt.want)
+			code := cli.ExitCode("gate-demo-worker", err, &out)
+			if code != tt.code || !strings.Contains(out.String(), tt.want) {
+				t.Fatalf("run(%v, %v) = %v, exit %d, stderr %q; want exit %d mentioning %q", tt.args, tt.env, err, code, out.String(), tt.code, tt.want)
 			}
 		})
+	}
+}
+
+// TestHelpVersion: -h, -version and `version` answer on stdout with exit
+// 0; the usage names the subcommands; health defaults to the worker's
+// own metrics port.
+func TestHelpVersion(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--version"}, {"version"}, {"health", "-h"}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, func(string) string { return "" }, &out, &errb)
+		if code := cli.ExitCode("gate-demo-worker", err, &errb); code != 0 || out.Len() == 0 || errb.Len() != 0 {
+			t.Errorf("gate-demo-worker %q: exit %d, stdout %q, stderr %q; want exit 0, all on stdout", args, code, out.String(), errb.String())
+		}
+		switch args[0] {
+		case "-h":
+			for _, want := range []string{"gate-demo-worker ", "health", "version", "-log-format", "auto (tint text on a terminal, JSON otherwise)"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("-h lacks %q:\n%s", want, out.String())
+				}
+			}
+		case "version", "--version":
+			if !strings.HasPrefix(out.String(), "gate-demo-worker ") || !strings.Contains(out.String(), " go1.") {
+				t.Errorf("%s = %q", args[0], out.String())
+			}
+		case "health":
+			if !strings.Contains(out.String(), `(default "127.0.0.1:9101")`) {
+				t.Errorf("health -h: want the worker's metrics port as the default:\n%s", out.String())
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -24,73 +25,94 @@ func (a *app) call(args []string, stream bool) error {
 	if stream {
 		name = "stream"
 	}
-	fs := a.flagSet(name)
+	f := a.flags(name)
+	fs := f.FS
 	var kws kwFlag
 	fs.Var(&kws, "kw", "keyword argument key=value (value as JSON, or a plain word); repeatable")
+	data := fs.String("d", "", `arguments as one JSON document: [arg, ...] or {"args": [...], "kwargs": {...}}; @FILE reads FILE, - reads stdin`)
+	outPath := fs.String("o", "", "write the result to FILE (- for stdout): bytes raw, anything else as JSON; stream items are appended in order")
 	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "Usage: gatectl %s SERVICE.METHOD [ARG...] [-kw key=value...]\n\n", name)
+		fmt.Fprintf(fs.Output(), "Usage: gatectl %s SERVICE.METHOD [ARG...] [-kw key=value...] [-d @FILE|-|JSON] [-o FILE]\n\n", name)
 		fs.PrintDefaults()
 	}
-	f := cli.NewFlags(fs, a.getenv)
 	pos, err := f.ParseInterspersed(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 || !strings.Contains(pos[0], ".") {
+		fs.SetOutput(a.stderr)
 		fs.Usage()
 		return cli.Usagef("%s: want SERVICE.METHOD as the first argument", name)
 	}
 	method := pos[0]
-	params, kw, err := parseArgs(pos[1:], kws)
+	params, kw, err := a.callArgs(*data, pos[1:], kws)
 	if err != nil {
 		return err
 	}
-	c, err := a.client()
+	out, err := a.output(*outPath)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer out.close()
 
+	svc, fn, _ := strings.Cut(method, ".")
+	c, closeClient, err := a.client(false, []string{svc + "/" + fn})
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+
+	// -timeout bounds the whole call, stream or not.
+	ctx, cancel := a.callCtx()
+	defer cancel()
 	if !stream {
-		ctx, cancel := a.callCtx()
-		defer cancel()
 		v, err := c.CallKW(ctx, method, params, kw)
 		if err != nil {
-			return a.remote(err)
+			return a.remote(a.deadline(ctx, method, err))
 		}
-		return a.printJSON(v, a.g.json)
+		return errors.Join(out.write(v, a.g.json), out.close())
 	}
-	// A stream lives until it ends; each item must come within -timeout of
-	// the previous one (the client's reply timeout).
-	s, err := c.StreamKW(a.ctx, method, params, kw)
+	s, err := c.StreamKW(ctx, method, params, kw)
 	if err != nil {
-		return a.remote(err)
+		return a.remote(a.deadline(ctx, method, err))
 	}
 	defer s.Close()
 	for v, err := range s.All() {
 		if err != nil {
-			return a.remote(err)
+			return a.remote(a.deadline(ctx, method, err))
 		}
-		if err := a.printJSON(v, true); err != nil {
+		if err := out.write(v, true); err != nil {
 			return err
 		}
 	}
-	return nil
+	return out.close()
 }
 
-// noArgs parses a subcommand that takes only the global flags and want
-// positional arguments.
+// deadline rewrites the error of a call that ran out of -timeout into one
+// that says so; other errors are returned unchanged.
+func (a *app) deadline(ctx context.Context, method string, err error) error {
+	if ctx.Err() == context.DeadlineExceeded && a.ctx.Err() == nil &&
+		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, gate.ErrTimeout)) {
+		return fmt.Errorf("%s: no reply within -timeout %v from the broker at %s", method, a.g.timeout, a.g.broker)
+	}
+	return err
+}
+
+// parseSimple parses a subcommand that takes only the global flags and
+// want positional arguments.
 func (a *app) parseSimple(name, usage string, want int, args []string) ([]string, error) {
-	fs := a.flagSet(name)
+	f := a.flags(name)
+	fs := f.FS
 	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "Usage: gatectl %s\n\n", usage)
+		fmt.Fprintf(fs.Output(), "Usage: gatectl %s\n\n", usage)
 		fs.PrintDefaults()
 	}
-	pos, err := cli.NewFlags(fs, a.getenv).ParseInterspersed(args)
+	pos, err := f.ParseInterspersed(args)
 	if err != nil {
 		return nil, err
 	}
 	if len(pos) != want {
+		fs.SetOutput(a.stderr)
 		fs.Usage()
 		return nil, cli.Usagef("%s: want %d argument(s), got %q", name, want, pos)
 	}
@@ -107,11 +129,11 @@ func (a *app) services(args []string) error {
 	if _, err := a.parseSimple("services", "services", 0, args); err != nil {
 		return err
 	}
-	c, err := a.client()
+	c, closeClient, err := a.client(false, a.internalMethods())
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeClient()
 	ctx, cancel := a.callCtx()
 	defer cancel()
 	names, err := c.Services(ctx)
@@ -148,11 +170,11 @@ func (a *app) info(args []string) error {
 	if _, err := a.parseSimple("info", "info", 0, args); err != nil {
 		return err
 	}
-	c, err := a.client()
+	c, closeClient, err := a.client(false, a.internalMethods())
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeClient()
 	ctx, cancel := a.callCtx()
 	defer cancel()
 	bi, err := c.Info(ctx)
@@ -175,14 +197,20 @@ func (a *app) interfaces(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.client()
+	c, closeClient, err := a.client(false, a.internalMethods())
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeClient()
 	ctx, cancel := a.callCtx()
 	defer cancel()
 	ifs, err := c.Interfaces(ctx, pos[0])
+	var ge *gate.Error
+	if err != nil && pos[0] == a.settings.InternalService && errors.As(err, &ge) && ge.Class == "AttributeError" {
+		// Brokers (0.2.12 and gate) do not answer get_interfaces: list the
+		// functions they serve.
+		ifs, err = brokerInterfaces, nil
+	}
 	if err != nil {
 		return a.remote(err)
 	}
@@ -200,6 +228,27 @@ func (a *app) interfaces(args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", k, ifs[k].Signature, doc)
 	}
 	return tw.Flush()
+}
+
+// brokerInterfaces are the functions of a broker's internal service
+// (0.2.12's, and gate's cancel), for `interfaces Gate`: brokers do not
+// answer get_interfaces.
+var brokerInterfaces = map[string]gate.Interface{
+	"get_services":  {Signature: "() -> list[str]", Doc: "Names of the services with workers, and the internal service."},
+	"query_service": {Signature: "(name: str) -> str | None", Doc: "The description a service's workers announced, or None."},
+	"info":          {Signature: "() -> {my_id: bytes, services: list[str]}", Doc: "The broker's id and its worker services."},
+	"keepalive":     {Signature: "(b'heartbeat') -> b'200'", Doc: "Liveness probe (gate-broker health)."},
+	"cancel":        {Signature: "(request_id: bytes) -> bool", Doc: "gate extension: cancel one of the caller's own requests."},
+}
+
+// internalMethods are the broker's Gate.* functions the inspection
+// commands call, as span names.
+func (a *app) internalMethods() []string {
+	var ms []string
+	for _, fn := range []string{"get_services", "query_service", "info", "get_interfaces", "keepalive"} {
+		ms = append(ms, a.settings.InternalService+"/"+fn)
+	}
+	return ms
 }
 
 var _ flag.Value = (*kwFlag)(nil)

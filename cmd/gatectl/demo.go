@@ -28,8 +28,8 @@ const (
 // demo runs a broker, demo workers, a traffic generator and the telemetry
 // server in this process until the context ends (SIGINT/SIGTERM).
 func (a *app) demo(args []string) error {
-	fs := a.flagSet("demo")
-	f := cli.NewFlags(fs, a.getenv)
+	f := a.flags("demo")
+	fs := f.FS
 	frontend := f.String("frontend", "GATE_FRONTEND", demoFrontend, "broker frontend (clients) to bind")
 	backend := f.String("backend", "GATE_BACKEND", demoBackend, "broker backend (workers) to bind")
 	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", demoMetricsAddr, "listen address of /metrics, /healthz, /readyz; empty: none")
@@ -37,7 +37,7 @@ func (a *app) demo(args []string) error {
 	workers := f.Int("workers", "GATE_WORKERS", 2, "demo workers")
 	procs := f.Int("procs", "GATE_PROCS", 2, "child processes for demo.cpu; 0 runs it in-process")
 	rate := f.Float("rate", "", 5, "traffic generator calls per second; 0 disables it")
-	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto, text or json")
+	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint text on a terminal, JSON otherwise), text or json")
 	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := f.Parse(args); err != nil {
 		return err
@@ -52,10 +52,7 @@ func (a *app) demo(args []string) error {
 	if err != nil {
 		return err
 	}
-	settings, err := gate.SettingsFromEnv(a.getenv)
-	if err != nil {
-		return err
-	}
+	settings := a.settings
 
 	// Teardown runs in reverse order of construction.
 	var stops []func(context.Context) error
@@ -202,7 +199,8 @@ func printBanner(w io.Writer, front, back, metrics, service string, workers int,
 	if front != defaultBroker {
 		ctl += " -broker " + front
 	}
-	fmt.Fprintf(w, "gate demo is running — Ctrl-C to stop.\n\n")
+	fmt.Fprintf(w, "gate demo is running — Ctrl-C to stop.\n")
+	fmt.Fprintf(w, "  version   %s\n\n", cli.VersionLine("gatectl"))
 	fmt.Fprintf(w, "  broker    frontend %s (clients)  backend %s (workers)\n", front, back)
 	fmt.Fprintf(w, "  workers   %d × service %q: %s\n", workers, service, strings.Join(methods, ", "))
 	if rate > 0 {

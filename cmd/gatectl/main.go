@@ -1,23 +1,34 @@
 // Command gatectl calls, inspects and load-tests gate-rpc services through
 // a broker, and runs the whole demo in one process.
 //
-//	gatectl [-broker tcp://127.0.0.1:5555] [-timeout 10s] [-json] [-v] COMMAND ...
+//	gatectl [-broker tcp://127.0.0.1:5555] [-timeout 60s] [-json] [-v] COMMAND ...
 //
-//	gatectl call SERVICE.METHOD [ARG...] [-kw key=value...]
-//	gatectl stream SERVICE.METHOD [ARG...] [-kw key=value...]
+//	gatectl call SERVICE.METHOD [ARG...] [-kw key=value...] [-d @FILE|-|JSON] [-o FILE]
+//	gatectl stream SERVICE.METHOD [ARG...] [-kw key=value...] [-d @FILE|-|JSON] [-o FILE]
 //	gatectl services | info | interfaces SERVICE
-//	gatectl bench -service S -method M -concurrency N -duration D -size BYTES [-rate R]
+//	gatectl bench -service S -method M [-n N | -duration D] [-warmup D] [-concurrency C]
+//	              [-connections K] [-size BYTES | -d ...] [-stream] [-rate R] [-csv FILE]
 //	              [-metrics-addr ADDR [-pprof]] [-histogram-png FILE] [-progress]
 //	gatectl demo [-frontend E] [-backend E] [-metrics-addr ADDR] [-workers N] [-rate R]
 //	gatectl health [-addr HOST:PORT] [-path /healthz]
+//	gatectl version | -version
+//	gatectl help [COMMAND]
 //
 // Global flags may come before or after the command and mirror environment
 // variables (flag, then env, then default): -broker GATE_BROKER (the
-// broker's frontend), -timeout GATE_TIMEOUT (per call; for streams, per
-// item). Other GATE_* variables (heartbeat, huge data limits) configure
-// the client through gate.SettingsFromEnv. Exit codes: 0 success, 1
-// failure (a remote exception, a failed bench call, an unhealthy target),
-// 2 usage error.
+// broker's frontend), -timeout GATE_REPLY_TIMEOUT (gate.Settings.ReplyTimeout:
+// the deadline of a call, of a whole stream, and of each bench call). Other
+// GATE_* variables (heartbeat, HWM, huge data limits) configure the client
+// through gate.SettingsFromEnv; a malformed or invalid value of any of them
+// is refused. Before it waits for a reply, a command checks that something
+// speaking ZeroMQ listens at a tcp:// or ipc:// -broker (it reads the ZMTP
+// greeting, within -timeout and at most 3s), so a broker that is down is
+// reported at once ("no broker answered at tcp://...: connection
+// refused"). With OTEL_* configuring an exporter, every command traces its
+// client hop (service name gatectl). -h, help and -version print on
+// stdout. Exit codes: 0 success, 1 failure (a remote exception, no broker,
+// a failed bench call, an unhealthy target), 2 usage error (a bad flag or
+// GATE_* value).
 //
 // # Values
 //
@@ -28,6 +39,19 @@
 // msgpack bin values ([]byte) print as {"$bytes": "<base64>"}, and that
 // same object given as an argument is sent as bin; maps with non-string
 // keys print their keys as text, bin keys in base64.
+//
+// -d gives the arguments as one JSON document instead, for arguments too
+// long for a command line: a bare array of positional arguments, or an
+// object {"args": [...], "kwargs": {...}} (either key may be absent);
+// -d @FILE reads FILE, -d - reads stdin (up to 256 MiB). Positional
+// words are appended to -d's arguments and -kw pairs override its
+// kwargs. -o FILE writes the result to FILE instead of stdout: a bytes
+// result (bin, huge data) raw, anything else as a JSON line; stream items
+// are appended in order; -o - writes raw bytes to stdout.
+//
+//	$ gatectl call demo.echo -d '{"args": [1], "kwargs": {"name": "gate"}}'
+//	$ gatectl call demo.huge 1000000 -o blob.bin
+//	$ echo '[3]' | gatectl stream demo.count -d -
 //
 //	$ gatectl call demo.echo hello 42 '{"x":[1,2]}' -kw name=gate
 //	{
@@ -70,34 +94,44 @@
 //
 // # bench
 //
-// bench runs -concurrency closed-loop callers of SERVICE.METHOD, each
-// sending one bin argument of -size bytes (the demo's echo sends it back),
-// for -duration or until SIGINT, optionally paced to -rate calls/s in
-// total. A progress line is printed on stderr every second when stderr is
-// a terminal (or with -progress). The summary gives calls/s, errors by
-// code, min/mean/p50/p90/p99/max latency of the successful calls and a
-// log-scale text histogram; -json prints the same as one JSON object
-// (latencies in milliseconds), and -histogram-png FILE draws the
-// histogram as a PNG. Latencies are recorded in an HDR-like histogram (32
-// sub-buckets per power of two: at most 3% error). With -metrics-addr,
-// the client is instrumented (rpc_client_* metrics, traces with OTEL_*)
-// and /metrics, /healthz are served while the bench runs. bench exits 1
-// if any call failed.
+// bench runs -concurrency closed-loop callers (at most 10000) of
+// SERVICE.METHOD over -connections clients (each its own socket and I/O
+// loop), each call sending one bin argument of -size bytes (the demo's
+// echo sends it back) or the arguments of -d, for -duration, for -n calls
+// in total, or until SIGINT, optionally paced to -rate calls/s in total,
+// after -warmup of unrecorded calls. With -stream each call is a stream:
+// its latency runs to the last item and items/s is reported. A first call
+// is made alone: when it fails on this side (an argument that cannot be
+// encoded), bench stops there, as it does at the first such error later;
+// remote errors are counted. A progress line
+// is printed on stderr every second when stderr is a terminal (or with
+// -progress). The summary gives calls/s, errors by code,
+// min/mean/p50/p90/p95/p99/p99.9/max latency of the successful calls and
+// a log-scale text histogram; -json prints the same as one JSON object
+// (latencies in milliseconds), -csv FILE appends it as a CSV row (with a
+// header when FILE is new) and -histogram-png FILE draws the histogram as
+// a PNG. Latencies are recorded in an HDR-like histogram (32 sub-buckets
+// per power of two: at most 3% error). With -metrics-addr, the client is
+// instrumented (rpc_client_* metrics, traces with OTEL_*) and /metrics,
+// /healthz are served while the bench runs. bench exits 1 if any call
+// failed.
 //
 //	$ gatectl bench -service demo -method echo -concurrency 4 -duration 10s -size 1024 -histogram-png h.png
-//	bench demo.echo: 4 callers, 1024-byte payload, 10.002s
-//	  calls     21079 (2107.4/s)
+//	bench demo.echo: 4 callers on 1 connection(s), 1024-byte payload, 10.001s
+//	  calls     19353 (1935.0/s)
 //	  errors    0
-//	  latency   min 556µs  mean 1.89ms  p50 1.77ms  p90 2.62ms  p99 4.98ms  max 22.4ms
+//	  latency   min 457µs  mean 2.06ms  p50 1.70ms  p90 3.15ms  p95 4.13ms  p99 7.73ms  p99.9 25.7ms  max 97.0ms
 //
 //	latency histogram (successful calls):
-//	      556µs - 700µs             9   0.0% ■
-//	      700µs - 882µs           117   0.6% ■
-//	      882µs - 1.11ms          945   4.5% ■■■■■■
-//	     1.11ms - 1.40ms         3366  16.0% ■■■■■■■■■■■■■■■■■■■■■■
-//	     1.40ms - 1.76ms         6190  29.4% ■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■
+//	      457µs - 639µs            31   0.2% ■
+//	      639µs - 893µs           529   2.7% ■■■
+//	      893µs - 1.25ms         3280  16.9% ■■■■■■■■■■■■■■■■■■■■■
 //	     ...
-//	     17.8ms - 22.4ms            3   0.0% ■
+//	     18.2ms - 25.4ms           22   0.1% ■
+//	     25.4ms - 35.5ms            7   0.0% ■
+//	     35.5ms - 49.7ms            8   0.0% ■
+//	     49.7ms - 69.4ms            0   0.0%
+//	     69.4ms - 97.0ms            4   0.0% ■
 //
 // (gate-broker and a 2-worker gate-demo-worker on a 2-core machine;
 // docs/bench-histogram.png is that run's -histogram-png.)

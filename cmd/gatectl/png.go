@@ -7,20 +7,20 @@ import (
 	"io"
 	"math"
 	"strconv"
-	"strings"
 	"time"
+	"unicode"
 )
 
 // The latency histogram as a PNG, drawn with the standard library only:
 // bars on a logarithmic latency axis, p50/p90/p99 markers, axes with tick
-// labels and a title, in a 3×5 pixel font scaled up.
+// labels and a title, in a 3×5 pixel font (with lower case) scaled up.
 
 var (
 	pngBG     = color.RGBA{0xff, 0xff, 0xff, 0xff}
 	pngInk    = color.RGBA{0x33, 0x33, 0x33, 0xff}
 	pngGrid   = color.RGBA{0xe4, 0xe4, 0xe4, 0xff}
 	pngBar    = color.RGBA{0x3b, 0x7d, 0xd8, 0xff}
-	pngMarker = [...]color.RGBA{{0x2c, 0xa0, 0x2c, 0xff}, {0xff, 0x99, 0x00, 0xff}, {0xd6, 0x27, 0x28, 0xff}}
+	pngMarker = [...]color.RGBA{{0x2c, 0xa0, 0x2c, 0xff}, {0xff, 0x99, 0x00, 0xff}, {0xd6, 0x27, 0x28, 0xff}, {0x94, 0x67, 0xbd, 0xff}}
 )
 
 const (
@@ -150,10 +150,16 @@ func textWidth(s string) int {
 	return len([]rune(s)) * (pngGlyphW + 1) * pngScale
 }
 
-// drawText draws s (upper-cased, µ as U) with its top-left corner at x, y.
+// drawText draws s with its top-left corner at x, y; descenders (g, p,
+// q, y, j, µ) go one font pixel below the line. A rune without a glyph
+// is drawn as its upper-case glyph, else left blank.
 func drawText(img *image.RGBA, x, y int, s string, c color.RGBA) {
-	for _, r := range strings.ToUpper(strings.ReplaceAll(s, "µ", "u")) {
-		if g, ok := font3x5[r]; ok {
+	for _, r := range s {
+		g, ok := font3x5[r]
+		if !ok {
+			g, ok = font3x5[unicode.ToUpper(r)]
+		}
+		if ok {
 			for row, line := range g {
 				for col, px := range line {
 					if px == '#' {
@@ -166,7 +172,10 @@ func drawText(img *image.RGBA, x, y int, s string, c color.RGBA) {
 	}
 }
 
-var font3x5 = map[rune][5]string{
+// font3x5 is a 3×5 pixel font (capitals and digits on rows 0–4,
+// lower case with a 4-row x-height and a descender row 5), so that units
+// read as written: "2.06ms", "812µs".
+var font3x5 = map[rune][]string{
 	'0': {"###", "#.#", "#.#", "#.#", "###"}, '1': {".#.", "##.", ".#.", ".#.", "###"},
 	'2': {"###", "..#", "###", "#..", "###"}, '3': {"###", "..#", "###", "..#", "###"},
 	'4': {"#.#", "#.#", "###", "..#", "..#"}, '5': {"###", "#..", "###", "..#", "###"},
@@ -191,4 +200,18 @@ var font3x5 = map[rune][5]string{
 	'(': {".#.", "#..", "#..", "#..", ".#."}, ')': {".#.", "..#", "..#", "..#", ".#."},
 	'%': {"#.#", "..#", ".#.", "#..", "#.#"}, '=': {"...", "###", "...", "###", "..."},
 	'_': {"...", "...", "...", "...", "###"}, '+': {"...", ".#.", "###", ".#.", "..."},
+	'a': {"...", "##.", ".##", "#.#", "###"}, 'b': {"#..", "##.", "#.#", "#.#", "##."},
+	'c': {"...", ".##", "#..", "#..", ".##"}, 'd': {"..#", ".##", "#.#", "#.#", ".##"},
+	'e': {"...", ".#.", "###", "#..", ".##"}, 'f': {"..#", ".#.", "###", ".#.", ".#."},
+	'g': {"...", ".##", "#.#", "#.#", ".##", "##."}, 'h': {"#..", "##.", "#.#", "#.#", "#.#"},
+	'i': {".#.", "...", "##.", ".#.", "###"}, 'j': {"..#", "...", "..#", "..#", "#.#", ".#."},
+	'k': {"#..", "#.#", "##.", "##.", "#.#"}, 'l': {"##.", ".#.", ".#.", ".#.", "###"},
+	'm': {"...", "###", "###", "#.#", "#.#"}, 'n': {"...", "##.", "#.#", "#.#", "#.#"},
+	'o': {"...", ".#.", "#.#", "#.#", ".#."}, 'p': {"...", "##.", "#.#", "#.#", "##.", "#.."},
+	'q': {"...", ".##", "#.#", "#.#", ".##", "..#"}, 'r': {"...", ".##", "#..", "#..", "#.."},
+	's': {"...", ".##", "##.", "..#", "##."}, 't': {".#.", "###", ".#.", ".#.", "..#"},
+	'u': {"...", "#.#", "#.#", "#.#", ".##"}, 'v': {"...", "#.#", "#.#", "#.#", ".#."},
+	'w': {"...", "#.#", "#.#", "###", "#.#"}, 'x': {"...", "#.#", ".#.", ".#.", "#.#"},
+	'y': {"...", "#.#", "#.#", "#.#", ".##", "##."}, 'z': {"...", "###", "..#", ".#.", "###"},
+	'µ': {"...", "#.#", "#.#", "#.#", "###", "#.."}, '×': {"...", "#.#", ".#.", "#.#", "..."},
 }

@@ -10,15 +10,17 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/cli"
+	"github.com/gaterpc/gate/telemetry"
+	"github.com/gaterpc/gate/telemetry/setup"
 )
 
-// Defaults of the global flags.
-const (
-	defaultBroker  = "tcp://127.0.0.1:5555"
-	defaultTimeout = 10 * time.Second
-)
+// defaultBroker is the default of -broker (GATE_BROKER). The default of
+// -timeout is gate.Settings.ReplyTimeout (GATE_REPLY_TIMEOUT, 60s).
+const defaultBroker = "tcp://127.0.0.1:5555"
 
 // globals are the flags every subcommand accepts, before or after its
 // name.
@@ -33,7 +35,7 @@ type globals struct {
 // current values as defaults, so they may also follow the command name.
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.broker, "broker", g.broker, "broker frontend endpoint (env GATE_BROKER)")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "per-call timeout (env GATE_TIMEOUT)")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "deadline of a call, or of a whole stream (env GATE_REPLY_TIMEOUT)")
 	fs.BoolVar(&g.json, "json", g.json, "machine-readable JSON output")
 	fs.BoolVar(&g.verbose, "v", g.verbose, "verbose: tracebacks of remote exceptions, debug logs")
 }
@@ -44,6 +46,12 @@ type app struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
 	g              globals
+	settings       gate.Settings // from the GATE_* environment
+
+	// tel traces the client hop when OTEL_* asks for it; made by the
+	// first client (tracing), flushed when run returns.
+	tel     *setup.Telemetry
+	telMade bool
 }
 
 const usageText = `gatectl — call, inspect and load-test gate-rpc services through a broker.
@@ -52,19 +60,30 @@ Usage:
   gatectl [global flags] COMMAND [flags] [args]
 
 Commands:
-  call SERVICE.METHOD [ARG...] [-kw key=value...]   call a method, print the result as JSON
-  stream SERVICE.METHOD [ARG...] [-kw key=value...] call a streaming method, one JSON line per item
+  call SERVICE.METHOD [ARG...] [-kw key=value...] [-d @FILE|-|JSON] [-o FILE]
+                                                    call a method, print the result as JSON
+  stream SERVICE.METHOD [ARG...] [-kw key=value...] [-d ...] [-o FILE]
+                                                    call a streaming method, one JSON line per item
   services                                          services the broker knows, with descriptions
   info                                              the broker's id and worker services
   interfaces SERVICE                                a service's methods (get_interfaces)
-  bench [-service S -method M -concurrency N -duration D -size BYTES ...]
+  bench [-service S -method M -n N | -duration D -concurrency C -connections K -size BYTES | -d ...]
                                                     closed-loop load with a latency summary
   demo                                              broker + demo workers + traffic in one process
   health [-addr HOST:PORT]                          GET /healthz of a gate binary, exit 0 on 200
+  version                                           print the version
+  help [COMMAND]                                    this text, or a command's flags
 
 Arguments are JSON values (1, 2.5, true, null, "s", [1,2], {"a":1},
 {"$bytes":"<base64>"} for bytes); words that are not JSON are strings.
-Run "gatectl COMMAND -h" for a command's flags.
+-d takes the arguments as one JSON document instead: a bare array of
+positional arguments, or {"args": [...], "kwargs": {...}}; -d @FILE reads
+it from FILE, -d - from stdin. -o FILE writes the result's bytes (or its
+JSON) to FILE.
+
+Every GATE_* variable of gate.SettingsFromEnv is validated (exit 2 on a
+bad value); OTEL_* configures trace export. Exit codes: 0 success, 1
+failure, 2 usage error.
 
 Global flags (also accepted after COMMAND):
 `
@@ -73,15 +92,21 @@ Global flags (also accepted after COMMAND):
 // default) and runs the subcommand named by the first argument.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	a := &app{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr}
+	defer func() { a.shutdown(a.tel) }()
+	settings, err := cli.Settings(getenv)
+	if err != nil {
+		return err
+	}
+	a.settings = settings
 	fs := flag.NewFlagSet("gatectl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := cli.NewFlags(fs, getenv)
+	f := cli.NewFlags(fs, getenv).Output(stdout, stderr)
 	broker := f.String("broker", "GATE_BROKER", defaultBroker, "broker frontend endpoint")
-	timeout := f.Duration("timeout", "GATE_TIMEOUT", defaultTimeout, "per-call timeout")
+	timeout := fs.Duration("timeout", settings.ReplyTimeout, "deadline of a call, or of a whole stream (env GATE_REPLY_TIMEOUT)")
 	jsonOut := fs.Bool("json", false, "machine-readable JSON output")
 	verbose := fs.Bool("v", false, "verbose: tracebacks of remote exceptions, debug logs")
+	f.VersionFlag("gatectl")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
+		fmt.Fprintf(fs.Output(), "%s\n\n%s", cli.VersionLine("gatectl"), usageText)
 		fs.PrintDefaults()
 	}
 	if err := f.Parse(args); err != nil {
@@ -92,6 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.Usagef("-timeout %v: want > 0", a.g.timeout)
 	}
 	if fs.NArg() == 0 {
+		fs.SetOutput(stderr)
 		fs.Usage()
 		return cli.Usagef("missing command")
 	}
@@ -112,23 +138,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "demo":
 		return a.demo(rest)
 	case "health":
-		return cli.Health(ctx, "gatectl health", rest, getenv, stdout, stderr)
+		return cli.Health(ctx, "gatectl health", cli.DefaultHealthAddr, rest, getenv, stdout, stderr)
+	case "version":
+		cli.PrintVersion(stdout, "gatectl")
+		return nil
 	case "help":
+		if len(rest) > 0 && rest[0] != "help" {
+			return run(ctx, append([]string{rest[0], "-h"}, rest[1:]...), getenv, stdout, stderr)
+		}
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return nil
 	}
+	fs.SetOutput(stderr)
 	fs.Usage()
 	return cli.Usagef("unknown command %q", cmd)
 }
 
-// flagSet returns a subcommand's flag set with the global flags defined
-// on it.
-func (a *app) flagSet(name string) *flag.FlagSet {
+// flags returns a subcommand's flags with the global flags defined on
+// them; -h prints on stdout, mistakes on stderr.
+func (a *app) flags(name string) *cli.Flags {
 	fs := flag.NewFlagSet("gatectl "+name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
+	f := cli.NewFlags(fs, a.getenv).Output(a.stdout, a.stderr)
 	a.g.register(fs)
-	return fs
+	return f
 }
 
 // logger is what library code logs through: warnings and errors on
@@ -141,18 +174,70 @@ func (a *app) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
-// client connects to the broker with the GATE_* settings, the global
-// timeout and the given options (later ones win).
-func (a *app) client(opts ...gate.CommonOption) (*gate.Client, error) {
-	settings, err := gate.SettingsFromEnv(a.getenv)
+// client probes the broker (probeBroker: fail at once when nothing
+// listens at -broker), then connects with the GATE_* settings, the global
+// timeout and the given options (later ones win). Unless instrumented
+// (bench -metrics-addr brings its own middleware), the client hop is
+// traced when OTEL_* configures an exporter, with methods as the span
+// names (run flushes the spans when the command returns). The returned
+// function closes the client.
+func (a *app) client(instrumented bool, methods []string, opts ...gate.ClientOption) (*gate.Client, func(), error) {
+	if err := probeBroker(a.ctx, a.g.broker, a.g.timeout); err != nil {
+		return nil, nil, err
+	}
+	all := []gate.ClientOption{gate.WithSettings(a.settings), gate.WithLogger(a.logger()), gate.WithTimeout(a.g.timeout)}
+	var tel *setup.Telemetry
+	if !instrumented {
+		var err error
+		if tel, err = a.tracing(); err != nil {
+			return nil, nil, err
+		}
+		if tel != nil {
+			all = append(all, gate.WithMiddleware(telemetry.Tracing(telemetry.WithTracerProvider(tel.TracerProvider),
+				telemetry.WithPropagators(tel.Propagator), telemetry.WithMethods(methods...))))
+		}
+	}
+	c, err := gate.NewClient(a.g.broker, append(all, opts...)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	all := []gate.ClientOption{gate.WithSettings(settings), gate.WithLogger(a.logger()), gate.WithTimeout(a.g.timeout)}
-	for _, o := range opts {
-		all = append(all, o)
+	return c, func() { _ = c.Close() }, nil
+}
+
+// tracing returns the telemetry of the command (made once) when OTEL_*
+// configures a trace exporter, else nil.
+func (a *app) tracing() (*setup.Telemetry, error) {
+	if a.telMade {
+		return a.tel, nil
 	}
-	return gate.NewClient(a.g.broker, all...)
+	a.telMade = true
+	lvl := slog.LevelWarn
+	if a.g.verbose {
+		lvl = slog.LevelDebug
+	}
+	tel, err := setup.New(a.ctx, setup.Config{ServiceName: "gatectl", Role: gate.RoleClient.String(),
+		LogFormat: "text", LogLevel: lvl, LogWriter: a.stderr, NoGlobals: true})
+	if err != nil {
+		return nil, cli.UsageError{Err: err}
+	}
+	if _, off := tel.TracerProvider.(noop.TracerProvider); off {
+		a.shutdown(tel)
+		return nil, nil
+	}
+	a.tel = tel
+	return tel, nil
+}
+
+// shutdown flushes tel (exports the buffered spans); nil is a no-op.
+func (a *app) shutdown(tel *setup.Telemetry) {
+	if tel == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		fmt.Fprintf(a.stderr, "gatectl: telemetry: %v\n", err)
+	}
 }
 
 // callCtx bounds one call by the global timeout.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"image/png"
@@ -13,12 +14,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
@@ -105,6 +110,13 @@ func gatectl(t *testing.T, frontend string, args ...string) (stdout, stderr stri
 
 func exitCode(err error) int { return cli.ExitCode("gatectl", err, io.Discard) }
 
+// printed is what main prints on stderr for err.
+func printed(err error) string {
+	var b bytes.Buffer
+	cli.ExitCode("gatectl", err, &b)
+	return b.String()
+}
+
 func TestCall(t *testing.T) {
 	front := startDemo(t)
 	for _, tt := range []struct {
@@ -132,10 +144,18 @@ func TestCall(t *testing.T) {
 		{name: "unknown method", args: []string{"call", "demo.nope"}, code: 1, stderrRE: `AttributeError`},
 		{name: "type error", args: []string{"call", "demo.count", "many"}, code: 1, stderrRE: `TypeError`},
 		{name: "no method", args: []string{"call"}, code: 2},
+		{name: "-d array", args: []string{"call", "demo.echo", "-d", `[1, "two", {"$bytes":"AAE="}]`},
+			want: `{"args":[1,"two",{"$bytes":"AAE="}],"kwargs":{}}`},
+		{name: "-d object, words appended, -kw wins", args: []string{"call", "demo.echo", "-d", `{"args":[1],"kwargs":{"a":1,"b":2}}`, "x", "-kw", "b=3"},
+			want: `{"args":[1,"x"],"kwargs":{"a":1,"b":3}}`},
+		{name: "-d bad shape", args: []string{"call", "demo.echo", "-d", `{"x":1}`}, code: 2, stderrRE: `unexpected key "x"`},
+		{name: "-d not JSON", args: []string{"call", "demo.echo", "-d", `[1,`}, code: 2, stderrRE: `-d: not JSON`},
+		{name: "-d missing file", args: []string{"call", "demo.echo", "-d", "@/nonexistent/args.json"}, code: 2, stderrRE: `no such file`},
 		{name: "bad kw", args: []string{"call", "demo.echo", "-kw", "novalue"}, code: 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			out, errs, err := gatectl(t, front, tt.args...)
+			errs += printed(err)
 			if got := exitCode(err); got != tt.code {
 				t.Fatalf("gatectl %q: exit %d (err %v), want %d\nstderr: %s", tt.args, got, err, tt.code, errs)
 			}
@@ -172,6 +192,109 @@ func TestStream(t *testing.T) {
 	if exitCode(err) != 1 || !strings.Contains(errs, "count(n)") {
 		t.Fatalf("stream demo.count -1: err %v, stderr %q; want exit 1 with the exception", err, errs)
 	}
+	// -timeout bounds the whole stream (and the call).
+	for _, cmd := range []string{"stream", "call"} {
+		out, errs, err = gatectl(t, front, "-timeout", "200ms", cmd, "demo.sleep", "5")
+		errs += printed(err)
+		if exitCode(err) != 1 || out != "" || !strings.Contains(errs, "demo.sleep: no reply within -timeout 200ms from the broker at "+front) {
+			t.Fatalf("-timeout 200ms %s demo.sleep 5 = %q, exit %d, stderr %q; want exit 1, no reply within -timeout", cmd, out, exitCode(err), errs)
+		}
+	}
+}
+
+// TestDataAndOutput: -d @FILE and -d - (stdin) carry the arguments, -o
+// writes bytes raw and other results as JSON.
+func TestDataAndOutput(t *testing.T) {
+	front := startDemo(t)
+	dir := t.TempDir()
+	big := strings.Repeat("x", 300<<10) // more than a shell passes in one argument
+	argsFile := filepath.Join(dir, "args.json")
+	if err := os.WriteFile(argsFile, []byte(`{"args": ["`+big+`"], "kwargs": {"k": [1, 2]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, err := gatectl(t, front, "-json", "call", "demo.echo", "-d", "@"+argsFile)
+	var echo struct {
+		Args   []string         `json:"args"`
+		Kwargs map[string][]int `json:"kwargs"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &echo) != nil || len(echo.Args) != 1 || echo.Args[0] != big || len(echo.Kwargs["k"]) != 2 {
+		t.Fatalf("call -d @file: %v, stderr %q, stdout %.200q", err, errs, out)
+	}
+
+	saved := stdin
+	t.Cleanup(func() { stdin = saved })
+	stdin = strings.NewReader(`[3]`)
+	out, errs, err = gatectl(t, front, "stream", "demo.count", "-d", "-")
+	if err != nil || out != "0\n1\n2\n" {
+		t.Fatalf("stream -d - = %q, %v, %q", out, err, errs)
+	}
+
+	// Bytes go to -o raw: demo.huge 100000 is 100000 pseudo-random bytes.
+	raw := filepath.Join(dir, "huge.bin")
+	out, errs, err = gatectl(t, front, "call", "demo.huge", "100000", "-o", raw)
+	if err != nil || out != "" {
+		t.Fatalf("call -o: %q, %v, %q", out, err, errs)
+	}
+	if b, err := os.ReadFile(raw); err != nil || len(b) != 100000 {
+		t.Fatalf("-o file holds %d bytes (%v), want 100000", len(b), err)
+	}
+	// Other results as JSON lines; stream items appended in order.
+	js := filepath.Join(dir, "items.json")
+	if _, errs, err = gatectl(t, front, "stream", "demo.count", "3", "-o", js); err != nil {
+		t.Fatalf("stream -o: %v %q", err, errs)
+	}
+	if b, err := os.ReadFile(js); err != nil || string(b) != "0\n1\n2\n" {
+		t.Fatalf("stream -o file = %q, %v", b, err)
+	}
+}
+
+// TestNoBroker: with nothing at -broker, every command that talks to the
+// broker fails at once (no wait for -timeout) saying so.
+func TestNoBroker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "tcp://" + ln.Addr().String()
+	ln.Close()
+	// A listener that accepts and says nothing: not a ZeroMQ peer.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	var conns sync.WaitGroup
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	defer conns.Wait()
+	defer mute.Close()
+	for _, tt := range []struct {
+		broker string
+		args   []string
+		want   string
+	}{
+		{closed, []string{"call", "demo.echo"}, "no broker answered at " + closed + ": connection refused"},
+		{closed, []string{"-timeout", "2s", "stream", "demo.count", "3"}, "no broker answered at " + closed},
+		{closed, []string{"services"}, "no broker answered at " + closed},
+		{closed, []string{"bench", "-duration", "1s"}, "no broker answered at " + closed},
+		{"ipc://" + filepath.Join(t.TempDir(), "none"), []string{"info"}, "no such socket file"},
+		{"tcp://" + mute.Addr().String(), []string{"-timeout", "300ms", "call", "demo.echo"}, "sent no ZMTP greeting within 300ms"},
+	} {
+		_, errs, err := gatectl(t, tt.broker, tt.args...)
+		errs += printed(err)
+		if exitCode(err) != 1 || !strings.Contains(errs, tt.want) {
+			t.Errorf("gatectl -broker %s %q: exit %d, stderr %q; want exit 1 mentioning %q", tt.broker, tt.args, exitCode(err), errs, tt.want)
+		}
+	}
 }
 
 func TestServicesInfoInterfaces(t *testing.T) {
@@ -198,6 +321,10 @@ func TestServicesInfoInterfaces(t *testing.T) {
 		if err != nil || !regexp.MustCompile(`(?m)^`+m+`\s`).MatchString(out) {
 			t.Fatalf("interfaces demo = %q, %v; want a row for %s", out, err, m)
 		}
+	}
+	out, _, err = gatectl(t, front, "interfaces", "Gate")
+	if err != nil || !regexp.MustCompile(`(?m)^keepalive\s`).MatchString(out) || !regexp.MustCompile(`(?m)^get_services\s`).MatchString(out) {
+		t.Fatalf("interfaces Gate = %q, %v; want the broker's functions", out, err)
 	}
 	if _, _, err := gatectl(t, front, "interfaces"); exitCode(err) != 2 {
 		t.Fatalf("interfaces without a service: %v, want a usage error", err)
@@ -257,6 +384,60 @@ func TestBench(t *testing.T) {
 	out, _, err = gatectl(t, front, "-json", "bench", "-method", "fail", "-concurrency", "1", "-duration", "100ms")
 	if exitCode(err) != 1 || json.Unmarshal([]byte(out), &r) != nil || r.Errors == 0 || r.Errors != r.Calls {
 		t.Fatalf("bench of fail: %v, %q", err, out)
+	}
+}
+
+// TestBenchModes: -n, -connections, -warmup, -d, -stream, -csv, the
+// p95/p99.9 columns, and a local error that stops bench at once.
+func TestBenchModes(t *testing.T) {
+	front := startDemo(t)
+	csvPath := filepath.Join(t.TempDir(), "runs.csv")
+
+	out, errs, err := gatectl(t, front, "-json", "bench", "-n", "50", "-concurrency", "4", "-connections", "2",
+		"-warmup", "100ms", "-d", `{"args": ["x"], "kwargs": {"k": 1}}`, "-csv", csvPath)
+	var r benchResult
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("bench -n 50: %v, %q, %q", err, out, errs)
+	}
+	l := r.Latency
+	if r.Calls != 50 || r.Errors != 0 || r.Connections != 2 || r.Size != -1 || l.P90 > l.P95 || l.P95 > l.P99 || l.P99 > l.P999 || l.P999 > l.Max {
+		t.Fatalf("bench -n 50 -connections 2: %+v", r)
+	}
+
+	out, errs, err = gatectl(t, front, "-json", "bench", "-method", "count", "-stream", "-n", "20", "-d", "[5]", "-csv", csvPath)
+	if err != nil || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("bench -stream: %v, %q, %q", err, out, errs)
+	}
+	if !r.Stream || r.Calls != 20 || r.Items != 100 || r.ItemsPerS <= 0 {
+		t.Fatalf("bench -stream of count(5), 20 streams: %+v, want 100 items", r)
+	}
+	out, _, err = gatectl(t, front, "bench", "-method", "count", "-stream", "-n", "4", "-d", "[2]")
+	for _, want := range []string{"bench demo.count (streams): 4 callers", "items     8 (", "p95 ", "p99.9 "} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("bench -stream summary lacks %q (%v):\n%s", want, err, out)
+		}
+	}
+
+	b, err := os.ReadFile(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil || len(rows) != 3 || !slices.Equal(rows[0], csvHeader) || rows[1][8] != "50" || rows[2][2] != "true" || rows[2][10] != "100" {
+		t.Fatalf("-csv file (header and one row per run) = %q, %v", rows, err)
+	}
+
+	// A payload the client cannot encode (over GATE_MAX_BIN_LEN): one
+	// error, no load.
+	out, errs, err = gatectl(t, front, "bench", "-size", strconv.Itoa(gate.DefaultMaxBinLen+1), "-duration", "5s")
+	errs += printed(err)
+	if exitCode(err) != 1 || out != "" || !strings.Contains(errs, "no load started") || !strings.Contains(errs, "encode arguments") {
+		t.Fatalf("bench of an unencodable payload: exit %d, stdout %q, stderr %q; want exit 1 before any load", exitCode(err), out, errs)
+	}
+	// An unknown service is a remote error: counted, exit 1.
+	out, errs, err = gatectl(t, front, "-json", "bench", "-service", "nope", "-n", "3", "-concurrency", "1")
+	if exitCode(err) != 1 || json.Unmarshal([]byte(out), &r) != nil || r.Calls != 3 || r.ErrorKind["UNAVAILABLE"] != 3 {
+		t.Fatalf("bench of an unknown service: exit %d, %q, stderr %q; want 3 UNAVAILABLE errors", exitCode(err), out, errs)
 	}
 }
 
@@ -371,19 +552,93 @@ func TestUsage(t *testing.T) {
 		args []string
 		env  map[string]string
 		code int
+		out  string // on stdout; stderr must then be empty
+		err  string // on stderr
 	}{
-		{"no command", nil, nil, 2},
-		{"unknown command", []string{"frob"}, nil, 2},
-		{"help", []string{"-h"}, nil, 0},
-		{"help command", []string{"help"}, nil, 0},
-		{"bad env", []string{"services"}, map[string]string{"GATE_TIMEOUT": "soon"}, 1},
-		{"bad bench flag", []string{"bench", "-concurrency", "0"}, nil, 2},
+		{name: "no command", code: 2, err: "missing command"},
+		{name: "unknown command", args: []string{"frob"}, code: 2, err: `unknown command "frob"`},
+		{name: "-h", args: []string{"-h"}, out: "Commands:"},
+		{name: "help", args: []string{"help"}, out: "Global flags"},
+		{name: "help command", args: []string{"help", "call"}, out: "Usage: gatectl call SERVICE.METHOD"},
+		{name: "command -h", args: []string{"bench", "-h"}, out: "-connections"},
+		{name: "health -h", args: []string{"health", "-h"}, out: "Usage: gatectl health"},
+		{name: "version", args: []string{"version"}, out: "gatectl "},
+		{name: "--version", args: []string{"--version"}, out: " libzmq "},
+		{name: "bad GATE_REPLY_TIMEOUT", args: []string{"services"}, env: map[string]string{"GATE_REPLY_TIMEOUT": "soon"}, code: 2, err: `GATE_REPLY_TIMEOUT="soon"`},
+		{name: "bad GATE_HWM", args: []string{"services"}, env: map[string]string{"GATE_HWM": "lots"}, code: 2, err: `GATE_HWM="lots"`},
+		{name: "bad broker-side setting", args: []string{"services"}, env: map[string]string{"GATE_TIMEOUT": "-3s"}, code: 2, err: "Timeout -3s: must be positive"},
+		{name: "bad flag", args: []string{"call", "-timeout", "x", "demo.echo"}, code: 2, err: "invalid value"},
+		{name: "bad bench flag", args: []string{"bench", "-concurrency", "0"}, code: 2, err: "-concurrency 0"},
+		{name: "absurd concurrency", args: []string{"bench", "-concurrency", "100000"}, code: 2, err: "want 1..10000"},
+		{name: "more connections than callers", args: []string{"bench", "-concurrency", "2", "-connections", "3"}, code: 2, err: "at most -concurrency"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
-			if got := exitCode(err); got != tt.code {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &out, &errb)
+			if got := cli.ExitCode("gatectl", err, &errb); got != tt.code {
 				t.Fatalf("gatectl %q = exit %d (%v), want %d", tt.args, got, err, tt.code)
 			}
+			if tt.out != "" && (!strings.Contains(out.String(), tt.out) || errb.Len() != 0) {
+				t.Errorf("gatectl %q: stdout %q, stderr %q; want everything on stdout, with %q", tt.args, out.String(), errb.String(), tt.out)
+			}
+			if tt.err != "" && !strings.Contains(errb.String(), tt.err) {
+				t.Errorf("gatectl %q: stderr %q, want %q", tt.args, errb.String(), tt.err)
+			}
 		})
+	}
+}
+
+// TestTracesClientHop: with OTEL_* pointing at an OTLP/HTTP receiver,
+// `gatectl call` exports its CLIENT span "demo/echo" as service gatectl.
+func TestTracesClientHop(t *testing.T) {
+	front := startDemo(t)
+	spans := make(chan string, 16)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, rs := range req.GetResourceSpans() {
+			svc := ""
+			for _, kv := range rs.GetResource().GetAttributes() {
+				if kv.GetKey() == "service.name" {
+					svc = kv.GetValue().GetStringValue()
+				}
+			}
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					select {
+					case spans <- svc + " " + s.GetKind().String() + " " + s.GetName():
+					default:
+					}
+				}
+			}
+		}
+		b, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(b)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+
+	if _, errs, err := gatectl(t, front, "call", "demo.echo", "traced"); err != nil {
+		t.Fatalf("call: %v %q", err, errs)
+	}
+	// gatectl flushed its spans before returning.
+	select {
+	case got := <-spans:
+		if got != "gatectl SPAN_KIND_CLIENT demo/echo" {
+			t.Fatalf("exported span %q, want the CLIENT span demo/echo of service gatectl", got)
+		}
+	default:
+		t.Fatal("gatectl call exported no span")
 	}
 }

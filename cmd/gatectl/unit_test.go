@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"image"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -142,5 +143,29 @@ func TestFmtDur(t *testing.T) {
 		if got := fmtDur(d); got != want {
 			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestPNGFontLowerCase: every rune of a duration label and of the PNG's
+// fixed labels has its own glyph, and lower case is drawn as lower case
+// ("2.06ms", not "2.06MS").
+func TestPNGFontLowerCase(t *testing.T) {
+	for _, s := range []string{"0123456789.", "ns µs ms s", "calls latency (log scale) p50 p90 p99 p99.9", "gatectl bench callers bytes calls/s errors"} {
+		for _, r := range s {
+			if _, ok := font3x5[r]; !ok && r != ' ' {
+				t.Errorf("font3x5 has no glyph for %q (in %q)", r, s)
+			}
+		}
+	}
+	render := func(s string) *image.RGBA {
+		img := image.NewRGBA(image.Rect(0, 0, 100, 20))
+		drawText(img, 0, 0, s, pngInk)
+		return img
+	}
+	if bytes.Equal(render("2.06ms").Pix, render("2.06MS").Pix) {
+		t.Error(`drawText("2.06ms") draws "2.06MS"`)
+	}
+	if bytes.Equal(render("ms").Pix, render("ns").Pix) || bytes.Equal(render("µs").Pix, render("us").Pix) {
+		t.Error("m, n, µ and u must look different")
 	}
 }

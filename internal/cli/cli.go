@@ -20,6 +20,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/telemetry"
 )
 
 // Flags binds flags of a flag.FlagSet whose defaults are taken from
@@ -38,6 +42,10 @@ type Flags struct {
 	FS     *flag.FlagSet
 	getenv func(string) string
 	err    error
+
+	stdout, stderr io.Writer // set by Output
+	version        *bool     // set by VersionFlag
+	name           string
 }
 
 // NewFlags returns Flags over fs reading the environment through getenv
@@ -76,10 +84,12 @@ func (f *Flags) String(name, env, def, u string) *string {
 	return f.FS.String(name, def, usage(u, env))
 }
 
-// Duration defines a duration flag defaulting to $env, else def.
+// Duration defines a duration flag defaulting to $env, else def. The
+// variable is parsed as gate.SettingsFromEnv parses durations: Go syntax
+// ("5s", "250ms") or a bare number of seconds ("30", "0.5").
 func (f *Flags) Duration(name, env string, def time.Duration, u string) *time.Duration {
 	if v, ok := f.env(env); ok {
-		d, err := time.ParseDuration(v)
+		d, err := parseDuration(v)
 		if err != nil {
 			f.fail(env, v, err)
 		} else {
@@ -87,6 +97,21 @@ func (f *Flags) Duration(name, env string, def time.Duration, u string) *time.Du
 		}
 	}
 	return f.FS.Duration(name, def, usage(u, env))
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		if n < 0 || n > float64(1<<62)/float64(time.Second) {
+			return 0, errors.New("out of range")
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errors.New("not a duration (want e.g. 5s, 250ms or a number of seconds)")
+	}
+	return d, nil
 }
 
 // Int defines an int flag defaulting to $env, else def.
@@ -131,12 +156,84 @@ func (f *Flags) Bool(name, env string, def bool, u string) *bool {
 // Err returns the environment errors seen so far.
 func (f *Flags) Err() error { return f.err }
 
-// Parse reports environment errors, then parses args.
+// Output makes Parse write the usage asked for with -h (or -help) to
+// stdout, and everything else the flag package prints (a mistake and the
+// usage after it) to stderr. Usage functions must write to FS.Output().
+// Without Output, everything goes to FS's own output.
+func (f *Flags) Output(stdout, stderr io.Writer) *Flags {
+	f.stdout, f.stderr = stdout, stderr
+	f.FS.SetOutput(stderr)
+	return f
+}
+
+// VersionFlag defines -version (also spelt --version): Parse then prints
+// "name VERSION" (see [PrintVersion]) to stdout and returns flag.ErrHelp,
+// which the binaries treat as "answered, exit 0".
+func (f *Flags) VersionFlag(name string) {
+	f.name = name
+	f.version = f.FS.Bool("version", false, "print the version and exit")
+}
+
+// Parse reports environment errors (a [UsageError]), then parses args.
+// A malformed command line is an ExitError{2} (the flag package has
+// printed the mistake and the usage); -h is flag.ErrHelp.
 func (f *Flags) Parse(args []string) error {
 	if f.err != nil {
-		return f.err
+		return UsageError{f.err}
 	}
-	return f.FS.Parse(args)
+	return f.parse(args)
+}
+
+func (f *Flags) parse(args []string) error {
+	var buf bytes.Buffer
+	if f.stdout != nil {
+		f.FS.SetOutput(&buf)
+	}
+	err := f.FS.Parse(args)
+	if f.stdout != nil {
+		f.FS.SetOutput(f.stderr)
+		w := f.stderr
+		if errors.Is(err, flag.ErrHelp) {
+			w = f.stdout
+		}
+		_, _ = buf.WriteTo(w)
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return err
+	case err != nil:
+		return ExitError{Code: 2}
+	case f.version != nil && *f.version:
+		w := f.stdout
+		if w == nil {
+			w = f.FS.Output()
+		}
+		PrintVersion(w, f.name)
+		return flag.ErrHelp
+	}
+	return nil
+}
+
+// PrintVersion writes "name VERSION" to w: the module version, VCS
+// revision and time, Go version, platform and libzmq version of this
+// binary (telemetry.ReadBuild).
+func PrintVersion(w io.Writer, name string) {
+	fmt.Fprintf(w, "%s %s\n", name, telemetry.ReadBuild())
+}
+
+// VersionLine is the version as the first line of a usage text shows it.
+func VersionLine(name string) string {
+	return name + " " + telemetry.ReadBuild().String()
+}
+
+// Settings returns gate.SettingsFromEnv(getenv), with a malformed or
+// invalid GATE_* value reported as a [UsageError] (exit 2).
+func Settings(getenv func(string) string) (gate.Settings, error) {
+	s, err := gate.SettingsFromEnv(getenv)
+	if err != nil {
+		return s, UsageError{err}
+	}
+	return s, nil
 }
 
 // ParseInterspersed is Parse for commands that take positional arguments
@@ -146,7 +243,7 @@ func (f *Flags) Parse(args []string) error {
 // flags. A flag's value may be attached (-kw=a=1) or follow (-kw a=1).
 func (f *Flags) ParseInterspersed(args []string) ([]string, error) {
 	if f.err != nil {
-		return nil, f.err
+		return nil, UsageError{f.err}
 	}
 	var flags, pos []string
 	for i := 0; i < len(args); i++ {
@@ -167,7 +264,7 @@ func (f *Flags) ParseInterspersed(args []string) ([]string, error) {
 			flags = append(flags, args[i])
 		}
 	}
-	if err := f.FS.Parse(flags); err != nil {
+	if err := f.parse(flags); err != nil {
 		return nil, err
 	}
 	return append(pos, f.FS.Args()...), nil

@@ -111,18 +111,18 @@ func TestHealth(t *testing.T) {
 	defer cancel()
 
 	var out, errb bytes.Buffer
-	if err := Health(ctx, "x health", []string{"-addr", addr}, nil, &out, &errb); err != nil || out.String() != "ok http://"+addr+"/healthz\n" {
+	if err := Health(ctx, "x health", DefaultHealthAddr, []string{"-addr", addr}, nil, &out, &errb); err != nil || out.String() != "ok http://"+addr+"/healthz\n" {
 		t.Fatalf("Health = %v, %q, %q", err, out.String(), errb.String())
 	}
 	errb.Reset()
-	err := Health(ctx, "x health", []string{"-path", "/readyz"}, func(k string) string {
+	err := Health(ctx, "x health", DefaultHealthAddr, []string{"-path", "/readyz"}, func(k string) string {
 		return map[string]string{"GATE_METRICS_ADDR": addr}[k]
 	}, io.Discard, &errb)
 	var ee ExitError
 	if !errors.As(err, &ee) || ee.Code != 1 || !strings.Contains(errb.String(), "503") || !strings.Contains(errb.String(), "worker 0 not connected") {
 		t.Fatalf("Health(/readyz) = %v, stderr %q; want exit 1 with the reason", err, errb.String())
 	}
-	if err := Health(ctx, "x health", []string{"extra"}, nil, io.Discard, io.Discard); !errors.As(err, new(UsageError)) {
+	if err := Health(ctx, "x health", DefaultHealthAddr, []string{"extra"}, nil, io.Discard, io.Discard); !errors.As(err, new(UsageError)) {
 		t.Fatalf("Health(extra) = %v, want a UsageError", err)
 	}
 }
@@ -152,5 +152,58 @@ func TestLogLevel(t *testing.T) {
 	}
 	if _, err := LogLevel("loud"); err == nil {
 		t.Error("LogLevel(loud): want an error")
+	}
+}
+
+func TestFlagsOutputAndVersion(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string // substrings; "" means must be empty
+	}{
+		{"help on stdout", []string{"-h"}, 0, "usage of t", ""},
+		{"mistake on stderr", []string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{"version", []string{"--version"}, 0, " libzmq ", ""},
+		{"plain", []string{"-d", "2s"}, 0, "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			f := NewFlags(fs, nil).Output(&out, &errb)
+			fs.Usage = func() { io.WriteString(fs.Output(), "usage of t\n") }
+			f.VersionFlag("t")
+			f.Duration("d", "", time.Second, "a duration")
+			err := f.Parse(tt.args)
+			if got := ExitCode("t", err, io.Discard); got != tt.code {
+				t.Fatalf("Parse(%q) = %v: exit %d, want %d", tt.args, err, got, tt.code)
+			}
+			for _, c := range []struct {
+				got, want, name string
+			}{{out.String(), tt.stdout, "stdout"}, {errb.String(), tt.stderr, "stderr"}} {
+				if (c.want == "" && c.got != "") || !strings.Contains(c.got, c.want) {
+					t.Errorf("Parse(%q): %s = %q, want %q", tt.args, c.name, c.got, c.want)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvDurationLikeSettings(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{{"1.5", 1500 * time.Millisecond, true}, {"250ms", 250 * time.Millisecond, true}, {"-1", 0, false}, {"soon", 0, false}} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		f := NewFlags(fs, func(string) string { return tt.v })
+		d := f.Duration("d", "X_D", time.Second, "")
+		err := f.Parse(nil)
+		if (err == nil) != tt.ok || (tt.ok && *d != tt.want) {
+			t.Errorf("X_D=%q: %v, %v; want %v (ok %v)", tt.v, *d, err, tt.want, tt.ok)
+		}
+		if err != nil && !errors.As(err, new(UsageError)) {
+			t.Errorf("X_D=%q: error %v is not a UsageError (exit 2)", tt.v, err)
+		}
 	}
 }

@@ -11,24 +11,33 @@ import (
 	"time"
 )
 
-// DefaultHealthAddr is the address Health probes when neither -addr nor
-// GATE_METRICS_ADDR is set.
-const DefaultHealthAddr = "127.0.0.1:9100"
+// Default metrics addresses Health probes when neither -addr nor
+// GATE_METRICS_ADDR is set: the ports of the README and the compose
+// stack (broker and `gatectl demo` 9100, demo workers 9101).
+const (
+	DefaultHealthAddr       = "127.0.0.1:9100"
+	DefaultWorkerHealthAddr = "127.0.0.1:9101"
+)
 
 // Health implements the `health` subcommand shared by the binaries (the
 // compose healthcheck): it GETs http://ADDR/healthz (or -path) and
 // succeeds on 200, printing "ok URL" to stdout; otherwise it prints the
 // reason to stderr and returns ExitError{1}.
 //
-// Flags: -addr (env GATE_METRICS_ADDR, default DefaultHealthAddr): the
+// Flags: -addr (env GATE_METRICS_ADDR, default defaultAddr): the
 // binary's -metrics-addr; a wildcard host (":9100", "0.0.0.0:9100",
 // "[::]:9100") is probed on loopback. -path (default /healthz; /readyz
-// asks for readiness). -timeout (default 3s).
-func Health(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// asks for readiness). -timeout (default 3s). -h prints the usage on
+// stdout and returns flag.ErrHelp.
+func Health(ctx context.Context, name, defaultAddr string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := NewFlags(fs, getenv)
-	addr := f.String("addr", "GATE_METRICS_ADDR", DefaultHealthAddr, "host:port of the binary's metrics server")
+	f := NewFlags(fs, getenv).Output(stdout, stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [-addr HOST:PORT] [-path /healthz] [-timeout D]\n\n"+
+			"GET http://ADDR/PATH of the binary's metrics server; exit 0 on 200, else 1.\n\n", name)
+		fs.PrintDefaults()
+	}
+	addr := f.String("addr", "GATE_METRICS_ADDR", defaultAddr, "host:port of the binary's metrics server")
 	path := fs.String("path", "/healthz", "path to probe (/healthz: alive, /readyz: ready)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if err := f.Parse(args); err != nil {

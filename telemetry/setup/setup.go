@@ -49,7 +49,8 @@ type Config struct {
 	// used in gaterpc_build_info, in logs and to pick middleware.
 	Role string
 	// Version is the build version in gaterpc_build_info and
-	// service.version; empty means the main module's version.
+	// service.version; empty means telemetry.ReadBuild's (the link-time
+	// override, else the main module's version).
 	Version string
 	// InstanceID is service.instance.id; empty means a random UUID.
 	InstanceID string
@@ -252,7 +253,7 @@ func (t *Telemetry) version() string {
 	if t.cfg.Version != "" {
 		return t.cfg.Version
 	}
-	return "(devel)"
+	return telemetry.ReadBuild().Version
 }
 
 func (t *Telemetry) serve() error {
