@@ -336,7 +336,7 @@ func (t *Telemetry) Middleware(opts ...telemetry.Option) (gate.Middleware, error
 		t.server = m
 		mws = append(mws, m.Middleware())
 	}
-	mws = append(mws, telemetry.Logging(t.Logger, opts...))
+	mws = append(mws, telemetry.Logging(t.rpcLogger(), opts...))
 	mw := gate.Chain(mws...)
 	t.mws[role] = mw
 	return mw, nil
@@ -367,7 +367,7 @@ func (t *Telemetry) BrokerObserver(opts ...telemetry.Option) broker.Observer {
 		return nil
 	}
 	topts := append([]telemetry.Option{telemetry.WithTracerProvider(t.TracerProvider), telemetry.WithPropagators(t.Propagator)}, opts...)
-	return telemetry.BrokerObserver(t.Logger, topts...)
+	return telemetry.BrokerObserver(t.rpcLogger(), topts...)
 }
 
 // BrokerHooks returns broker.Hooks that feed the broker latency
@@ -430,3 +430,7 @@ func (t *Telemetry) release(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// rpcLogger is the logger of per-call records: the process logger without
+// its gaterpc.role attribute, which every per-call record carries itself.
+func (t *Telemetry) rpcLogger() *slog.Logger { return slog.New(t.logQ) }

@@ -341,6 +341,15 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Errorf("OpenMetrics not negotiated: %.100q", om)
 	}
 	tel.Logger.Info("hello", "k", 1)
+	// A per-request record (the broker observer logs at Debug) carries
+	// gaterpc.role once, not once from the process logger and once more.
+	req := &gate.Request{Service: "Svc", Method: "m"}
+	req.SetRole(gate.RoleBroker)
+	if ro := tel.BrokerObserver().Observe(req, time.Now()); ro != nil {
+		ro.Finish(time.Now(), broker.OutcomeOK, nil)
+	} else {
+		t.Error("BrokerObserver observes nothing at Debug")
+	}
 	if err := tel.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -351,6 +360,18 @@ func TestHTTPEndpoints(t *testing.T) {
 	defer logMu.Unlock()
 	if !strings.Contains(logs.String(), `"msg":"hello"`) || !strings.Contains(logs.String(), `"gaterpc.role":"broker"`) {
 		t.Errorf("logs = %q", logs.String())
+	}
+	rpc := 0
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, `"rpc.method"`) {
+			rpc++
+			if n := strings.Count(line, `"gaterpc.role"`); n != 1 {
+				t.Errorf("per-request record has gaterpc.role %d times: %s", n, line)
+			}
+		}
+	}
+	if rpc == 0 {
+		t.Errorf("no per-request record in %q", logs.String())
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Errorf("server still up after Shutdown")
