@@ -11,8 +11,13 @@ import (
 
 // Logging returns middleware that logs one Debug record per call when
 // it ends, with rpc.method, gaterpc.role, request.id, duration_s,
-// rpc.response.status_code and, on failure, error.type and error. It
-// costs one Enabled check when Debug is off. A nil logger means
+// rpc.response.status_code and, on failure, error.type and error. A call
+// that fails with a server fault (UNKNOWN, INTERNAL, UNAVAILABLE,
+// DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED: a lost worker or broker, a
+// deadline, a crash) is logged at Warn, also when Debug is off; caller
+// faults (a bad argument, an unknown method, a cancel) stay at Debug. With
+// Debug off it costs one Enabled check and, for a call that returns an
+// error, one CodeOf. A nil logger means
 // slog.Default(). Options: WithMethods, WithMaxMethods. Place it after
 // Tracing so that a QueueHandler adds the call's trace_id and span_id.
 func Logging(logger *slog.Logger, opts ...Option) gate.Middleware {
@@ -25,7 +30,14 @@ func Logging(logger *slog.Logger, opts ...Option) gate.Middleware {
 				l = slog.Default()
 			}
 			if !l.Enabled(ctx, slog.LevelDebug) {
-				return next.ServeRPC(ctx, req, w)
+				start := c.now()
+				err := next.ServeRPC(ctx, req, w)
+				if err != nil && serverFault(gate.CodeOf(err)) && l.Enabled(ctx, slog.LevelWarn) {
+					info := req.Info()
+					method, _ := methods.method(info)
+					logCall(ctx, l, method, info.Role, req.ID, c.now().Sub(start), &replyCounter{}, err)
+				}
+				return err
 			}
 			info := req.Info()
 			method, _ := methods.method(info)
@@ -57,5 +69,19 @@ func logCall(ctx context.Context, l *slog.Logger, method string, role gate.Role,
 			attrs = append(attrs, slog.String(KeyErrorDetail, rc.replyErr.Error()))
 		}
 	}
-	l.LogAttrs(ctx, slog.LevelDebug, "rpc", attrs...)
+	level := slog.LevelDebug
+	if serverFault(code) {
+		level = slog.LevelWarn
+	}
+	l.LogAttrs(ctx, level, "rpc", attrs...)
+}
+
+// serverFault reports whether a call that ended with code failed on the
+// serving side (worth a Warn), not through the caller's own doing.
+func serverFault(code gate.Code) bool {
+	switch code {
+	case gate.Unknown, gate.Internal, gate.Unavailable, gate.DeadlineExceeded, gate.ResourceExhausted:
+		return true
+	}
+	return false
 }
