@@ -14,5 +14,9 @@ func TestMain(m *testing.M) {
 	if RunChildIfRequested() {
 		os.Exit(0)
 	}
+	if pidFile := os.Getenv(orphanParentEnv); pidFile != "" {
+		orphanParent(pidFile) // a worker process for TestProcessChildDiesWithWorker
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }

@@ -89,8 +89,25 @@ func RunChildIfRequested() bool {
 	}
 	in := os.NewFile(3, "gate-requests")
 	out := os.NewFile(4, "gate-replies")
+	go watchParent(os.Getppid(), parentWatchInterval)
 	serveChild(in, out)
 	return true
+}
+
+// parentWatchInterval is how often a child checks that its worker lives.
+const parentWatchInterval = 250 * time.Millisecond
+
+// watchParent ends the child process when its parent is gone (the child is
+// then re-parented, so its parent pid changes): a child busy with a long
+// call does not read its request pipe, so it would not see the pipe close
+// and would compute on for nobody.
+func watchParent(ppid int, every time.Duration) {
+	for {
+		time.Sleep(every)
+		if os.Getppid() != ppid {
+			os.Exit(3)
+		}
+	}
 }
 
 func serveChild(in io.Reader, out io.Writer) {
@@ -284,6 +301,7 @@ func (p *ProcessPool) spawn() (*child, error) {
 	cmd.Env = append(os.Environ(), ChildEnv+"=1")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.ExtraFiles = []*os.File{reqR, respW}
+	cmd.SysProcAttr = childSysProcAttr()
 	err = cmd.Start()
 	reqR.Close()
 	respW.Close()
