@@ -119,6 +119,9 @@ func (l *loop) observe(r *request) {
 // metadata to send (a copy of md the observer may have changed).
 func (l *loop) observeDispatch(r *request, md map[string]string) map[string]string {
 	d := gate.Dispatch{Service: r.svcName, Enqueued: r.arrived, Assigned: l.now, Metadata: maps.Clone(md)}
+	if r.worker != nil {
+		d.Worker = r.worker.id
+	}
 	if d.Metadata == nil {
 		d.Metadata = make(map[string]string, 2)
 	}

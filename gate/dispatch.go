@@ -14,6 +14,9 @@ type Dispatch struct {
 	// Metadata is sent to the worker inside the request id. A hook may
 	// replace entries (tracing injects the dispatch span's context).
 	Metadata map[string]string
+	// Worker is the routing id of the worker chosen, when known (set for
+	// broker observers). It belongs to the broker: copy it to keep it.
+	Worker []byte
 }
 
 // DispatchHook observes a dispatch. It runs on the request's own goroutine,

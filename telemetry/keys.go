@@ -44,6 +44,7 @@ const (
 	AttrQueueWait       = attribute.Key("gaterpc.queue.wait_s")
 	AttrQueueExpired    = attribute.Key("gaterpc.queue.expired")
 	AttrDispatchAttempt = attribute.Key("gaterpc.dispatch.attempt")
+	AttrWorkerID        = attribute.Key("gaterpc.worker.id") // dispatch spans: the worker's routing id (hex)
 	AttrRemoteParent    = attribute.Key("gaterpc.parent.missing")
 )
 

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"time"
@@ -275,8 +276,12 @@ func (bc *brokerCall) dispatch(d *gate.Dispatch) {
 	_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
 		trace.WithAttributes(attrSystem, bc.method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds()), AttrDispatchAttempt.Int(attempt)))
 	qs.End(trace.WithTimestamp(d.Assigned))
+	dattrs := []attribute.KeyValue{attrSystem, bc.method, AttrDispatchAttempt.Int(attempt)}
+	if len(d.Worker) > 0 {
+		dattrs = append(dattrs, AttrWorkerID.String(hex.EncodeToString(d.Worker)))
+	}
 	dctx, ds := t.tracer.Start(bc.sctx, SpanDispatch, kindClient, trace.WithTimestamp(d.Assigned),
-		trace.WithAttributes(attrSystem, bc.method, AttrDispatchAttempt.Int(attempt)))
+		trace.WithAttributes(dattrs...))
 	t.prop.Inject(dctx, metadataCarrier(d.Metadata))
 	bc.mu.Lock()
 	bc.dispatches = append(bc.dispatches, ds)

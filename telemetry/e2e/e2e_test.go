@@ -352,8 +352,8 @@ func TestTraceTree(t *testing.T) {
 	}
 }
 
-func testTraceTree(t *testing.T, m mode) {
-	e := startWith(t, m, nil, gate.WithHugeData("gzip", 1, 4096))
+func testTraceTree(t *testing.T, mode mode) {
+	e := startWith(t, mode, nil, gate.WithHugeData("gzip", 1, 4096))
 
 	t.Run("unary", func(t *testing.T) {
 		m := e.traced(t, 6, func(ctx context.Context) {
@@ -365,6 +365,12 @@ func testTraceTree(t *testing.T, m mode) {
 		for _, k := range []string{"client E2E/echo", "server E2E/echo broker", "server E2E/echo worker"} {
 			wantAttr(t, m[k], "rpc.response.status_code", "OK")
 			wantAttr(t, m[k], telemetry.AttrReplyKind, "single")
+		}
+		if mode == observer {
+			// The observer knows the worker it dispatched to.
+			if v, ok := attr(m["client dispatch"], telemetry.AttrWorkerID); !ok || len(v.AsString()) < 2 {
+				t.Errorf("dispatch span: %s = %q, want the worker's id in hex", telemetry.AttrWorkerID, v.AsString())
+			}
 		}
 	})
 
