@@ -1,10 +1,15 @@
 package telemetry
 
 import (
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -32,6 +37,7 @@ type config struct {
 	nativeFac   float64
 	exemplars   bool
 	now         func() time.Time // test clock; time.Now by default
+	server      []attribute.KeyValue
 }
 
 func newConfig(opts []Option) *config {
@@ -95,6 +101,37 @@ func WithMethods(fullMethods ...string) Option {
 			c.methods = append(c.methods[:0:0], fullMethods...)
 		}
 	}
+}
+
+// WithServerAddress records the broker endpoint the client connects to on
+// client spans, as the semantic conventions require: server.address and
+// server.port for tcp://host:port, server.address (the path) and
+// network.transport "unix" for ipc://path. Other endpoints (inproc) add
+// nothing.
+func WithServerAddress(endpoint string) Option {
+	return func(c *config) { c.server = serverAttrs(endpoint) }
+}
+
+func serverAttrs(endpoint string) []attribute.KeyValue {
+	scheme, rest, ok := strings.Cut(endpoint, "://")
+	if !ok {
+		return nil
+	}
+	switch scheme {
+	case "tcp":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return nil
+		}
+		attrs := []attribute.KeyValue{semconv.ServerAddress(host)}
+		if p, err := strconv.Atoi(port); err == nil {
+			attrs = append(attrs, semconv.ServerPort(p))
+		}
+		return attrs
+	case "ipc":
+		return []attribute.KeyValue{semconv.ServerAddress(rest), semconv.NetworkTransportUnix}
+	}
+	return nil
 }
 
 // WithMaxMethods bounds the methods admitted when no table is set with

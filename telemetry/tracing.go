@@ -71,6 +71,9 @@ func newTracing(opts []Option) *tracing {
 		prop:    c.propagator(),
 		methods: newLabelSet(c.methods, c.maxMethods),
 	}
+	if len(c.server) > 0 {
+		t.server = trace.WithAttributes(c.server...)
+	}
 	t.starts = newCache(3*t.methods.max, func(k startKey) trace.SpanStartOption {
 		return trace.WithAttributes(attrSystem, keyMethod.String(k.method), AttrRole.String(k.role.String()))
 	})
@@ -84,6 +87,9 @@ type tracing struct {
 	// starts holds the start attributes of known methods, per role, as
 	// one ready SpanStartOption.
 	starts *cache[startKey, trace.SpanStartOption]
+	// server holds server.address/server.port of client spans (nil: not
+	// known, WithServerAddress).
+	server trace.SpanStartOption
 }
 
 type startKey struct {
@@ -129,6 +135,8 @@ func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWri
 	var span trace.Span
 	if unsampledParent(trace.SpanContextFromContext(ctx)) {
 		ctx, span = t.tracer.Start(ctx, name, kindClient)
+	} else if t.server != nil {
+		ctx, span = t.tracer.Start(ctx, name, kindClient, attrs, t.server)
 	} else {
 		ctx, span = t.tracer.Start(ctx, name, kindClient, attrs)
 	}

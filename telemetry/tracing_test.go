@@ -453,3 +453,36 @@ func BenchmarkTracingFakeHops(b *testing.B) {
 		}
 	})
 }
+
+func TestClientSpanServerAddress(t *testing.T) {
+	for _, tt := range []struct {
+		endpoint string
+		want     map[attribute.Key]any
+	}{
+		{"tcp://127.0.0.1:5555", map[attribute.Key]any{"server.address": "127.0.0.1", "server.port": int64(5555)}},
+		{"tcp://[::1]:6000", map[attribute.Key]any{"server.address": "::1", "server.port": int64(6000)}},
+		{"ipc:///run/gate/front", map[attribute.Key]any{"server.address": "/run/gate/front", "network.transport": "unix"}},
+		{"inproc://front", nil},
+	} {
+		t.Run(tt.endpoint, func(t *testing.T) {
+			sr, tp := newRecorder(t)
+			mw := Tracing(WithTracerProvider(tp), WithPropagators(testProp), WithServerAddress(tt.endpoint))
+			req := &gate.Request{Service: "Svc", Method: "echo"}
+			req.SetRole(gate.RoleClient)
+			h := mw(gate.HandlerFunc(func(context.Context, *gate.Request, gate.ReplyWriter) error { return nil }))
+			if err := h.ServeRPC(testCtx(t), req, nil); err != nil {
+				t.Fatal(err)
+			}
+			spans := sr.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans", len(spans))
+			}
+			for k, want := range tt.want {
+				wantAttr(t, spans[0], k, want)
+			}
+			if _, ok := attrOf(spans[0], "server.address"); ok != (tt.want != nil) {
+				t.Errorf("server.address present = %v, want %v", ok, tt.want != nil)
+			}
+		})
+	}
+}

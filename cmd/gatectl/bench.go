@@ -172,7 +172,7 @@ func (a *app) bench(args []string) error {
 			return err
 		}
 		defer a.shutdown(tel)
-		mw, err := tel.Middleware(telemetry.WithMethods(*service + "/" + *method))
+		mw, err := tel.Middleware(telemetry.WithMethods(*service+"/"+*method), telemetry.WithServerAddress(a.g.broker))
 		if err != nil {
 			return err
 		}

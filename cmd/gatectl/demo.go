@@ -148,7 +148,7 @@ func (a *app) demo(args []string) error {
 		return err
 	}
 	c, err := gate.NewClient(front, gate.WithSettings(settings), gate.WithLogger(log), gate.WithTimeout(a.g.timeout),
-		gate.WithMiddleware(telemetry.Tracing(append(topts, telemetry.WithMethods(full...))...), cm.Middleware(), telemetry.Logging(log)))
+		gate.WithMiddleware(telemetry.Tracing(append(topts, telemetry.WithMethods(full...), telemetry.WithServerAddress(front))...), cm.Middleware(), telemetry.Logging(log)))
 	if err != nil {
 		return err
 	}

@@ -194,7 +194,7 @@ func (a *app) client(instrumented bool, methods []string, opts ...gate.ClientOpt
 		}
 		if tel != nil {
 			all = append(all, gate.WithMiddleware(telemetry.Tracing(telemetry.WithTracerProvider(tel.TracerProvider),
-				telemetry.WithPropagators(tel.Propagator), telemetry.WithMethods(methods...))))
+				telemetry.WithPropagators(tel.Propagator), telemetry.WithMethods(methods...), telemetry.WithServerAddress(a.g.broker))))
 		}
 	}
 	c, err := gate.NewClient(a.g.broker, append(all, opts...)...)
