@@ -165,14 +165,15 @@ func (s *secOptions) validate() error {
 
 // ParseKeyList reads an allow-list: one entry per line, "KEY" or
 // "KEY service1,service2" (the services a worker key may serve), where
-// KEY is a Z85 public key or AnyKey. Blank lines and lines starting with
-// '#' are skipped. Errors give the line number.
+// KEY is a Z85 public key or AnyKey. Blank lines and comments (see
+// gate.IsComment: a first word starting with '#' that is not a key) are
+// skipped. Errors give the line number.
 func ParseKeyList(r io.Reader) ([]AuthorizedKey, error) {
 	var out []AuthorizedKey
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		if gate.IsComment(line) {
 			continue
 		}
 		f := strings.Fields(line)

@@ -193,8 +193,17 @@ func CheckKey(key string) error {
 	return nil
 }
 
+// IsComment reports whether a line of a key file is blank or a comment:
+// its first word starts with '#' and is not 40 characters long ('#' is a
+// Z85 character: a 40-character word is checked as a key, so a mangled
+// key is reported rather than skipped).
+func IsComment(line string) bool {
+	f := strings.Fields(line)
+	return len(f) == 0 || (strings.HasPrefix(f[0], "#") && len(f[0]) != KeyLen)
+}
+
 // ParseKey extracts one key from the text of a key file: blank lines and
-// lines starting with '#' are skipped, surrounding white space is
+// comments (see [IsComment]) are skipped, surrounding white space is
 // ignored, and exactly one key must remain. The key is checked with
 // [CheckKey].
 func ParseKey(text []byte) (string, error) {
@@ -203,7 +212,7 @@ func ParseKey(text []byte) (string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		if IsComment(line) {
 			continue
 		}
 		n++
