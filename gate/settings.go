@@ -259,6 +259,11 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%w: %s=%q: %v", ErrInvalidOption, ev.name, v, unwrapNum(err)))
 		}
 	}
+	if c, err := CurveFromEnv(getenv); err != nil { // GATE_CURVE_*: security.go
+		errs = append(errs, err)
+	} else {
+		s.Curve = c
+	}
 	if len(errs) > 0 {
 		return s, errors.Join(errs...)
 	}

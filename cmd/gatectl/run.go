@@ -44,6 +44,7 @@ type app struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
 	g              globals
+	curve          cli.CurveFlags // security.go; read through getenv
 }
 
 const usageText = `gatectl — call, inspect and load-test gate-rpc services through a broker.
@@ -61,6 +62,8 @@ Commands:
                                                     closed-loop load with a latency summary
   demo                                              broker + demo workers + traffic in one process
   health [-addr HOST:PORT]                          GET /healthz of a gate binary, exit 0 on 200
+  keygen [-if-missing] [-allow FILE [-services S,..]] PREFIX
+                                                    write a CURVE key pair PREFIX.key (0600) and PREFIX.pub
 
 Arguments are JSON values (1, 2.5, true, null, "s", [1,2], {"a":1},
 {"$bytes":"<base64>"} for bytes); words that are not JSON are strings.
@@ -75,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	a := &app{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("gatectl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	a.curve.Register(fs)
+	a.getenv = a.curve.Getenv(getenv)
 	f := cli.NewFlags(fs, getenv)
 	broker := f.String("broker", "GATE_BROKER", defaultBroker, "broker frontend endpoint")
 	timeout := f.Duration("timeout", "GATE_TIMEOUT", defaultTimeout, "per-call timeout")
@@ -113,6 +118,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return a.demo(rest)
 	case "health":
 		return cli.Health(ctx, "gatectl health", rest, getenv, stdout, stderr)
+	case "keygen":
+		return a.keygen(rest)
 	case "help":
 		fs.SetOutput(stdout)
 		fs.Usage()
@@ -128,6 +135,7 @@ func (a *app) flagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("gatectl "+name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	a.g.register(fs)
+	a.curve.Register(fs)
 	return fs
 }
 
