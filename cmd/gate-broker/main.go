@@ -11,6 +11,16 @@
 // -pprof GATE_PPROF, -log-level GATE_LOG_LEVEL, -log-format
 // GATE_LOG_FORMAT. Run with -h for the defaults.
 //
+// CURVE (docs/security.md): -curve-secret-key GATE_CURVE_SECRET_KEY_FILE
+// (the server's secret key, from gatectl keygen; GATE_CURVE_SECRET_KEY
+// may hold the key itself) turns it on; -curve-clients
+// GATE_CURVE_CLIENTS_FILE and -curve-workers GATE_CURVE_WORKERS_FILE are
+// the allow-lists (lines "KEY" or "KEY service1,service2", "*" for any
+// key); -curve-plain-frontend GATE_CURVE_PLAIN_FRONTEND keeps the
+// frontend plain. Without a secret key the broker runs plain and warns
+// loudly when a socket is bound beyond loopback. With CURVE on the
+// frontend, `health` needs -addr (the Gate.keepalive probe is plain).
+//
 // With -metrics-addr (e.g. ":9100") it serves /metrics (the
 // gaterpc_broker_* series from the broker's hooks and Stats, plus Go,
 // process and build info), /healthz and /readyz, and with -pprof the

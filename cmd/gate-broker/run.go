@@ -41,6 +41,7 @@ type config struct {
 	Pprof           bool
 	LogLevel        string
 	LogFormat       string
+	Curve           curveConfig // security.go
 }
 
 // envFlags binds flags whose defaults come from the environment.
@@ -118,6 +119,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	e.bool(&c.Pprof, "pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
 	e.str(&c.LogLevel, "log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
 	e.str(&c.LogFormat, "log-format", "GATE_LOG_FORMAT", "text", "text or json")
+	c.Curve.register(e)
 	if e.err != nil {
 		return c, e.err
 	}
@@ -209,6 +211,11 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		broker.WithLogger(logger),
 		broker.WithHooks(hooks),
 	}
+	sec, err := cfg.Curve.options(logger)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, sec...)
 	if obs := tel.BrokerObserver(); obs != nil {
 		opts = append(opts, broker.WithObserver(obs))
 	}

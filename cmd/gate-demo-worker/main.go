@@ -8,7 +8,11 @@
 // -broker GATE_BROKER, -service GATE_SERVICE, -capacity GATE_CAPACITY,
 // -workers GATE_WORKERS, -procs GATE_PROCS, -metrics-addr
 // GATE_METRICS_ADDR, -pprof GATE_PPROF, -log-format GATE_LOG_FORMAT,
-// -log-level GATE_LOG_LEVEL. Other GATE_* variables (heartbeat, huge data, ...) are
+// -log-level GATE_LOG_LEVEL, -curve-server-key GATE_CURVE_SERVER_KEY_FILE
+// and -curve-secret-key GATE_CURVE_SECRET_KEY_FILE (CURVE: the broker's
+// public key and this worker's secret key, see docs/security.md; the keys
+// themselves may also be given in GATE_CURVE_SERVER_KEY and
+// GATE_CURVE_SECRET_KEY). Other GATE_* variables (heartbeat, huge data, ...) are
 // read by gate.SettingsFromEnv, and OTEL_* by the OpenTelemetry SDK.
 //
 // With -metrics-addr the worker serves /metrics (rpc_server_*,

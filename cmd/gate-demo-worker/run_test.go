@@ -181,6 +181,8 @@ func TestRunBadConfig(t *testing.T) {
 		{"bad settings", nil, map[string]string{"GATE_HEARTBEAT": "x"}, "GATE_HEARTBEAT"},
 		{"zero workers", []string{"-workers", "0"}, nil, "-workers 0"},
 		{"colon service", []string{"-service", "a:b", "-procs", "0"}, nil, "must not contain ':'"},
+		{"curve server key only", []string{"-curve-server-key", "/nonexistent/server.pub", "-procs", "0"}, nil, "/nonexistent/server.pub"},
+		{"curve secret key only", nil, map[string]string{"GATE_CURVE_SECRET_KEY": strings.Repeat("0", 40)}, "GATE_CURVE_SERVER_KEY"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer

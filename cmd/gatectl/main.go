@@ -10,11 +10,15 @@
 //	              [-metrics-addr ADDR [-pprof]] [-histogram-png FILE] [-progress]
 //	gatectl demo [-frontend E] [-backend E] [-metrics-addr ADDR] [-workers N] [-rate R]
 //	gatectl health [-addr HOST:PORT] [-path /healthz]
+//	gatectl keygen [-if-missing] [-allow FILE [-services S1,S2]] PREFIX
 //
 // Global flags may come before or after the command and mirror environment
 // variables (flag, then env, then default): -broker GATE_BROKER (the
 // broker's frontend), -timeout GATE_TIMEOUT (per call; for streams, per
-// item). Other GATE_* variables (heartbeat, huge data limits) configure
+// item), -curve-server-key GATE_CURVE_SERVER_KEY_FILE and
+// -curve-secret-key GATE_CURVE_SECRET_KEY_FILE (CURVE key files: the
+// broker's public key and this client's secret key; see
+// docs/security.md). Other GATE_* variables (heartbeat, huge data limits) configure
 // the client through gate.SettingsFromEnv. Exit codes: 0 success, 1
 // failure (a remote exception, a failed bench call, an unhealthy target),
 // 2 usage error.
@@ -111,6 +115,16 @@
 // telemetry server (127.0.0.1:9100: /metrics with broker, worker and client
 // metrics, /healthz, /readyz), prints what runs and example commands, and
 // stops cleanly on SIGINT/SIGTERM. `make run` runs it.
+//
+// # keygen
+//
+// keygen writes a CURVE key pair, PREFIX.key (secret, mode 0600) and
+// PREFIX.pub, and prints the public key. -if-missing keeps an existing
+// PREFIX.key; -allow FILE appends the public key to a gate-broker
+// allow-list (with -services, the services a worker key may serve).
+//
+//	$ gatectl keygen -allow workers.list -services demo keys/worker
+//	rq:rM>}U?@Lns47E1%kR.o@n%FA({1wR4Lgv4-Za
 //
 // # health
 //
