@@ -560,7 +560,7 @@ func (s *security) event(p *zmq.Socket, socket string) {
 				reason = AuthCrypto
 			}
 		}
-		s.count(socket, reason, slog.String("peer.address", addr))
+		s.count(socket, reason, slog.String("endpoint", addr)) // libzmq reports the listening endpoint, not the peer
 	}
 }
 

@@ -151,33 +151,6 @@ func TestCurveClientDenied(t *testing.T) {
 	}
 }
 
-// TestCurveKeyMismatch: a second key taking over a registered worker's
-// routing id is refused and the worker is removed (no request reaches the
-// impostor).
-func TestCurveKeyMismatch(t *testing.T) {
-	c := gatetest.NewCurve(t)
-	other := gatetest.NewKey(t)
-	h := gatetest.StartBrokerOn(t, gatetest.TCP,
-		broker.WithCurve(c.Server.Secret),
-		broker.WithClientKeys(c.Client.Public),
-		broker.WithWorkerKeys(
-			broker.AuthorizedKey{Key: c.Worker.Public, Services: []string{"Pay"}},
-			broker.AuthorizedKey{Key: other.Public, Services: []string{"Log"}}),
-		broker.WithLiveness(100)) // the first worker stays registered after it leaves
-	id := gatetest.NewID("w")
-	first := gatetest.DialCurve(t, h.Ctx, h.Backend, id, c.Server.Public, c.Worker)
-	first.Send(wire.WorkerMessage{Command: wire.CmdReady, Service: "Pay", Capacity: 1}.Frames()...)
-	waitStats(t, h, "worker registered", func(s broker.Stats) bool { return s.Workers == 1 })
-	first.Close()
-
-	impostor := &gatetest.RawWorker{RawPeer: gatetest.DialCurve(t, h.Ctx, h.Backend, id, c.Server.Public, other)}
-	impostor.Heartbeat()
-	waitAuthFailure(t, h, "backend/key_mismatch")
-	if st := stats(h); st.Workers != 0 || st.Expirations[broker.GoneProtocol] != 1 {
-		t.Fatalf("Workers = %d, Expirations = %v; want 0 and one protocol", st.Workers, st.Expirations)
-	}
-}
-
 // TestCurveOptions: invalid combinations are refused by New.
 func TestCurveOptions(t *testing.T) {
 	c := gatetest.NewCurve(t)
