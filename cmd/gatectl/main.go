@@ -114,7 +114,10 @@
 // generator (a few calls/s of echo, count streams, fail and huge) and the
 // telemetry server (127.0.0.1:9100: /metrics with broker, worker and client
 // metrics, /healthz, /readyz), prints what runs and example commands, and
-// stops cleanly on SIGINT/SIGTERM. `make run` runs it.
+// stops cleanly on SIGINT/SIGTERM. `make run` runs it. The backend runs
+// CURVE with ephemeral keys (the workers' key may serve only the demo
+// service); -curve-frontend secures the frontend too (printing the key
+// flags other gatectl runs need), -plain turns CURVE off.
 //
 // # keygen
 //
