@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,48 @@ func TestCallCurve(t *testing.T) {
 	}
 	if _, _, err := gatectl(t, h.Frontend, "-curve-server-key", server, "call", "demo.echo"); err == nil || !strings.Contains(err.Error(), "GATE_CURVE_SECRET_KEY") {
 		t.Fatalf("server key without a secret key = %v, want an error naming GATE_CURVE_SECRET_KEY", err)
+	}
+}
+
+// TestDemoCurveFrontend: `gatectl demo -curve-frontend` prints the key
+// flags another gatectl needs; with them a call succeeds, without them it
+// does not.
+func TestDemoCurveFrontend(t *testing.T) {
+	gatetest.NewCurve(t) // skips without CURVE
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "-frontend", "tcp://127.0.0.1:0", "-backend", "tcp://127.0.0.1:0",
+			"-metrics-addr", "", "-procs", "0", "-rate", "0", "-log-level", "warn", "-curve-frontend"},
+			func(string) string { return "" }, &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo = %v", err)
+		}
+	}()
+	re := regexp.MustCompile(`frontend (tcp://\S+)[\s\S]*CURVE on frontend and backend[\s\S]*gatectl (-curve-server-key \S+ -curve-secret-key \S+)`)
+	var m []string
+	gatetest.WaitFor(t, testTimeout, "demo banner with CURVE flags", func() bool {
+		m = re.FindStringSubmatch(stdout.String())
+		return m != nil
+	})
+	front, flags := m[1], strings.Fields(m[2])
+	deadline := time.Now().Add(testTimeout)
+	for {
+		out, _, err := gatectl(t, front, append(flags, "-timeout", "1s", "call", "demo.echo", "hi")...)
+		if err == nil && strings.Contains(out, `"hi"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call with the printed flags succeeded: %v %q\n%s", err, out, stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := gatectl(t, front, "-timeout", "300ms", "call", "demo.echo", "hi"); err == nil {
+		t.Fatal("a plain gatectl got an answer from the demo's CURVE frontend")
 	}
 }
