@@ -286,7 +286,7 @@ func emptyStats() Stats {
 		Outcomes:    map[string]uint64{},
 		Expirations: map[string]uint64{},
 		Drops:       map[string]uint64{},
-
+		// CURVE denials (security.go).
 		AuthFailures: map[string]uint64{},
 	}
 }

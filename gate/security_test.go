@@ -204,3 +204,63 @@ func TestCurveFromEnv(t *testing.T) {
 		t.Fatalf("NewClient with a bad secret key = %v, want ErrInvalidOption", err)
 	}
 }
+
+// BenchmarkCurveCall compares serial calls (gate client → broker → gate
+// worker over tcp://127.0.0.1) in plain mode and with CURVE on both hops.
+func BenchmarkCurveCall(b *testing.B) {
+	for _, curve := range []bool{false, true} {
+		name := "plain"
+		if curve {
+			name = "curve"
+		}
+		b.Run(name, func(b *testing.B) {
+			var bopts []broker.Option
+			var c gatetest.Curve
+			var wopts, copts []gate.CommonOption
+			if curve {
+				c = gatetest.NewCurve(b)
+				bopts = []broker.Option{broker.WithCurve(c.Server.Secret), broker.WithClientKeys(c.Client.Public),
+					broker.WithWorkerKeys(broker.AuthorizedKey{Key: c.Worker.Public})}
+				wopts = []gate.CommonOption{gate.WithCurve(c.Server.Public, c.Worker)}
+				copts = []gate.CommonOption{gate.WithCurve(c.Server.Public, c.Client)}
+			}
+			h := gatetest.StartBrokerOn(b, gatetest.TCP, append(bopts, broker.WithHeartbeat(time.Second))...)
+			svc, err := gate.NewService("E2E", "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := gate.Func2(svc, "add", func(_ context.Context, a, b int) (int, error) { return a + b, nil }); err != nil {
+				b.Fatal(err)
+			}
+			all := []gate.WorkerOption{gate.WithZMQContext(h.Ctx), gate.WithLogger(gatetest.TestLogger(b))}
+			for _, o := range wopts {
+				all = append(all, o)
+			}
+			w, err := gate.NewWorker(h.Backend, svc, all...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- w.Serve(context.Background()) }()
+			defer func() { w.Close(); <-errc }()
+			call := []gate.ClientOption{gate.WithZMQContext(h.Ctx), gate.WithLogger(gatetest.TestLogger(b))}
+			for _, o := range copts {
+				call = append(call, o)
+			}
+			cl, err := gate.NewClient(h.Frontend, call...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), wE2ETimeout)
+			defer cancel()
+			gatetest.WaitFor(b, wE2ETimeout, "worker callable", func() bool { _, err := cl.Call(ctx, "E2E.add", 1, 1); return err == nil })
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := cl.Call(ctx, "E2E.add", 1, 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
