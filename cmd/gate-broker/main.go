@@ -19,7 +19,9 @@
 // key); -curve-plain-frontend GATE_CURVE_PLAIN_FRONTEND keeps the
 // frontend plain. Without a secret key the broker runs plain and warns
 // loudly when a socket is bound beyond loopback. With CURVE on the
-// frontend, `health` needs -addr (the Gate.keepalive probe is plain).
+// frontend the Gate.keepalive probe of `health` authenticates with the
+// server's own key pair (from the same GATE_CURVE_SECRET_KEY[_FILE]),
+// which the broker always admits on its frontend.
 //
 // With -metrics-addr (e.g. ":9100") it serves /metrics (the
 // gaterpc_broker_* series from the broker's hooks and Stats, plus Go,

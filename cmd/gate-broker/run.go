@@ -309,6 +309,9 @@ func keepalive(ctx context.Context, args []string, getenv func(string) string, s
 	defer s.Close()
 	_ = s.SetLinger(0)
 	_ = s.SetSndtimeo(timeout)
+	if err := curveProbe(s, getenv); err != nil { // security.go
+		return err
+	}
 	if err := s.Connect(endpoint); err != nil {
 		return fmt.Errorf("health: connect %s: %w", endpoint, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 
+	zmq "github.com/pebbe/zmq4"
+
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 )
@@ -84,4 +86,34 @@ func (c *curveConfig) options(log *slog.Logger) ([]broker.Option, error) {
 	log.Info("gate-broker CURVE", "server_public_key", kp.Public, "plain_frontend", c.PlainFrontend,
 		"client_keys", nClients, "worker_keys", nWorkers)
 	return opts, nil
+}
+
+// curveProbe sets up the health probe's socket for a CURVE frontend: with
+// the broker's secret key in the environment (GATE_CURVE_SECRET_KEY_FILE
+// or GATE_CURVE_SECRET_KEY) it authenticates with the server's own key
+// pair, which the broker always admits on its frontend. Without it the
+// probe is plain.
+func curveProbe(s *zmq.Socket, getenv func(string) string) error {
+	secret := strings.TrimSpace(getenv(gate.EnvCurveSecretKey))
+	if f := getenv(gate.EnvCurveSecretKey + "_FILE"); secret == "" && f != "" {
+		k, err := gate.ReadKeyFile(f)
+		if err != nil {
+			return fmt.Errorf("health: %w", err)
+		}
+		secret = k
+	}
+	if secret == "" {
+		return nil
+	}
+	kp, err := gate.KeyPairFromSecret(secret)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	if err := s.SetCurveServerkey(kp.Public); err != nil {
+		return err
+	}
+	if err := s.SetCurvePublickey(kp.Public); err != nil {
+		return err
+	}
+	return s.SetCurveSecretkey(kp.Secret)
 }

@@ -108,7 +108,7 @@ func TestCallCurve(t *testing.T) {
 	if _, _, err := gatectl(t, h.Frontend, "-timeout", "300ms", "call", "demo.echo", "hi"); err == nil {
 		t.Fatalf("a plain gatectl got an answer from a CURVE broker")
 	}
-	if n := h.Broker.Stats().AuthFailures["frontend/mechanism"]; n == 0 {
+	if st := h.Broker.Stats(); st.AuthFailures["frontend/mechanism"]+st.AuthFailures["frontend/handshake"] == 0 {
 		t.Fatalf("the plain gatectl was not counted: %v", h.Broker.Stats().AuthFailures)
 	}
 	if _, _, err := gatectl(t, h.Frontend, "-curve-server-key", server, "call", "demo.echo"); err == nil || !strings.Contains(err.Error(), "GATE_CURVE_SECRET_KEY") {
