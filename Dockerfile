@@ -28,9 +28,14 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 gate \
- && useradd --system --uid 10001 --gid gate --no-create-home --shell /usr/sbin/nologin gate
+ && useradd --system --uid 10001 --gid gate --no-create-home --shell /usr/sbin/nologin gate \
+ && install -d -o 10001 -g 10001 -m 0700 /keys
 
 COPY --from=build /out/ /usr/local/bin/
+
+# /keys holds CURVE keys in the compose stack (docs/security.md): a named
+# volume mounted there starts with this directory's owner (uid 10001),
+# so the non-root binaries can write and read it.
 
 # Every binary serves /metrics and /healthz on GATE_METRICS_ADDR, and its
 # `health` subcommand GETs http://<GATE_METRICS_ADDR>/healthz (an empty or

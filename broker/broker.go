@@ -66,6 +66,9 @@ func New(opts ...Option) (*Broker, error) {
 	if o.frontend == o.backend && !ephemeral(o.frontend) {
 		return nil, invalid("frontend and backend are both %q", o.frontend)
 	}
+	if err := o.sec.validate(); err != nil {
+		return nil, err
+	}
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
@@ -283,5 +286,7 @@ func emptyStats() Stats {
 		Outcomes:    map[string]uint64{},
 		Expirations: map[string]uint64{},
 		Drops:       map[string]uint64{},
+		// CURVE denials (security.go).
+		AuthFailures: map[string]uint64{},
 	}
 }

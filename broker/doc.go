@@ -47,4 +47,10 @@
 // a gate.DispatchHook installed by that middleware runs when a worker is
 // chosen (or just before, when one is known to be free) and may rewrite the
 // metadata that travels to the worker in the request id.
+//
+// Security: by default both sockets are plain. WithCurve turns on CURVE
+// encryption and authentication with allow-lists of client and worker
+// keys (WithClientKeys, WithWorkerKeys; a worker key may be limited to
+// services); denied peers get nothing and are counted in
+// Stats.AuthFailures. See docs/security.md.
 package broker

@@ -119,6 +119,7 @@ type loop struct {
 	back   *zmq.Socket
 	mb     *zmqx.Mailbox
 	poller *zmq.Poller
+	sec    *security // security.go; nil in plain mode
 
 	services map[string]*service
 	order    []string // service names in registration order
@@ -168,6 +169,7 @@ func (b *Broker) run() (err error) {
 	}
 	defer func() {
 		l.shutdownSockets()
+		l.stopSecurity()
 		b.baseCancel()
 		b.handlers.Wait()
 		if l.mb != nil {
@@ -181,6 +183,9 @@ func (b *Broker) run() (err error) {
 			_ = l.zctx.Term()
 		}
 	}()
+	if err := l.startSecurity(); err != nil {
+		return err
+	}
 	if err := l.open(); err != nil {
 		return err
 	}
@@ -216,6 +221,9 @@ func (l *loop) open() error {
 			// A full or unknown peer makes the send fail instead of
 			// dropping the message silently (see outq.go).
 			err = s.SetRouterMandatory(1)
+		}
+		if err == nil {
+			err = l.secureSocket(s, name, ep)
 		}
 		if err != nil {
 			s.Close()
@@ -307,7 +315,7 @@ func (l *loop) pollTimeout() time.Duration {
 // backlog cannot hold heartbeats back.
 func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) {
 	for range max {
-		msg, err := zmqx.RecvMessage(s)
+		msg, err := l.recv(s)
 		if err != nil {
 			if e := errnoOf(err); e != errAgain && e != zmq.Errno(syscall.EINTR) {
 				l.log.LogAttrs(context.Background(), slog.LevelWarn, "broker: receive failed", slog.String("error", err.Error()))
@@ -775,6 +783,9 @@ func (l *loop) onBackend(msg [][]byte) {
 		return
 	}
 	w := l.workers[string(id)]
+	if !l.admit(id, w, m) {
+		return
+	}
 	if w != nil {
 		w.lastRecv = l.now
 	}
@@ -1150,6 +1161,7 @@ func (l *loop) snapshot() Stats {
 		Requests:           len(l.reqs),
 		Handlers:           int(l.handlers.Load()),
 		Buffered:           l.buffered(),
+		AuthFailures:       l.authFailures(),
 	}
 	if l.dispatched > 0 {
 		st.Outcomes["dispatched"] = l.dispatched

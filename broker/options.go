@@ -59,6 +59,7 @@ type options struct {
 	maxHandlers       int
 	bufMsgs           int
 	bufBytes          int64
+	sec               secOptions // security.go
 }
 
 func defaultOptions() options {

@@ -44,6 +44,12 @@ type Stats struct {
 	// overflow queue was full) and "backend/worker_gone" (a worker's
 	// connection was gone; it was forgotten).
 	Drops map[string]uint64
+	// AuthFailures counts peers denied by CURVE authentication (see
+	// WithCurve) by "socket/reason": "frontend/unknown_key",
+	// "backend/service_not_allowed", ... with the reasons of
+	// AuthFailureReasons. A denied peer that keeps reconnecting is
+	// counted at each attempt. Empty in plain mode.
+	AuthFailures map[string]uint64
 }
 
 // ServiceStats describes one service.

@@ -106,6 +106,10 @@ func (l *clientLoop) connect(now time.Time) error {
 		s.Close()
 		return fmt.Errorf("gate: client socket setup: %w", err)
 	}
+	if err := applyCurve(s, c.set.Curve); err != nil { // security.go
+		s.Close()
+		return fmt.Errorf("gate: client socket: %w", err)
+	}
 	if err := s.Connect(c.endpoint); err != nil {
 		s.Close()
 		return fmt.Errorf("%w: connect %q: %v", ErrInvalidOption, c.endpoint, err)

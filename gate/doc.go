@@ -89,4 +89,13 @@
 // of them than calls in flight. Serve, Shutdown and Close follow
 // net/http. Components create their own zmq.Context unless given
 // [WithZMQContext], which inproc:// endpoints require.
+//
+// # Security
+//
+// Connections are plain unless [WithCurve] (or [CurveFromEnv], which
+// [SettingsFromEnv] applies) gives the broker's public key and this
+// peer's key pair: the connection is then encrypted and authenticated
+// with CURVE, and the broker admits it only if the public key is in its
+// allow-list. [NewKeyPair], [WriteKeyPair] and [ReadKeyFile] handle key
+// files. See docs/security.md.
 package gate

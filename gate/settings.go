@@ -125,6 +125,10 @@ type Settings struct {
 	// Env GATE_RECONNECT_BACKOFF, GATE_RECONNECT_BACKOFF_MAX.
 	ReconnectBackoff    time.Duration
 	ReconnectBackoffMax time.Duration
+	// Curve turns on CURVE encryption and authentication towards the
+	// broker (see [Curve], [WithCurve] and [CurveFromEnv]); the zero
+	// value is plain TCP. Env: see CurveFromEnv.
+	Curve Curve
 }
 
 // DefaultSettings returns the defaults (the Default* constants).
@@ -255,6 +259,11 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%w: %s=%q: %v", ErrInvalidOption, ev.name, v, unwrapNum(err)))
 		}
 	}
+	if c, err := CurveFromEnv(getenv); err != nil { // GATE_CURVE_*: security.go
+		errs = append(errs, err)
+	} else {
+		s.Curve = c
+	}
 	if len(errs) > 0 {
 		return s, errors.Join(errs...)
 	}
@@ -366,6 +375,9 @@ func (s Settings) Validate() error {
 	}
 	if s.ReconnectBackoff <= 0 || s.ReconnectBackoffMax < s.ReconnectBackoff {
 		bad("ReconnectBackoff %v, ReconnectBackoffMax %v: want 0 < backoff <= max", s.ReconnectBackoff, s.ReconnectBackoffMax)
+	}
+	if _, err := s.Curve.resolve(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

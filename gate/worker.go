@@ -442,6 +442,10 @@ func (l *workerLoop) connect(now time.Time) error {
 		sock.Close()
 		return fmt.Errorf("gate: worker: socket options: %w", err)
 	}
+	if err := applyCurve(sock, w.s.Curve); err != nil { // security.go
+		sock.Close()
+		return fmt.Errorf("gate: worker: %w", err)
+	}
 	if err := sock.Connect(w.endpoint); err != nil {
 		sock.Close()
 		return fmt.Errorf("gate: worker: connect %s: %w", w.endpoint, err)

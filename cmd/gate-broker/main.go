@@ -17,6 +17,18 @@
 // with a message. Run with -h for the defaults; -h and -version print on
 // stdout.
 //
+// CURVE (docs/security.md): -curve-secret-key GATE_CURVE_SECRET_KEY_FILE
+// (the server's secret key, from gatectl keygen; GATE_CURVE_SECRET_KEY
+// may hold the key itself) turns it on; -curve-clients
+// GATE_CURVE_CLIENTS_FILE and -curve-workers GATE_CURVE_WORKERS_FILE are
+// the allow-lists (lines "KEY" or "KEY service1,service2", "*" for any
+// key); -curve-plain-frontend GATE_CURVE_PLAIN_FRONTEND keeps the
+// frontend plain. Without a secret key the broker runs plain and warns
+// loudly when a socket is bound beyond loopback. With CURVE on the
+// frontend the Gate.keepalive probe of `health` authenticates with the
+// server's own key pair (from the same GATE_CURVE_SECRET_KEY[_FILE]),
+// which the broker always admits on its frontend.
+//
 // With -metrics-addr (e.g. ":9100") it serves /metrics (the
 // gaterpc_broker_* series from the broker's hooks and Stats, plus Go,
 // process and build info), /healthz and /readyz, and with -pprof the

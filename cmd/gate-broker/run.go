@@ -42,6 +42,7 @@ type config struct {
 	Pprof           bool
 	LogLevel        string
 	LogFormat       string
+	Curve           curveConfig // security.go
 }
 
 const usageHead = `gate-broker — a gate-rpc broker: clients on -frontend, workers on -backend.
@@ -96,9 +97,11 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
 	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
 	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint text on a terminal, JSON otherwise), text or json")
+	curve := c.Curve.register(f, getenv)
 	if err := f.Parse(args); err != nil {
 		return c, err
 	}
+	curve()
 	c.Frontend, c.Backend, c.QueueLimit, c.MaxMsgSize = *frontend, *backend, *queueLimit, int64(*maxMsg)
 	c.ShutdownTimeout, c.MetricsAddr, c.Pprof = *shutdown, *metricsAddr, *pprof
 	c.LogLevel, c.LogFormat = *logLevel, strings.ToLower(*logFormat)
@@ -219,6 +222,11 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		broker.WithLogger(logger),
 		broker.WithHooks(hooks),
 	}
+	sec, err := cfg.Curve.options(logger)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, sec...)
 	if obs := tel.BrokerObserver(); obs != nil {
 		opts = append(opts, broker.WithObserver(obs))
 	}
@@ -295,7 +303,7 @@ func keepalive(ctx context.Context, args []string, getenv func(string) string, s
 	if fs.NArg() > 0 {
 		return cli.Usagef("health: unexpected arguments %q", fs.Args())
 	}
-	if err := keepaliveProbe(ctx, *endpoint, *timeout); err != nil {
+	if err := keepaliveProbe(ctx, *endpoint, *timeout, getenv); err != nil {
 		fmt.Fprintf(stderr, "gate-broker health: %v\n", err)
 		return cli.ExitError{Code: 1}
 	}
@@ -305,7 +313,7 @@ func keepalive(ctx context.Context, args []string, getenv func(string) string, s
 
 // keepaliveProbe sends Gate.keepalive(b"heartbeat") to the broker at
 // endpoint and succeeds if it answers bin "200" within timeout.
-func keepaliveProbe(ctx context.Context, endpoint string, timeout time.Duration) error {
+func keepaliveProbe(ctx context.Context, endpoint string, timeout time.Duration, getenv func(string) string) error {
 	endpoint = strings.NewReplacer("://*:", "://127.0.0.1:", "://0.0.0.0:", "://127.0.0.1:").Replace(endpoint)
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
@@ -326,6 +334,9 @@ func keepaliveProbe(ctx context.Context, endpoint string, timeout time.Duration)
 	defer s.Close()
 	_ = s.SetLinger(0)
 	_ = s.SetSndtimeo(timeout)
+	if err := curveProbe(s, getenv); err != nil { // security.go
+		return err
+	}
 	if err := s.Connect(endpoint); err != nil {
 		return fmt.Errorf("health: connect %s: %w", endpoint, err)
 	}

@@ -15,7 +15,11 @@
 // OTEL_* by the OpenTelemetry SDK. A malformed or invalid value exits 2
 // with a message; -h and -version print on stdout. `health` probes
 // 127.0.0.1:9101 (the worker's port in the README and the compose stack)
-// unless -addr or GATE_METRICS_ADDR says otherwise.
+// unless -addr or GATE_METRICS_ADDR says otherwise. -curve-server-key
+// GATE_CURVE_SERVER_KEY_FILE and -curve-secret-key GATE_CURVE_SECRET_KEY_FILE
+// turn CURVE on (the broker's public key and this worker's secret key, see
+// docs/security.md; GATE_CURVE_SERVER_KEY and GATE_CURVE_SECRET_KEY may hold
+// the keys themselves).
 //
 // With -metrics-addr the worker serves /metrics (rpc_server_*,
 // gaterpc_worker_*, Go and process metrics), /healthz (alive) and /readyz

@@ -71,8 +71,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
 	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint text on a terminal, JSON otherwise), text or json")
 	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
+	var curve cli.CurveFlags // -curve-server-key, -curve-secret-key
+	curve.Register(fs)
 	if err := f.Parse(args); err != nil {
 		return err
+	}
+	if err := curve.Apply(&settings, getenv); err != nil {
+		return cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
 		return cli.Usagef("unexpected arguments %q", fs.Args())

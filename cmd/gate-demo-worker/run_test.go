@@ -185,6 +185,8 @@ func TestRunBadConfig(t *testing.T) {
 		{"zero workers", []string{"-workers", "0"}, nil, "-workers 0", 2},
 		{"zero capacity", []string{"-capacity", "0"}, nil, "-capacity 0", 2},
 		{"colon service", []string{"-service", "a:b", "-procs", "0"}, nil, "must not contain ':'", 1},
+		{"curve server key only", []string{"-curve-server-key", "/nonexistent/server.pub", "-procs", "0"}, nil, "/nonexistent/server.pub", 2},
+		{"curve secret key only", nil, map[string]string{"GATE_CURVE_SECRET_KEY": strings.Repeat("0", 40)}, "GATE_CURVE_SERVER_KEY", 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer

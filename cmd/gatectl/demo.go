@@ -39,6 +39,8 @@ func (a *app) demo(args []string) error {
 	rate := f.Float("rate", "", 5, "traffic generator calls per second; 0 disables it")
 	logFormat := f.String("log-format", "GATE_LOG_FORMAT", "auto", "auto (tint text on a terminal, JSON otherwise), text or json")
 	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
+	plain := f.Bool("plain", "GATE_DEMO_PLAIN", false, "no CURVE at all (e.g. to let Python 0.2.12 workers join)")
+	curveFront := f.Bool("curve-frontend", "GATE_DEMO_CURVE_FRONTEND", false, "CURVE on the frontend too (gatectl in another terminal then needs the printed key flags)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -75,6 +77,21 @@ func (a *app) demo(args []string) error {
 	}
 	stops = append(stops, tel.Shutdown)
 	log := tel.Logger
+	var curve *demoCurve // security.go
+	var bsec []broker.Option
+	var wsec, csec []gate.CommonOption
+	if !*plain {
+		if curve, err = newDemoCurve(*curveFront); err != nil {
+			return err
+		}
+		stops = append(stops, func(context.Context) error { curve.close(); return nil })
+		bsec = curve.brokerOptions(*service, *curveFront)
+		wsec = append(wsec, gate.WithCurve(curve.server.Public, curve.worker))
+		if *curveFront {
+			csec = append(csec, gate.WithCurve(curve.server.Public, curve.client))
+		}
+		curve.log(log, *curveFront)
+	}
 	topts := []telemetry.Option{telemetry.WithTracerProvider(tel.TracerProvider), telemetry.WithPropagators(tel.Propagator)}
 
 	// Broker.
@@ -82,8 +99,8 @@ func (a *app) demo(args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err = broker.New(broker.WithFrontend(*frontend), broker.WithBackend(*backend), broker.WithLogger(log),
-		broker.WithHooks(bh), broker.WithObserver(telemetry.BrokerObserver(log, topts...)))
+	b, err = broker.New(append([]broker.Option{broker.WithFrontend(*frontend), broker.WithBackend(*backend), broker.WithLogger(log),
+		broker.WithHooks(bh), broker.WithObserver(telemetry.BrokerObserver(log, topts...))}, bsec...)...)
 	if err != nil {
 		return err
 	}
@@ -129,8 +146,12 @@ func (a *app) demo(args []string) error {
 	// Runs after every worker's Shutdown (teardown is in reverse).
 	stops = append(stops, func(context.Context) error { wg.Wait(); return nil })
 	for range *workers {
-		w, err := svc.NewWorker(back, gate.WithSettings(settings), gate.WithLogger(log), gate.WithMiddleware(wmw),
-			gate.WithExecutorDepthHook(sm.SetExecutorQueueDepth))
+		opts := []gate.WorkerOption{gate.WithSettings(settings), gate.WithLogger(log), gate.WithMiddleware(wmw),
+			gate.WithExecutorDepthHook(sm.SetExecutorQueueDepth)}
+		for _, o := range wsec {
+			opts = append(opts, o)
+		}
+		w, err := svc.NewWorker(back, opts...)
 		if err != nil {
 			return err
 		}
@@ -147,8 +168,12 @@ func (a *app) demo(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := gate.NewClient(front, gate.WithSettings(settings), gate.WithLogger(log), gate.WithTimeout(a.g.timeout),
-		gate.WithMiddleware(telemetry.Tracing(append(topts, telemetry.WithMethods(full...), telemetry.WithServerAddress(front))...), cm.Middleware(), telemetry.Logging(log)))
+	copts := []gate.ClientOption{gate.WithSettings(settings), gate.WithLogger(log), gate.WithTimeout(a.g.timeout),
+		gate.WithMiddleware(telemetry.Tracing(append(topts, telemetry.WithMethods(full...), telemetry.WithServerAddress(front))...), cm.Middleware(), telemetry.Logging(log))}
+	for _, o := range csec {
+		copts = append(copts, o)
+	}
+	c, err := gate.NewClient(front, copts...)
 	if err != nil {
 		return err
 	}
@@ -162,6 +187,9 @@ func (a *app) demo(args []string) error {
 	stops = append(stops, func(context.Context) error { stopTraffic(); <-trafficDone; return nil })
 
 	printBanner(a.stdout, front, back, tel.MetricsAddr(), *service, *workers, *rate, svc.Methods())
+	if curve != nil {
+		curve.banner(a.stdout, *curveFront, *service)
+	}
 	select {
 	case <-a.ctx.Done():
 		fmt.Fprintln(a.stdout, "\nshutting down...")

@@ -11,13 +11,17 @@
 //	              [-metrics-addr ADDR [-pprof]] [-histogram-png FILE] [-progress]
 //	gatectl demo [-frontend E] [-backend E] [-metrics-addr ADDR] [-workers N] [-rate R]
 //	gatectl health [-addr HOST:PORT] [-path /healthz]
+//	gatectl keygen [-if-missing] [-allow FILE [-services S1,S2]] PREFIX
 //	gatectl version | -version
 //	gatectl help [COMMAND]
 //
 // Global flags may come before or after the command and mirror environment
 // variables (flag, then env, then default): -broker GATE_BROKER (the
 // broker's frontend), -timeout GATE_REPLY_TIMEOUT (gate.Settings.ReplyTimeout:
-// the deadline of a call, of a whole stream, and of each bench call). Other
+// the deadline of a call, of a whole stream, and of each bench call),
+// -curve-server-key GATE_CURVE_SERVER_KEY_FILE and -curve-secret-key
+// GATE_CURVE_SECRET_KEY_FILE (CURVE key files: the broker's public key and
+// this client's secret key; see docs/security.md). Other
 // GATE_* variables (heartbeat, HWM, huge data limits) configure the client
 // through gate.SettingsFromEnv; a malformed or invalid value of any of them
 // is refused. Before it waits for a reply, a command checks that something
@@ -144,7 +148,20 @@
 // generator (a few calls/s of echo, count streams, fail and huge) and the
 // telemetry server (127.0.0.1:9100: /metrics with broker, worker and client
 // metrics, /healthz, /readyz), prints what runs and example commands, and
-// stops cleanly on SIGINT/SIGTERM. `make run` runs it.
+// stops cleanly on SIGINT/SIGTERM. `make run` runs it. The backend runs
+// CURVE with ephemeral keys (the workers' key may serve only the demo
+// service); -curve-frontend secures the frontend too (printing the key
+// flags other gatectl runs need), -plain turns CURVE off.
+//
+// # keygen
+//
+// keygen writes a CURVE key pair, PREFIX.key (secret, mode 0600) and
+// PREFIX.pub, and prints the public key. -if-missing keeps an existing
+// PREFIX.key; -allow FILE appends the public key to a gate-broker
+// allow-list (with -services, the services a worker key may serve).
+//
+//	$ gatectl keygen -allow workers.list -services demo keys/worker
+//	rq:rM>}U?@Lns47E1%kR.o@n%FA({1wR4Lgv4-Za
 //
 // # health
 //

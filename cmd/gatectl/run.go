@@ -52,6 +52,7 @@ type app struct {
 	// first client (tracing), flushed when run returns.
 	tel     *setup.Telemetry
 	telMade bool
+	curve   cli.CurveFlags // security.go: -curve-server-key, -curve-secret-key
 }
 
 const usageText = `gatectl — call, inspect and load-test gate-rpc services through a broker.
@@ -71,6 +72,8 @@ Commands:
                                                     closed-loop load with a latency summary
   demo                                              broker + demo workers + traffic in one process
   health [-addr HOST:PORT]                          GET /healthz of a gate binary, exit 0 on 200
+  keygen [-if-missing] [-allow FILE [-services S,..]] PREFIX
+                                                    write a CURVE key pair PREFIX.key (0600) and PREFIX.pub
   version                                           print the version
   help [COMMAND]                                    this text, or a command's flags
 
@@ -100,6 +103,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	a.settings = settings
 	fs := flag.NewFlagSet("gatectl", flag.ContinueOnError)
 	f := cli.NewFlags(fs, getenv).Output(stdout, stderr)
+	a.curve.Register(fs)
+	a.getenv = a.curve.Getenv(getenv)
 	broker := f.String("broker", "GATE_BROKER", defaultBroker, "broker frontend endpoint")
 	timeout := fs.Duration("timeout", settings.ReplyTimeout, "deadline of a call, or of a whole stream (env GATE_REPLY_TIMEOUT)")
 	jsonOut := fs.Bool("json", false, "machine-readable JSON output")
@@ -142,6 +147,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		cli.PrintVersion(stdout, "gatectl")
 		return nil
+	case "keygen":
+		return a.keygen(rest)
 	case "help":
 		if len(rest) > 0 && rest[0] != "help" {
 			return run(ctx, append([]string{rest[0], "-h"}, rest[1:]...), getenv, stdout, stderr)
@@ -161,6 +168,7 @@ func (a *app) flags(name string) *cli.Flags {
 	fs := flag.NewFlagSet("gatectl "+name, flag.ContinueOnError)
 	f := cli.NewFlags(fs, a.getenv).Output(a.stdout, a.stderr)
 	a.g.register(fs)
+	a.curve.Register(fs)
 	return f
 }
 
@@ -185,7 +193,11 @@ func (a *app) client(instrumented bool, methods []string, opts ...gate.ClientOpt
 	if err := probeBroker(a.ctx, a.g.broker, a.g.timeout); err != nil {
 		return nil, nil, err
 	}
-	all := []gate.ClientOption{gate.WithSettings(a.settings), gate.WithLogger(a.logger()), gate.WithTimeout(a.g.timeout)}
+	settings := a.settings
+	if err := a.curve.Apply(&settings, a.getenv); err != nil {
+		return nil, nil, cli.UsageError{Err: err}
+	}
+	all := []gate.ClientOption{gate.WithSettings(settings), gate.WithLogger(a.logger()), gate.WithTimeout(a.g.timeout)}
 	var tel *setup.Telemetry
 	if !instrumented {
 		var err error

@@ -385,10 +385,14 @@ func (t *Telemetry) BrokerHooks(opts ...telemetry.Option) (broker.Hooks, error) 
 	return t.bm.Hooks(), nil
 }
 
-// RegisterBroker registers a collector of src's Stats (normally the
-// *broker.Broker) on Registry.
+// RegisterBroker registers collectors of src's Stats (normally the
+// *broker.Broker) on Registry: the broker state and its authentication
+// failures.
 func (t *Telemetry) RegisterBroker(src interface{ Stats() broker.Stats }, opts ...telemetry.Option) error {
-	return t.Registry.Register(telemetry.NewBrokerCollector(src, opts...))
+	if err := t.Registry.Register(telemetry.NewBrokerCollector(src, opts...)); err != nil {
+		return err
+	}
+	return t.Registry.Register(telemetry.NewBrokerAuthCollector(src))
 }
 
 // Shutdown stops the metrics server, flushes and stops the tracer

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"flag"
+
+	"github.com/gaterpc/gate/gate"
+)
+
+// CurveFlags are the CURVE flags of a client or worker binary:
+// -curve-server-key FILE (the broker's public key) and -curve-secret-key
+// FILE (this peer's secret key). They mirror GATE_CURVE_SERVER_KEY_FILE
+// and GATE_CURVE_SECRET_KEY_FILE, which gate.SettingsFromEnv reads (with
+// GATE_CURVE_SERVER_KEY and GATE_CURVE_SECRET_KEY holding the keys
+// themselves); a flag wins over the environment.
+type CurveFlags struct {
+	server, secret string
+}
+
+// Register defines the flags on fs. It may be called for several flag
+// sets (global flags repeated after a subcommand); they share the values.
+func (c *CurveFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "curve-server-key", c.server,
+		"file with the broker's CURVE public key; turns CURVE on with -curve-secret-key (env "+gate.EnvCurveServerKey+"_FILE or "+gate.EnvCurveServerKey+")")
+	fs.StringVar(&c.secret, "curve-secret-key", c.secret,
+		"file with this peer's CURVE secret key, see gatectl keygen (env "+gate.EnvCurveSecretKey+"_FILE or "+gate.EnvCurveSecretKey+")")
+}
+
+// Getenv wraps getenv so that gate.SettingsFromEnv sees the flags: a set
+// flag replaces its _FILE variable and hides the variable holding the key
+// itself. The flags are read at each call, so wrap before parsing.
+func (c *CurveFlags) Getenv(getenv func(string) string) func(string) string {
+	return func(name string) string {
+		switch {
+		case c.server != "" && name == gate.EnvCurveServerKey+"_FILE":
+			return c.server
+		case c.server != "" && name == gate.EnvCurveServerKey:
+			return ""
+		case c.secret != "" && name == gate.EnvCurveSecretKey+"_FILE":
+			return c.secret
+		case c.secret != "" && (name == gate.EnvCurveSecretKey || name == gate.EnvCurvePublicKey || name == gate.EnvCurvePublicKey+"_FILE"):
+			return ""
+		}
+		return getenv(name)
+	}
+}
+
+// Apply re-reads the CURVE configuration of s from getenv and the flags
+// (for binaries that read their settings before parsing flags).
+func (c *CurveFlags) Apply(s *gate.Settings, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	curve, err := gate.CurveFromEnv(c.Getenv(getenv))
+	if err != nil {
+		return err
+	}
+	s.Curve = curve
+	return nil
+}
