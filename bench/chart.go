@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/image/font"
@@ -37,7 +38,7 @@ var (
 	colBad  = color.RGBA{0xc6, 0x28, 0x28, 0xff}
 )
 
-const chartW, chartH = 1200, 760
+const chartW, chartH = 1200, 880
 
 type canvas struct {
 	img *image.Paletted
@@ -98,11 +99,11 @@ func writeChartFile(path string, r *report) error {
 func writeChart(w io.Writer, r *report) error {
 	cv := newCanvas()
 	m := r.Machine
-	cv.text(16, 22, fmt.Sprintf("make compare  %s  %d cpu (%s)  %d rounds, median  (gate, NATS %s, libzmq %s)",
+	cv.text(16, 22, fmt.Sprintf("make compare  %s  %d cpu (%s)  %d rounds, median  (nats-server %s, libzmq %s)",
 		r.Started.Format("2006-01-02 15:04 utc"), m.NProc, m.CPU, r.Config.Rounds, m.NATS, m.Libzmq), colInk, -1)
-	cv.ladder(image.Rect(70, 60, chartW-20, 420), r)
-	cv.telemetry(image.Rect(70, 490, 620, chartH-50), r)
-	cv.summary(image.Rect(660, 480, chartW-20, chartH-20), r)
+	cv.ladder(image.Rect(70, 60, chartW-20, 430), r)
+	cv.telemetry(image.Rect(70, 530, 620, chartH-50), r)
+	cv.summary(image.Rect(660, 520, chartW-20, chartH-10), r)
 	return png.Encode(w, cv.img)
 }
 
@@ -152,7 +153,7 @@ func (cv *canvas) ladder(area image.Rectangle, r *report) {
 			}
 			y := yOf(v)
 			cv.rect(image.Rect(area.Min.X, y, area.Max.X, y+1), colGrid)
-			cv.text(area.Min.X-6, y+4, si(v), colInk, 1)
+			cv.text(area.Min.X-6, y+4, axisLabel(v), colInk, 1)
 		}
 	}
 	gw := area.Dx() / len(groups)
@@ -237,7 +238,7 @@ func (cv *canvas) telemetry(area image.Rectangle, r *report) {
 		v := top * float64(i) / 4
 		y := yOf(v)
 		cv.rect(image.Rect(area.Min.X, y, area.Max.X, y+1), colGrid)
-		cv.text(area.Min.X-6, y+4, si(v), colInk, 1)
+		cv.text(area.Min.X-6, y+4, axisLabel(v), colInk, 1)
 	}
 	gw := area.Dx() / len(keys)
 	bw := max((gw-20)/len(modes), 2)
@@ -337,4 +338,16 @@ func wrap(s string, n int) []string {
 // ascii replaces the symbols the bitmap font lacks.
 func ascii(s string) string {
 	return strings.NewReplacer("≥", ">=", "≤", "<=", "×", "x", "÷", "/", "–", "-", "µ", "u").Replace(s)
+}
+
+// axisLabel formats a tick value: 20, 500, 5k, 12.5k, 1M.
+func axisLabel(v float64) string {
+	unit, div := "", 1.0
+	switch {
+	case v >= 1e6:
+		unit, div = "M", 1e6
+	case v >= 1e3:
+		unit, div = "k", 1e3
+	}
+	return strconv.FormatFloat(v/div, 'f', -1, 64) + unit
 }

@@ -36,6 +36,7 @@ var roles = map[string]func(ctx context.Context, args []string) error{
 	"gate-client":        runGateClient,
 	"gate-stream-worker": runGateStreamWorker,
 	"otlp-sink":          runOTLPSink,
+	"render":             runRender,
 }
 
 func main() {

@@ -21,9 +21,18 @@ func (r *report) markdown(mdPath, pngPath string) string {
 		time.Duration(r.TookS*float64(time.Second)).Round(time.Second))
 	fmt.Fprintf(&b, "- **Machine**: `nproc` %d, %s, kernel %s, %s RAM; Go %s, libzmq %s, nats-server %s.\n",
 		m.NProc, m.CPU, m.Kernel, m.MemTotal, m.Go, m.Libzmq, m.NATS)
-	fmt.Fprintf(&b, "  The machine was shared with other jobs while this ran (load average %s at the start), so\n", m.LoadAvg)
-	b.WriteString("  absolute numbers are noisy; the systems alternate within every round so that the ratios are fairer.\n")
-	fmt.Fprintf(&b, "- **Command**: `make compare`, which ran `%s` in `bench/`.\n\n", r.Command)
+	if busy(m) {
+		fmt.Fprintf(&b, "  The machine was busy with other work while this ran (load average %s at the start, %s at the end,\n", m.LoadAvg, m.LoadEnd)
+		fmt.Fprintf(&b, "  on %d cores), so absolute numbers are low and noisy; the systems alternate within every round so that\n", m.NProc)
+		b.WriteString("  the ratios are fairer than the absolute numbers, and the range column shows the spread.\n")
+	} else {
+		fmt.Fprintf(&b, "  Load average %s at the start, %s at the end.\n", m.LoadAvg, m.LoadEnd)
+	}
+	if r.ViaMake {
+		fmt.Fprintf(&b, "- **Command**: `make compare`, which ran `%s` in `bench/`.\n\n", r.Command)
+	} else {
+		fmt.Fprintf(&b, "- **Command**: `%s`.\n\n", r.Command)
+	}
 	if pngPath != "" {
 		rel, err := filepath.Rel(filepath.Dir(mdPath), pngPath)
 		if err != nil {
@@ -105,3 +114,15 @@ Run it: ` + "`make compare`" + ` (about 6 minutes on 2 cores); shorter: ` + "`ma
 flags: ` + "`cd bench && go run . -h`" + `. ` + "`-json`" + ` prints the report as JSON. The formatting tests run with
 ` + "`cd bench && go test ./...`" + ` (the root ` + "`go test ./...`" + ` does not enter this module).
 `
+
+// busy reports whether the 1-minute load average at the start or the end
+// was above half the cores: other work then shared the CPU with the run.
+func busy(m machine) bool {
+	for _, l := range []string{m.LoadAvg, m.LoadEnd} {
+		var one float64
+		if _, err := fmt.Sscan(l, &one); err == nil && one > float64(m.NProc)/2 {
+			return true
+		}
+	}
+	return false
+}

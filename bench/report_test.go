@@ -86,8 +86,8 @@ func TestTables(t *testing.T) {
 		"| in flight | size | system | calls/s | range | p50 | p99 | ÷ NATS | ÷ zmq_proxy |",
 		"| 64 | 64 B | gate | 21.0k | 20.0k–22.0k | 3.20 ms | 9.00 ms | 0.53× | 0.42× |",
 		"| 64 | 64 B | nats | 40.0k | 40.0k–40.0k | 1.50 ms | 4.00 ms | 1.00× | 0.80× |",
-		"| 64 | 64 B | gate-broker-raw | failed (1 failed runs, 0 errors) |",
-		"| 64 | 1 MiB | gate | failed (1 failed runs, 29 errors) |",
+		"| 64 | 64 B | gate-broker-raw | failed (runs failed: 1 of 1; errors: 0; last: raw-client: exit status 1) |",
+		"| 64 | 1 MiB | gate | failed (runs failed: 1 of 1; errors: 29; last: client too slow) |",
 		"| 64 | 64 B | gate-trace10 | 17.0k | 17.0k–17.0k | 3.40 ms | 9.90 ms | 0.42× | 0.34× |\n| 64 | 1 MiB | nats", // sorted by workload, then system
 		"+ tracing 10% ÷ off, calls/s, 64 B, 64 in flight | ≥ 0.90 | 0.81× | not met |",
 		"| 1 | 100 B | 75.0k | 75.0k–75.0k | 7.5 |",
@@ -222,5 +222,21 @@ func TestQuantile(t *testing.T) {
 	}
 	if q := quantile(nil, .5); q != 0 {
 		t.Errorf("p50 of nothing = %d, want 0", q)
+	}
+}
+
+func TestBusy(t *testing.T) {
+	for _, c := range []struct {
+		start, end string
+		want       bool
+	}{
+		{"0.20 0.30 0.40", "0.50 0.30 0.40", false},
+		{"7.62 8.15 7.70", "0.50 0.30 0.40", true},
+		{"0.20 0.30 0.40", "1.50 0.30 0.40", true},
+		{"", "", false},
+	} {
+		if got := busy(machine{NProc: 2, LoadAvg: c.start, LoadEnd: c.end}); got != c.want {
+			t.Errorf("busy(%q, %q) = %v, want %v", c.start, c.end, got, c.want)
+		}
 	}
 }
