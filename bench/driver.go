@@ -195,6 +195,9 @@ type driver struct {
 
 func runDriver(ctx context.Context, args []string) (err error) {
 	cfg, err := parseConfig(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func (r *report) markdown(mdPath, pngPath string) string {
 	b.WriteString("latest run and is replaced by the next one.\n\n")
 	fmt.Fprintf(&b, "- **When**: %s UTC, %d rounds, took %s.\n", r.Started.Format("2006-01-02 15:04"), r.Config.Rounds,
 		time.Duration(r.TookS*float64(time.Second)).Round(time.Second))
-	fmt.Fprintf(&b, "- **Machine**: `nproc` %d, %s, kernel %s, %s RAM; Go %s, libzmq %s, nats-server %s.\n",
+	fmt.Fprintf(&b, "- **Machine**: `nproc` %d, %s, kernel %s, %s RAM; %s, libzmq %s, nats-server %s.\n",
 		m.NProc, m.CPU, m.Kernel, m.MemTotal, m.Go, m.Libzmq, m.NATS)
 	if busy(m) {
 		fmt.Fprintf(&b, "  The machine was busy with other work while this ran (load average %s at the start, %s at the end,\n", m.LoadAvg, m.LoadEnd)
@@ -95,6 +95,9 @@ const methodText = `
   then a measured window; calls/s counts the calls that complete in the window, latencies are those
   calls' send-to-reply times (p50, p99 by nearest rank). The echo payload goes both ways on every system.
   Every client checks the replies (length, or success and length); a failed run is reported, not hidden.
+- **gate at 1 MiB.** demo.echo's reply to a 1 MiB payload is larger than Settings.AutoHugeThreshold
+  (1 MiB), so the gate worker sends it back as HugeData (gzip level 1, 1000-byte chunks): what a user of
+  the defaults gets. The raw gate-broker rows send it back as one frame.
 - **The raw peers** (zmq_proxy's client and echo, gate-broker's raw client and worker) use pebbe/zmq4's
   plain ` + "`RecvMessageBytes`/`SendMessage`" + `, so the client-side cost is the same whatever is in the middle.
 - **Telemetry "off"** is the binaries without ` + "`-metrics-addr`" + `, Warn logs and no ` + "`OTEL_*`" + `, and a client

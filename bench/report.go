@@ -503,7 +503,7 @@ func (r *report) hugeTable() string {
 			v = "failed"
 		}
 		if h.Failures > 0 {
-			v += fmt.Sprintf(" (%d of %d runs failed: %s)", h.Failures, len(h.Runs), clip(h.LastErr, 100))
+			v += fmt.Sprintf(" (%d of %d runs failed: %s)", h.Failures, len(h.Runs), clip(h.LastErr, 240))
 		}
 		rng := ""
 		if h.MBPerS > 0 {
