@@ -65,20 +65,28 @@ func (p *procs) start(name string, env []string, path string, args ...string) (*
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	c := &child{name: name, cmd: cmd, lines: make(chan string, 16), done: make(chan struct{}), log: logPath}
+	c := &child{name: name, cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{}), log: logPath}
 	p.mu.Lock()
 	p.live[c] = struct{}{}
 	p.mu.Unlock()
-	go func() { // owns out; ends at the child's exit
+	eof := make(chan struct{})
+	go func() { // owns out; ends at EOF, when the child exits
+		defer close(eof)
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			c.lines <- sc.Text()
+			select {
+			case c.lines <- sc.Text():
+			default: // nobody reads a server's stdout after "ready"
+			}
 		}
 		close(c.lines)
 	}()
 	go func() {
-		c.err = cmd.Wait() // after stdout is drained (Wait closes the pipe)
+		// Wait closes the pipe, so it must come after the last read, or
+		// the child's last line (a client's result) can be lost.
+		<-eof
+		c.err = cmd.Wait()
 		lf.Close()
 		p.mu.Lock()
 		delete(p.live, c)
