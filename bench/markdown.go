@@ -41,7 +41,11 @@ func (r *report) markdown(mdPath, pngPath string) string {
 		fmt.Fprintf(&b, "![calls/s of every workload, telemetry modes and targets](%s)\n\n", filepath.ToSlash(rel))
 	}
 	if s := r.targetTable(); s != "" {
-		b.WriteString("## Targets\n\n" + s + "\n")
+		b.WriteString("## Targets\n\nEach target of issues 12 and 13 that this run measures, from the medians below.")
+		if busy(m) {
+			b.WriteString(" On a machine this busy the\nrounds of one row differ by up to 2× (the range column below), so a ratio near its bound is no verdict\neither way: rerun on a quiet machine before reading one.")
+		}
+		b.WriteString("\n\n" + s + "\n")
 	}
 	fmt.Fprintf(&b, "## Request-reply (echo)\n\ncalls/s is the median of the %d rounds, range the slowest and fastest round; p50 and p99 are\n", r.Config.Rounds)
 	b.WriteString("medians over the rounds of each round's latency quantiles; ÷ NATS and ÷ zmq_proxy divide the row's calls/s by\n")
