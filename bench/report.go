@@ -36,7 +36,7 @@ type machine struct {
 	Go       string `json:"go"`
 	Libzmq   string `json:"libzmq"`
 	NATS     string `json:"nats_server"`
-	Shared   bool   `json:"shared_with_other_jobs"`
+	Busy     bool   `json:"busy"` // load average above nproc/2 at the start or end
 	LoadAvg  string `json:"loadavg_at_start"`
 	LoadEnd  string `json:"loadavg_at_end,omitempty"`
 }
@@ -259,6 +259,7 @@ func median(xs []float64) float64 {
 func (r *report) finish(took time.Duration) {
 	r.TookS = took.Seconds()
 	r.Machine.LoadEnd = loadAvg()
+	r.Machine.Busy = busy(r.Machine)
 	order := func(a, b *cell) int {
 		if a.Inflight != b.Inflight {
 			return a.Inflight - b.Inflight
