@@ -4,6 +4,7 @@
 #   make test    install system deps if missing, then go vet and go test -race
 #   make bench   benchmarks with -benchmem
 #   make fuzz    each fuzz target for $(FUZZTIME)
+#   make compare gate vs NATS vs zmq_proxy in separate processes; rewrites BENCHMARKS.md
 
 GO       ?= go
 PKGS     ?= ./...
@@ -16,7 +17,10 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 # staticcheck runs from the Go module proxy at this pinned version.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help deps run test vet bench fuzz lint generate check-generated
+# Extra flags of `make compare` (cd bench && go run . -h lists them).
+COMPARE_FLAGS ?=
+
+.PHONY: help deps run test vet bench fuzz lint generate check-generated compare
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +54,12 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m)
 			echo "fuzz $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
 		done; \
 	done
+
+compare: deps ## benchmark gate against NATS and zmq_proxy (~6 min on 2 cores), write BENCHMARKS.md and docs/compare.png (make compare COMPARE_FLAGS='-rounds 1 -duration 500ms')
+	$(GO) build -o bench/bin/gate-broker ./cmd/gate-broker
+	$(GO) build -o bench/bin/gate-demo-worker ./cmd/gate-demo-worker
+	cd bench && $(GO) build -o bin/compare . && ./bin/compare -gate-broker bin/gate-broker -gate-demo-worker bin/gate-demo-worker \
+		-md ../BENCHMARKS.md -png ../docs/compare.png -json-file bin/compare.json $(COMPARE_FLAGS)
 
 lint: deps ## gofmt -s -l, go vet and staticcheck (after deps: both compile the cgo bindings)
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
