@@ -62,6 +62,8 @@ type service struct {
 	queue []*request // FIFO; entries no longer stQueued are skipped
 	qhead int
 	nq    int // live queued
+
+	emptySince time.Time // when its last worker left (zero while it has workers)
 }
 
 type worker struct {
@@ -72,6 +74,7 @@ type worker struct {
 	used     int
 	inRing   bool
 	dead     bool
+	stalled  bool // taken out of the ring for silence until it speaks (see silent)
 	gate     bool // announced wire.GateCapability: understands CANCEL
 	lastSent time.Time
 	lastRecv time.Time
@@ -133,12 +136,16 @@ type loop struct {
 	drained  []chan struct{}
 	closed   bool
 
-	keybuf []byte
-	out    [][]byte
-	rep    gate.Reply // scratch for RequestObserver.Reply
+	keybuf  []byte
+	out     [][]byte
+	recvLim zmqx.Limits // frame count and size, checked as frames arrive
+	rep     gate.Reply  // scratch for RequestObserver.Reply
 
 	clientQ map[string]*peerQueue // clients with an overflow queue
 	pending []*peerQueue          // non-empty overflow queues, to flush
+
+	nextPrune time.Time // next scan for services to forget
+	pruned    uint64    // services forgotten
 
 	hbSent, hbRecv, keepalives uint64
 	dispatched                 uint64 // Outcomes["dispatched"]
@@ -159,6 +166,7 @@ func (b *Broker) run() (err error) {
 		expirations: make(map[string]uint64),
 		drops:       make(map[string]uint64),
 	}
+	l.recvLim = b.opts.recvLimits()
 	l.zctx = b.opts.zctx
 	own := l.zctx == nil
 	if own {
@@ -307,8 +315,14 @@ func (l *loop) pollTimeout() time.Duration {
 // backlog cannot hold heartbeats back.
 func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) {
 	for range max {
-		msg, err := zmqx.RecvMessage(s)
+		msg, err := zmqx.RecvMessageLimit(s, l.recvLim)
 		if err != nil {
+			if reason := limitReason(err); reason != "" {
+				// Discarded inside libzmq, nothing copied (zmqx).
+				l.now = time.Now()
+				l.drop(l.socketName(s), reason)
+				continue
+			}
 			if e := errnoOf(err); e != errAgain && e != zmq.Errno(syscall.EINTR) {
 				l.log.LogAttrs(context.Background(), slog.LevelWarn, "broker: receive failed", slog.String("error", err.Error()))
 			}
@@ -323,17 +337,6 @@ func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) 
 }
 
 func isErrno(err error, e syscall.Errno) bool { return errnoOf(err) == zmq.Errno(e) }
-
-func (l *loop) oversize(msg [][]byte) bool {
-	if l.opts.maxMsgSize <= 0 {
-		return false
-	}
-	var n int64
-	for _, f := range msg {
-		n += int64(len(f))
-	}
-	return n > l.opts.maxMsgSize
-}
 
 func (l *loop) drop(socket, reason string) {
 	l.drops[socket+"/"+reason]++
@@ -407,10 +410,6 @@ func (l *loop) key(client, rid []byte) []byte {
 // ---- frontend ----
 
 func (l *loop) onFrontend(msg [][]byte) {
-	if l.oversize(msg) {
-		l.drop("frontend", "oversize")
-		return
-	}
 	client, rest, err := wire.SplitRouting(msg)
 	if err != nil {
 		l.dropErr("frontend", err)
@@ -513,6 +512,10 @@ func (l *loop) pick(s *service) *worker {
 		if w.dead || w.used >= w.capacity {
 			continue
 		}
+		if l.silent(w) {
+			w.stalled = true // back in the ring when it speaks (unstall)
+			continue
+		}
 		w.used++
 		if w.used < w.capacity {
 			l.ringPush(w)
@@ -525,7 +528,7 @@ func (l *loop) pick(s *service) *worker {
 }
 
 func (l *loop) ringPush(w *worker) {
-	if w.inRing || w.dead || w.used >= w.capacity {
+	if w.inRing || w.dead || w.stalled || w.used >= w.capacity {
 		return
 	}
 	w.inRing = true
@@ -760,10 +763,6 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 // ---- backend ----
 
 func (l *loop) onBackend(msg [][]byte) {
-	if l.oversize(msg) {
-		l.drop("backend", "oversize")
-		return
-	}
 	id, rest, err := wire.SplitRouting(msg)
 	if err != nil {
 		l.dropErr("backend", err)
@@ -783,13 +782,13 @@ func (l *loop) onBackend(msg [][]byte) {
 		l.onReady(id, w, m)
 	case wire.CmdReply:
 		if w == nil {
-			l.drop("backend", "unknown_worker")
+			l.unknownWorker(id)
 			return
 		}
 		l.onReply(w, m)
 	case wire.CmdHeartbeat:
 		if w == nil {
-			l.drop("backend", "unknown_worker")
+			l.unknownWorker(id)
 			return
 		}
 		l.hbRecv++
@@ -807,6 +806,9 @@ func (l *loop) onBackend(msg [][]byte) {
 		l.removeWorker(w, GoneDisconnect, false)
 	default: // REQUEST and CANCEL only travel broker -> worker
 		l.drop("backend", wire.ReasonCommand)
+	}
+	if w != nil && w.stalled {
+		l.unstall(w)
 	}
 }
 
@@ -826,17 +828,33 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 		l.disconnect(id)
 		return
 	}
+	if reason := l.refuseReady(m); reason != "" {
+		l.drop("backend", reason)
+		l.disconnect(id)
+		return
+	}
+	capacity := m.Capacity
+	if capacity > l.opts.limits.maxCapacity {
+		capacity = l.opts.limits.maxCapacity
+		l.drop("backend", "capacity_clamped")
+	}
 	s := l.services[m.Service]
 	if s == nil {
+		if !l.roomForService() {
+			l.drop("backend", "too_many_services")
+			l.disconnect(id)
+			return
+		}
 		s = &service{name: m.Service, desc: m.Description}
 		l.services[m.Service] = s
 		l.order = append(l.order, m.Service)
 	}
+	s.emptySince = time.Time{}
 	w = &worker{
 		id:       id,
 		key:      string(id),
 		svc:      s,
-		capacity: m.Capacity,
+		capacity: capacity,
 		lastRecv: l.now,
 		reqs:     make(map[string]*request),
 		pending:  make(map[*request]struct{}),
@@ -992,6 +1010,7 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 	}
 	clear(w.pending)
 	if s.workers == 0 {
+		s.emptySince = l.now
 		for r := l.popQueued(s); r != nil; r = l.popQueued(s) {
 			l.fail(r, OutcomeNoService, "ServiceUnAvailableError", unavailableRepr(s.name))
 		}
@@ -1035,6 +1054,10 @@ func (l *loop) tick() {
 	}
 	for _, w := range dead {
 		l.removeWorker(w, GoneHeartbeat, true)
+	}
+	if !l.now.Before(l.nextPrune) {
+		l.pruneServices()
+		l.nextPrune = l.now.Add(hb)
 	}
 	step := max(hb/4, time.Millisecond)
 	l.nextTick = l.now.Add(step)
@@ -1150,6 +1173,7 @@ func (l *loop) snapshot() Stats {
 		Requests:           len(l.reqs),
 		Handlers:           int(l.handlers.Load()),
 		Buffered:           l.buffered(),
+		ServicesPruned:     l.pruned,
 	}
 	if l.dispatched > 0 {
 		st.Outcomes["dispatched"] = l.dispatched
@@ -1174,6 +1198,9 @@ func (l *loop) snapshot() Stats {
 	}
 	for _, w := range l.workers {
 		ss := &st.Services[indexOf(st.Services, w.svc.name)]
+		if l.silent(w) {
+			ss.Stalled++
+		}
 		switch {
 		case w.used >= w.capacity:
 			ss.Workers["full"]++

@@ -59,6 +59,7 @@ type options struct {
 	maxHandlers       int
 	bufMsgs           int
 	bufBytes          int64
+	limits            limits // limits.go
 }
 
 func defaultOptions() options {
@@ -74,6 +75,7 @@ func defaultOptions() options {
 		maxHandlers:  DefaultMaxHandlers,
 		bufMsgs:      DefaultPeerBufferMessages,
 		bufBytes:     DefaultPeerBufferBytes,
+		limits:       defaultLimits(),
 	}
 }
 

@@ -14,6 +14,8 @@ type Stats struct {
 	Handlers int // middleware request goroutines running
 	Buffered int // messages held for peers whose pipe is full (WithPeerBuffer)
 
+	ServicesPruned uint64 // services forgotten after their last worker left (WithServicePrune)
+
 	HeartbeatsSent     uint64 // broker -> worker HEARTBEATs
 	HeartbeatsReceived uint64 // worker -> broker HEARTBEATs
 	ClientKeepalives   uint64 // Gate.keepalive requests answered
@@ -52,7 +54,10 @@ type ServiceStats struct {
 	Description string
 	// Workers by state: "idle" (no request in flight), "busy" (some
 	// capacity used), "full" (no capacity left).
-	Workers     map[string]int
+	Workers map[string]int
+	// Stalled counts the live workers (also counted in Workers) that get
+	// no new work because they went silent (docs/reliability.md).
+	Stalled     int
 	Capacity    int           // total announced capacity of live workers
 	InFlight    int           // requests running on its workers
 	Queued      int           // requests waiting for a worker
