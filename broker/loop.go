@@ -35,6 +35,7 @@ var (
 	cmdDisc      = []byte{byte(wire.CmdDisconnect)}
 	cmdCancel    = []byte{byte(wire.CmdCancel)}
 	gateCap      = []byte(wire.GateCapability)
+	gateCapAck   = []byte(wire.GateCapabilityAck)
 )
 
 // reqState is where a request is in its life.
@@ -76,6 +77,7 @@ type worker struct {
 	dead     bool
 	stalled  bool // taken out of the ring for silence until it speaks (see silent)
 	gate     bool // announced wire.GateCapability: understands CANCEL
+	ack      bool // announced wire.GateCapabilityAck: a cancelled call still ends with a final reply
 	lastSent time.Time
 	lastRecv time.Time
 	lastHB   time.Time
@@ -721,7 +723,8 @@ func (l *loop) fail(r *request, outcome, class, repr string) {
 // to the client, directly or through the request's middleware goroutine.
 func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 	if r.detached || (r.state == stDone && r.ckey == "") {
-		r.state = stDone
+		// Already finished; a detached r stays on its worker until the
+		// worker's final reply (or the worker's removal) forgets it.
 		return
 	}
 	if r.state == stQueued {
@@ -792,8 +795,13 @@ func (l *loop) onBackend(msg [][]byte) {
 			return
 		}
 		l.hbRecv++
-		if len(m.Extra) == 1 && bytes.Equal(m.Extra[0], gateCap) {
-			w.gate = true
+		if len(m.Extra) == 1 {
+			switch {
+			case bytes.Equal(m.Extra[0], gateCap):
+				w.gate = true
+			case bytes.Equal(m.Extra[0], gateCapAck):
+				w.gate, w.ack = true, true
+			}
 		}
 		if h := l.opts.hooks.OnHeartbeat; h != nil {
 			h(false)

@@ -269,7 +269,7 @@ func (l *loop) sendAssigned(r *request, md map[string]string) {
 // worker's table (so the capacity comes back with its final reply) but
 // its replies are no longer relayed.
 func (l *loop) abandon(r *request) {
-	if r.state == stDone {
+	if r.state == stDone || r.detached {
 		return
 	}
 	if r.state == stInFlight && !r.worker.gate {
