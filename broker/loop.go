@@ -968,7 +968,7 @@ func (l *loop) forget(r *request) {
 // unflight removes an in-flight r from its worker's table.
 func (l *loop) unflight(r *request) bool {
 	w := r.worker
-	if w == nil || r.state != stInFlight {
+	if w == nil || r.state != stInFlight || w.reqs[r.wireKey] != r {
 		return false
 	}
 	delete(w.reqs, r.wireKey)

@@ -275,8 +275,7 @@ func (l *loop) abandon(r *request) {
 	if r.state == stInFlight && !r.worker.gate {
 		r.mw = nil
 		l.finish(r, OutcomeCancelled, nil, nil)
-		r.state = stInFlight // still occupies the worker until its final reply
-		r.detached = true
+		l.detach(r) // still occupies the worker until its final reply
 		return
 	}
 	if !l.cancel(r.client, r.base) && r.state != stDone {

@@ -343,8 +343,14 @@ func (l *loop) cancelOnWorker(r *request) (detach bool) {
 	return false
 }
 
-// detach leaves a finished r on its worker (see cancelOnWorker).
+// detach leaves a finished r on its worker (see cancelOnWorker), if it is
+// still there: sending CANCEL may have found the worker gone, and its
+// removal took r off its table already (and counted it out of flight).
 func (l *loop) detach(r *request) {
+	if w := r.worker; w == nil || w.dead || w.reqs[r.wireKey] != r {
+		r.state = stDone
+		return
+	}
 	r.state = stInFlight
 	r.detached = true
 }
