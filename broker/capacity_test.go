@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -323,5 +324,44 @@ func (m *capModel) finish() {
 			m.fail("broker not idle after every worker answered: %+v", st)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestCancelAckKeepsCapacity: a request cancelled on a gaterpc/2 worker
+// keeps its unit of the worker's capacity until the worker's final reply
+// (its handler may run on after CANCEL); that reply is dropped, then the
+// queued request is dispatched. (A gaterpc/1 worker gets the capacity
+// back at CANCEL: TestCancel.)
+func TestCancelAckKeepsCapacity(t *testing.T) {
+	h := gatetest.StartBroker(t)
+	w := readyWorker(t, h, "G", 1)
+	w.Heartbeat([]byte(wire.GateCapabilityAck))
+	waitStats(t, h, "capability heartbeat", func(st broker.Stats) bool { return st.HeartbeatsReceived >= 2 })
+	c := h.RawClient(t)
+	c.Request("G", rid(1), call(t, "slow")...)
+	req := w.NextRequest(recvTimeout)
+	c.Request("G", rid(2), call(t, "next")...)
+	waitStats(t, h, "queued", func(broker.Stats) bool { return serviceStats(t, h, "G").Queued == 1 })
+	c.Request(wire.InternalService, rid(3), call(t, "cancel", rid(1))...)
+	if rep := c.NextReply(recvTimeout); !bytes.Equal(rep.Body[0], result(t, true)) {
+		t.Fatalf("cancel reply %x, want true", rep.Body[0])
+	}
+	m, err := w.NextMessage(recvTimeout)
+	if err != nil || m.Command != wire.CmdCancel || !bytes.Equal(m.RequestID, req.RequestID) {
+		t.Fatalf("worker got %v, %v; want CANCEL", m.Command, err)
+	}
+	w.ExpectNoWork(30 * time.Millisecond) // still holds rid 1: capacity 1 is used
+	if s := serviceStats(t, h, "G"); s.InFlight != 1 || s.Queued != 1 {
+		t.Fatalf("after CANCEL: %+v, want 1 in flight (the cancelled call) and 1 queued", s)
+	}
+	w.Reply(req.Client, req.RequestID, wire.StreamItemBody(mp(t, "late"))...) // dropped
+	w.Reply(req.Client, req.RequestID, wire.StreamEndBody()...)               // dropped, frees the slot
+	req2 := w.NextRequest(recvTimeout)
+	if !bytes.Equal(req2.RequestID, rid(2)) {
+		t.Fatalf("next request %q, want %q", req2.RequestID, rid(2))
+	}
+	w.Reply(req2.Client, req2.RequestID, result(t, 2))
+	if rep := c.NextReply(recvTimeout); !bytes.Equal(rep.RequestID, rid(2)) {
+		t.Fatalf("client got a reply for %q, want only %q (the cancelled call's replies are dropped)", rep.RequestID, rid(2))
 	}
 }
