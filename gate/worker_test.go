@@ -554,6 +554,11 @@ func TestWorkerBudgetAndCancel(t *testing.T) {
 	case <-time.After(workerRecvTimeout):
 		t.Fatal("CANCEL did not reach the handler")
 	}
+	// The cancelled call still ends with a final reply (gaterpc/2): the
+	// broker holds its capacity until then.
+	if _, exc := decodeSingle(t, b.reply("tocancel")); exc == nil {
+		t.Fatal("cancelled call ended with a result, want an exception")
+	}
 }
 
 func TestWorkerReconnects(t *testing.T) {
