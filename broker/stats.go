@@ -44,7 +44,14 @@ type Stats struct {
 	// (a client left with requests live: they were cancelled),
 	// "backend/worker_slow" (a REQUEST refused because the worker's
 	// overflow queue was full) and "backend/worker_gone" (a worker's
-	// connection was gone; it was forgotten).
+	// connection was gone; it was forgotten). Limits on input
+	// (docs/reliability.md): "<socket>/too_many_frames" (WithMaxFrames),
+	// "backend/ready_name_too_long", "backend/ready_description_too_long"
+	// (WithReadyLimits), "backend/too_many_services" (WithMaxServices),
+	// and "backend/capacity_clamped" (WithMaxCapacity: the READY was
+	// accepted with the clamped capacity). "backend/unknown_worker" counts
+	// messages from unregistered workers; each HEARTBEAT or REPLY among
+	// them was answered with DISCONNECT.
 	Drops map[string]uint64
 }
 
