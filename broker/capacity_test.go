@@ -140,6 +140,7 @@ func (m *capModel) run(steps int) {
 		{"client_gone", 1, m.clientGone},
 		{"worker_lost", 1, func() { m.replaceWorker(false) }},
 		{"worker_leaves", 1, func() { m.replaceWorker(true) }},
+		{"duplicate_ready", 1, m.duplicateReady},
 		{"pause", 3, func() { time.Sleep(time.Duration(m.rng.IntN(4)) * time.Millisecond) }},
 	}
 	total := 0
@@ -173,6 +174,7 @@ func (m *capModel) run(steps int) {
 func (m *capModel) pump() {
 	m.t.Helper()
 	for _, w := range m.workers {
+	read:
 		for {
 			msg, err := w.w.Recv(0)
 			if err != nil {
@@ -202,7 +204,9 @@ func (m *capModel) pump() {
 					}
 				}
 			case wire.CmdDisconnect:
-				m.fail("worker %s got DISCONNECT", w.w.ID)
+				if m.disconnected(w) {
+					break read // replaced by a new worker
+				}
 			}
 		}
 	}
@@ -285,6 +289,31 @@ func (m *capModel) reply() {
 	if final {
 		w.held = append(w.held[:i], w.held[i+1:]...)
 	}
+}
+
+// duplicateReady sends READY again from a registered worker: the broker
+// bans it (DISCONNECT) and fails what it holds (spec quirk 6).
+func (m *capModel) duplicateReady() {
+	w := m.workers[m.rng.IntN(len(m.workers))]
+	w.w.Ready("S", "capacity", w.capacity)
+}
+
+// disconnected handles DISCONNECT from the broker: a 0.2.12-like worker
+// with _reconnect registers again under the same routing id and still
+// holds (and will answer) its requests; a gate worker reconnects as a new
+// peer, its old calls cancelled.
+func (m *capModel) disconnected(w *capWorker) (replaced bool) {
+	if w.ack {
+		for i, x := range m.workers {
+			if x == w {
+				w.w.Close()
+				m.workers[i] = m.newWorker(w.capacity, w.ack)
+			}
+		}
+		return true
+	}
+	w.w.Ready("S", "capacity", w.capacity)
+	return false
 }
 
 // replaceWorker takes a random worker away, by DISCONNECT or by closing

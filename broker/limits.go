@@ -263,7 +263,37 @@ func (l *loop) unstall(w *worker) {
 // (other than READY) with DISCONNECT, as MDP says, so that a worker of a
 // restarted broker, or one that was expired, registers again at once
 // instead of waiting out its own liveness timer.
+//
+// A routing id is told once per heartbeat interval: messages it sent
+// before it read the DISCONNECT (a heartbeat answer, a late reply) are
+// only dropped. Otherwise a worker that registers again under the same id
+// at once (0.2.12 with _reconnect) would be told DISCONNECT for its own
+// stale messages after it registered again, and bounce on and on.
 func (l *loop) unknownWorker(id []byte) {
 	l.drop("backend", "unknown_worker")
+	if t, ok := l.told[string(id)]; ok && l.now.Sub(t) < l.opts.heartbeat {
+		return
+	}
 	l.disconnect(id)
+}
+
+// maxTold bounds the routing ids remembered by noteDisconnect.
+const maxTold = 4096
+
+// noteDisconnect records that id was just sent DISCONNECT.
+func (l *loop) noteDisconnect(id []byte) {
+	if l.told == nil {
+		l.told = make(map[string]time.Time)
+	}
+	if _, ok := l.told[string(id)]; ok || len(l.told) < maxTold {
+		l.told[string(id)] = l.now
+	}
+}
+
+func (l *loop) pruneTold() {
+	for k, t := range l.told {
+		if l.now.Sub(t) >= l.opts.heartbeat {
+			delete(l.told, k)
+		}
+	}
 }

@@ -68,22 +68,23 @@ type service struct {
 }
 
 type worker struct {
-	id       []byte
-	key      string
-	svc      *service
-	capacity int
-	used     int
-	inRing   bool
-	dead     bool
-	stalled  bool // taken out of the ring for silence until it speaks (see silent)
-	gate     bool // announced wire.GateCapability: understands CANCEL
-	ack      bool // announced wire.GateCapabilityAck: a cancelled call still ends with a final reply
-	lastSent time.Time
-	lastRecv time.Time
-	lastHB   time.Time
-	reqs     map[string]*request   // in flight, by client+wire request id
-	pending  map[*request]struct{} // assigned, not yet sent (middleware)
-	q        *peerQueue            // messages waiting for room in its pipe
+	id          []byte
+	key         string
+	svc         *service
+	capacity    int
+	used        int
+	inRing      bool
+	dead        bool
+	stalled     bool // taken out of the ring for silence until it speaks (see silent)
+	unreachable bool // forgotten because its connection was gone (ghost.go)
+	gate        bool // announced wire.GateCapability: understands CANCEL
+	ack         bool // announced wire.GateCapabilityAck: a cancelled call still ends with a final reply
+	lastSent    time.Time
+	lastRecv    time.Time
+	lastHB      time.Time
+	reqs        map[string]*request   // in flight, by client+wire request id
+	pending     map[*request]struct{} // assigned, not yet sent (middleware)
+	q           *peerQueue            // messages waiting for room in its pipe
 }
 
 type request struct {
@@ -146,8 +147,10 @@ type loop struct {
 	clientQ map[string]*peerQueue // clients with an overflow queue
 	pending []*peerQueue          // non-empty overflow queues, to flush
 
-	nextPrune time.Time // next scan for services to forget
-	pruned    uint64    // services forgotten
+	ghosts    map[string]*ghost    // requests of forgotten workers, by routing id (ghost.go)
+	told      map[string]time.Time // routing ids sent DISCONNECT lately (unknownWorker)
+	nextPrune time.Time            // next scan for services to forget
+	pruned    uint64               // services forgotten
 
 	hbSent, hbRecv, keepalives uint64
 	dispatched                 uint64 // Outcomes["dispatched"]
@@ -396,6 +399,7 @@ func (l *loop) disconnect(id []byte) {
 	}
 	out := append(l.out[:0], id, frameEmpty, frameWorker, cmdDisc)
 	_ = l.send(l.back, out)
+	l.noteDisconnect(id)
 	clear(out)
 	l.out = out[:0]
 }
@@ -785,6 +789,7 @@ func (l *loop) onBackend(msg [][]byte) {
 		l.onReady(id, w, m)
 	case wire.CmdReply:
 		if w == nil {
+			l.ghostReply(id, m)
 			l.unknownWorker(id)
 			return
 		}
@@ -870,6 +875,7 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 	l.workers[w.key] = w
 	s.workers++
 	s.capacity += w.capacity
+	l.restoreGhosts(w)
 	l.ringPush(w)
 	// quirk 9: the first HEARTBEAT goes out at once.
 	l.heartbeat(w)
@@ -992,6 +998,7 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 	}
 	w.dead = true
 	delete(l.workers, w.key)
+	l.rememberGhosts(w, reason)
 	s := w.svc
 	s.workers--
 	s.capacity -= w.capacity
@@ -1065,6 +1072,8 @@ func (l *loop) tick() {
 	}
 	if !l.now.Before(l.nextPrune) {
 		l.pruneServices()
+		l.pruneGhosts()
+		l.pruneTold()
 		l.nextPrune = l.now.Add(hb)
 	}
 	step := max(hb/4, time.Millisecond)

@@ -320,6 +320,7 @@ func (l *loop) workerUnreachable(w *worker) {
 		l.unlist(q)
 	}
 	if !w.dead && l.workers[w.key] == w {
+		w.unreachable = true
 		l.removeWorker(w, GoneDisconnect, false)
 	}
 }
