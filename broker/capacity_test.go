@@ -394,3 +394,41 @@ func TestCancelAckKeepsCapacity(t *testing.T) {
 		t.Fatalf("client got a reply for %q, want only %q (the cancelled call's replies are dropped)", rep.RequestID, rid(2))
 	}
 }
+
+// TestRejoinKeepsHeldRequests: a 0.2.12 worker banned for a duplicate
+// READY while it runs requests registers again under the same routing id
+// (its _reconnect flag) and still holds them. Its new registration starts
+// with them counted: no new REQUEST until it has answered them (their
+// replies are dropped: the callers got WorkerLostError).
+func TestRejoinKeepsHeldRequests(t *testing.T) {
+	h := gatetest.StartBroker(t)
+	w := readyWorker(t, h, "P", 2)
+	c := h.RawClient(t)
+	c.Request("P", rid(1), call(t, "f")...)
+	c.Request("P", rid(2), call(t, "f")...)
+	held := []wire.WorkerMessage{w.NextRequest(recvTimeout), w.NextRequest(recvTimeout)}
+	w.Ready("P", "P service", 2) // duplicate: banned
+	wantDisconnect(t, w, "duplicate READY")
+	for range 2 {
+		wantException(t, c.NextReply(recvTimeout), "WorkerLostError", "")
+	}
+	w.Ready("P", "P service", 2) // same routing id again
+	waitStats(t, h, "registered again", func(st broker.Stats) bool { return st.Workers == 1 })
+	if s := serviceStats(t, h, "P"); s.InFlight != 2 || s.Workers["full"] != 1 {
+		t.Fatalf("after rejoining: %+v, want its 2 requests in flight and the worker full", s)
+	}
+	c.Request("P", rid(3), call(t, "f")...)
+	waitStats(t, h, "queued", func(broker.Stats) bool { return serviceStats(t, h, "P").Queued == 1 })
+	w.ExpectNoWork(30 * time.Millisecond)
+	w.Reply(held[0].Client, held[0].RequestID, result(t, "late")) // dropped, frees one unit
+	req := w.NextRequest(recvTimeout)
+	if !bytes.Equal(req.RequestID, rid(3)) {
+		t.Fatalf("next request %q, want %q", req.RequestID, rid(3))
+	}
+	w.Reply(req.Client, req.RequestID, result(t, 3))
+	if rep := c.NextReply(recvTimeout); !bytes.Equal(rep.RequestID, rid(3)) {
+		t.Fatalf("client got a reply for %q, want %q (late replies are dropped)", rep.RequestID, rid(3))
+	}
+	w.Reply(held[1].Client, held[1].RequestID, result(t, "late"))
+	waitStats(t, h, "idle", func(st broker.Stats) bool { return st.InFlight == 0 })
+}
