@@ -50,8 +50,8 @@ type Stats struct {
 	// (WithReadyLimits), "backend/too_many_services" (WithMaxServices),
 	// and "backend/capacity_clamped" (WithMaxCapacity: the READY was
 	// accepted with the clamped capacity). "backend/unknown_worker" counts
-	// messages from unregistered workers; each HEARTBEAT or REPLY among
-	// them was answered with DISCONNECT.
+	// messages from unregistered workers; a HEARTBEAT or REPLY among them
+	// is answered with DISCONNECT, once per heartbeat interval and id.
 	Drops map[string]uint64
 }
 
