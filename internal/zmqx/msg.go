@@ -129,8 +129,8 @@ import (
 
 // maxParts is how many parts of a message one cgo call takes. The
 // protocol's longest message, a REQUEST from the broker to a worker, has
-// 10 (9 at the worker's DEALER). Longer messages (only garbage) take the
-// rest part by part.
+// 10 (9 at the worker's DEALER). Longer messages (only garbage) take
+// further calls of up to 16 parts each.
 const maxParts = 16
 
 // recvScratch holds the libzmq messages of one receive between its two
