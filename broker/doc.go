@@ -11,7 +11,12 @@
 // ServiceUnAvailableError at once when the service has no live worker.
 // The broker heartbeats idle workers, expires silent ones, and fails every
 // request in flight on a worker that dies or leaves (WorkerLostError)
-// instead of letting the caller time out. It also serves the internal
+// instead of letting the caller time out. Input is bounded as it arrives
+// (frames, bytes, READY text, capacity, services; see WithMaxFrames and
+// docs/reliability.md), a worker the broker does not know is told
+// DISCONNECT so that it registers again at once, a worker that stopped
+// answering heartbeats gets no new work, and a worker never holds more
+// requests than its announced capacity. It also serves the internal
 // service "Gate" (get_services, query_service, info, keepalive, and the
 // gate extension cancel).
 //

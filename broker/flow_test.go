@@ -89,8 +89,11 @@ func pump(t testing.TB, w *gatetest.RawWorker, d time.Duration) {
 // busy for several heartbeat intervals. Neither the streaming worker nor
 // an idle worker that answers every heartbeat may be expired.
 func TestBusyLoopKeepsTalkingWorkers(t *testing.T) {
-	const hb, items = 50 * time.Millisecond, 600
-	h := gatetest.StartBroker(t, broker.WithHeartbeat(hb), broker.WithLiveness(3),
+	// 1 ms per reply keeps the loop busy for at least 1.5 s, three
+	// liveness windows of 500 ms (100 ms x 5: a loaded 2-core machine
+	// delays the test's own heartbeat answers by tens of ms).
+	const hb, items = 100 * time.Millisecond, 1500
+	h := gatetest.StartBroker(t, broker.WithHeartbeat(hb), broker.WithLiveness(5),
 		broker.WithHooks(broker.Hooks{OnReply: func(string, wire.ReplyKind, int) { time.Sleep(time.Millisecond) }}))
 	idle := readyWorker(t, h, "Idle", 1)
 	w := readyWorker(t, h, "S", 1)
@@ -279,7 +282,10 @@ func TestClientGoneCancels(t *testing.T) {
 }
 
 // TestSlowWorkerGetsEveryRequest: REQUESTs for a worker that does not
-// read wait in its overflow queue instead of being dropped at the HWM.
+// read wait in its overflow queue instead of being dropped at the HWM
+// (and, once the worker has been silent for a heartbeat interval with its
+// pipe full, in the service queue: docs/reliability.md), and reach it in
+// order when it reads again.
 func TestSlowWorkerGetsEveryRequest(t *testing.T) {
 	const hwm, n = 100, 600
 	h := gatetest.StartBroker(t, broker.WithHWM(hwm))
@@ -290,7 +296,9 @@ func TestSlowWorkerGetsEveryRequest(t *testing.T) {
 	for i := range n {
 		c.Request("W", rid(i), call(t, "f")...)
 	}
-	waitStats(t, h, "all dispatched", func(st broker.Stats) bool { return st.InFlight == n })
+	waitStats(t, h, "all dispatched or queued", func(st broker.Stats) bool {
+		return st.Requests == n && st.InFlight+serviceStats(t, h, "W").Queued == n
+	})
 	for i := range n {
 		req := w.NextRequest(recvTimeout)
 		if !bytes.Equal(req.RequestID, rid(i)) {

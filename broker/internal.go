@@ -97,10 +97,11 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 // cancel is the gate extension Gate.cancel(request_id): the calling client
 // cancels one of its own requests (by its full or base request id). A
 // queued request is dropped silently; a request in flight on a worker that
-// announced wire.GateCapability is cancelled there and forgotten (later
-// replies are dropped). A request in flight on any other worker cannot be
-// stopped and is left alone. It reports whether the request was
-// cancelled.
+// announced wire.GateCapability is cancelled there (later replies are
+// dropped; the worker's capacity comes back with its final reply, or at
+// once from a worker without wire.GateCapabilityAck). A request in flight
+// on any other worker cannot be stopped and is left alone. It reports
+// whether the request was cancelled.
 func (l *loop) cancel(client, rid []byte) bool {
 	base, _, err := wire.DecodeRequestID(rid)
 	if err != nil {
@@ -116,12 +117,14 @@ func (l *loop) cancel(client, rid []byte) bool {
 		delete(r.worker.pending, r)
 		l.release(r.worker)
 	case stInFlight:
-		w := r.worker
-		if !w.gate {
+		if !r.worker.gate {
 			return false
 		}
-		l.toWorker(w, cmdCancel, r.client, frameEmpty, []byte(r.wireKey[1+len(r.client):]))
-		l.forget(r)
+		if l.cancelOnWorker(r) {
+			l.finish(r, OutcomeCancelled, nil, gate.Errorf(gate.Canceled, "cancelled by the client"))
+			l.detach(r)
+			return true
+		}
 	default:
 		return false
 	}

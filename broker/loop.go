@@ -35,6 +35,7 @@ var (
 	cmdDisc      = []byte{byte(wire.CmdDisconnect)}
 	cmdCancel    = []byte{byte(wire.CmdCancel)}
 	gateCap      = []byte(wire.GateCapability)
+	gateCapAck   = []byte(wire.GateCapabilityAck)
 )
 
 // reqState is where a request is in its life.
@@ -62,23 +63,28 @@ type service struct {
 	queue []*request // FIFO; entries no longer stQueued are skipped
 	qhead int
 	nq    int // live queued
+
+	emptySince time.Time // when its last worker left (zero while it has workers)
 }
 
 type worker struct {
-	id       []byte
-	key      string
-	svc      *service
-	capacity int
-	used     int
-	inRing   bool
-	dead     bool
-	gate     bool // announced wire.GateCapability: understands CANCEL
-	lastSent time.Time
-	lastRecv time.Time
-	lastHB   time.Time
-	reqs     map[string]*request   // in flight, by client+wire request id
-	pending  map[*request]struct{} // assigned, not yet sent (middleware)
-	q        *peerQueue            // messages waiting for room in its pipe
+	id          []byte
+	key         string
+	svc         *service
+	capacity    int
+	used        int
+	inRing      bool
+	dead        bool
+	stalled     bool // taken out of the ring for silence until it speaks (see silent)
+	unreachable bool // forgotten because its connection was gone (ghost.go)
+	gate        bool // announced wire.GateCapability: understands CANCEL
+	ack         bool // announced wire.GateCapabilityAck: a cancelled call still ends with a final reply
+	lastSent    time.Time
+	lastRecv    time.Time
+	lastHB      time.Time
+	reqs        map[string]*request   // in flight, by client+wire request id
+	pending     map[*request]struct{} // assigned, not yet sent (middleware)
+	q           *peerQueue            // messages waiting for room in its pipe
 }
 
 type request struct {
@@ -134,12 +140,18 @@ type loop struct {
 	drained  []chan struct{}
 	closed   bool
 
-	keybuf []byte
-	out    [][]byte
-	rep    gate.Reply // scratch for RequestObserver.Reply
+	keybuf  []byte
+	out     [][]byte
+	recvLim zmqx.Limits // frame count and size, checked as frames arrive
+	rep     gate.Reply  // scratch for RequestObserver.Reply
 
 	clientQ map[string]*peerQueue // clients with an overflow queue
 	pending []*peerQueue          // non-empty overflow queues, to flush
+
+	ghosts    map[string]*ghost    // requests of forgotten workers, by routing id (ghost.go)
+	told      map[string]time.Time // routing ids sent DISCONNECT lately (unknownWorker)
+	nextPrune time.Time            // next scan for services to forget
+	pruned    uint64               // services forgotten
 
 	hbSent, hbRecv, keepalives uint64
 	dispatched                 uint64 // Outcomes["dispatched"]
@@ -160,6 +172,7 @@ func (b *Broker) run() (err error) {
 		expirations: make(map[string]uint64),
 		drops:       make(map[string]uint64),
 	}
+	l.recvLim = b.opts.recvLimits()
 	l.zctx = b.opts.zctx
 	own := l.zctx == nil
 	if own {
@@ -317,6 +330,12 @@ func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) 
 	for range max {
 		msg, err := l.recv(s)
 		if err != nil {
+			if reason := limitReason(err); reason != "" {
+				// Discarded inside libzmq, nothing copied (zmqx).
+				l.now = time.Now()
+				l.drop(l.socketName(s), reason)
+				continue
+			}
 			if e := errnoOf(err); e != errAgain && e != zmq.Errno(syscall.EINTR) {
 				l.log.LogAttrs(context.Background(), slog.LevelWarn, "broker: receive failed", slog.String("error", err.Error()))
 			}
@@ -331,17 +350,6 @@ func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) 
 }
 
 func isErrno(err error, e syscall.Errno) bool { return errnoOf(err) == zmq.Errno(e) }
-
-func (l *loop) oversize(msg [][]byte) bool {
-	if l.opts.maxMsgSize <= 0 {
-		return false
-	}
-	var n int64
-	for _, f := range msg {
-		n += int64(len(f))
-	}
-	return n > l.opts.maxMsgSize
-}
 
 func (l *loop) drop(socket, reason string) {
 	l.drops[socket+"/"+reason]++
@@ -399,6 +407,7 @@ func (l *loop) disconnect(id []byte) {
 	}
 	out := append(l.out[:0], id, frameEmpty, frameWorker, cmdDisc)
 	_ = l.send(l.back, out)
+	l.noteDisconnect(id)
 	clear(out)
 	l.out = out[:0]
 }
@@ -415,10 +424,6 @@ func (l *loop) key(client, rid []byte) []byte {
 // ---- frontend ----
 
 func (l *loop) onFrontend(msg [][]byte) {
-	if l.oversize(msg) {
-		l.drop("frontend", "oversize")
-		return
-	}
 	client, rest, err := wire.SplitRouting(msg)
 	if err != nil {
 		l.dropErr("frontend", err)
@@ -521,6 +526,10 @@ func (l *loop) pick(s *service) *worker {
 		if w.dead || w.used >= w.capacity {
 			continue
 		}
+		if l.silent(w) {
+			w.stalled = true // back in the ring when it speaks (unstall)
+			continue
+		}
 		w.used++
 		if w.used < w.capacity {
 			l.ringPush(w)
@@ -533,7 +542,7 @@ func (l *loop) pick(s *service) *worker {
 }
 
 func (l *loop) ringPush(w *worker) {
-	if w.inRing || w.dead || w.used >= w.capacity {
+	if w.inRing || w.dead || w.stalled || w.used >= w.capacity {
 		return
 	}
 	w.inRing = true
@@ -726,7 +735,8 @@ func (l *loop) fail(r *request, outcome, class, repr string) {
 // to the client, directly or through the request's middleware goroutine.
 func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 	if r.detached || (r.state == stDone && r.ckey == "") {
-		r.state = stDone
+		// Already finished; a detached r stays on its worker until the
+		// worker's final reply (or the worker's removal) forgets it.
 		return
 	}
 	if r.state == stQueued {
@@ -768,10 +778,6 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 // ---- backend ----
 
 func (l *loop) onBackend(msg [][]byte) {
-	if l.oversize(msg) {
-		l.drop("backend", "oversize")
-		return
-	}
 	id, rest, err := wire.SplitRouting(msg)
 	if err != nil {
 		l.dropErr("backend", err)
@@ -794,18 +800,24 @@ func (l *loop) onBackend(msg [][]byte) {
 		l.onReady(id, w, m)
 	case wire.CmdReply:
 		if w == nil {
-			l.drop("backend", "unknown_worker")
+			l.ghostReply(id, m)
+			l.unknownWorker(id)
 			return
 		}
 		l.onReply(w, m)
 	case wire.CmdHeartbeat:
 		if w == nil {
-			l.drop("backend", "unknown_worker")
+			l.unknownWorker(id)
 			return
 		}
 		l.hbRecv++
-		if len(m.Extra) == 1 && bytes.Equal(m.Extra[0], gateCap) {
-			w.gate = true
+		if len(m.Extra) == 1 {
+			switch {
+			case bytes.Equal(m.Extra[0], gateCap):
+				w.gate = true
+			case bytes.Equal(m.Extra[0], gateCapAck):
+				w.gate, w.ack = true, true
+			}
 		}
 		if h := l.opts.hooks.OnHeartbeat; h != nil {
 			h(false)
@@ -818,6 +830,9 @@ func (l *loop) onBackend(msg [][]byte) {
 		l.removeWorker(w, GoneDisconnect, false)
 	default: // REQUEST and CANCEL only travel broker -> worker
 		l.drop("backend", wire.ReasonCommand)
+	}
+	if w != nil && w.stalled {
+		l.unstall(w)
 	}
 }
 
@@ -837,17 +852,33 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 		l.disconnect(id)
 		return
 	}
+	if reason := l.refuseReady(m); reason != "" {
+		l.drop("backend", reason)
+		l.disconnect(id)
+		return
+	}
+	capacity := m.Capacity
+	if capacity > l.opts.limits.maxCapacity {
+		capacity = l.opts.limits.maxCapacity
+		l.drop("backend", "capacity_clamped")
+	}
 	s := l.services[m.Service]
 	if s == nil {
+		if !l.roomForService() {
+			l.drop("backend", "too_many_services")
+			l.disconnect(id)
+			return
+		}
 		s = &service{name: m.Service, desc: m.Description}
 		l.services[m.Service] = s
 		l.order = append(l.order, m.Service)
 	}
+	s.emptySince = time.Time{}
 	w = &worker{
 		id:       id,
 		key:      string(id),
 		svc:      s,
-		capacity: m.Capacity,
+		capacity: capacity,
 		lastRecv: l.now,
 		reqs:     make(map[string]*request),
 		pending:  make(map[*request]struct{}),
@@ -855,6 +886,7 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 	l.workers[w.key] = w
 	s.workers++
 	s.capacity += w.capacity
+	l.restoreGhosts(w)
 	l.ringPush(w)
 	// quirk 9: the first HEARTBEAT goes out at once.
 	l.heartbeat(w)
@@ -953,7 +985,7 @@ func (l *loop) forget(r *request) {
 // unflight removes an in-flight r from its worker's table.
 func (l *loop) unflight(r *request) bool {
 	w := r.worker
-	if w == nil || r.state != stInFlight {
+	if w == nil || r.state != stInFlight || w.reqs[r.wireKey] != r {
 		return false
 	}
 	delete(w.reqs, r.wireKey)
@@ -977,6 +1009,7 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 	}
 	w.dead = true
 	delete(l.workers, w.key)
+	l.rememberGhosts(w, reason)
 	s := w.svc
 	s.workers--
 	s.capacity -= w.capacity
@@ -1003,6 +1036,7 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 	}
 	clear(w.pending)
 	if s.workers == 0 {
+		s.emptySince = l.now
 		for r := l.popQueued(s); r != nil; r = l.popQueued(s) {
 			l.fail(r, OutcomeNoService, "ServiceUnAvailableError", unavailableRepr(s.name))
 		}
@@ -1046,6 +1080,12 @@ func (l *loop) tick() {
 	}
 	for _, w := range dead {
 		l.removeWorker(w, GoneHeartbeat, true)
+	}
+	if !l.now.Before(l.nextPrune) {
+		l.pruneServices()
+		l.pruneGhosts()
+		l.pruneTold()
+		l.nextPrune = l.now.Add(hb)
 	}
 	step := max(hb/4, time.Millisecond)
 	l.nextTick = l.now.Add(step)
@@ -1162,6 +1202,7 @@ func (l *loop) snapshot() Stats {
 		Handlers:           int(l.handlers.Load()),
 		Buffered:           l.buffered(),
 		AuthFailures:       l.authFailures(),
+		ServicesPruned:     l.pruned,
 	}
 	if l.dispatched > 0 {
 		st.Outcomes["dispatched"] = l.dispatched
@@ -1186,6 +1227,9 @@ func (l *loop) snapshot() Stats {
 	}
 	for _, w := range l.workers {
 		ss := &st.Services[indexOf(st.Services, w.svc.name)]
+		if l.silent(w) {
+			ss.Stalled++
+		}
 		switch {
 		case w.used >= w.capacity:
 			ss.Workers["full"]++

@@ -270,14 +270,13 @@ func (l *loop) sendAssigned(r *request, md map[string]string) {
 // worker's table (so the capacity comes back with its final reply) but
 // its replies are no longer relayed.
 func (l *loop) abandon(r *request) {
-	if r.state == stDone {
+	if r.state == stDone || r.detached {
 		return
 	}
 	if r.state == stInFlight && !r.worker.gate {
 		r.mw = nil
 		l.finish(r, OutcomeCancelled, nil, nil)
-		r.state = stInFlight // still occupies the worker until its final reply
-		r.detached = true
+		l.detach(r) // still occupies the worker until its final reply
 		return
 	}
 	if !l.cancel(r.client, r.base) && r.state != stDone {

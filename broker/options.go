@@ -60,6 +60,7 @@ type options struct {
 	bufMsgs           int
 	bufBytes          int64
 	sec               secOptions // security.go
+	limits            limits     // limits.go
 }
 
 func defaultOptions() options {
@@ -75,6 +76,7 @@ func defaultOptions() options {
 		maxHandlers:  DefaultMaxHandlers,
 		bufMsgs:      DefaultPeerBufferMessages,
 		bufBytes:     DefaultPeerBufferBytes,
+		limits:       defaultLimits(),
 	}
 }
 

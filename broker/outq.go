@@ -261,10 +261,10 @@ func (l *loop) clientRequests(client []byte) []*request {
 }
 
 // abort ends a live request early on the broker's initiative: wherever it
-// is, it is taken out; on a worker it is cancelled (gate workers) or
-// detached (others keep the capacity until their final reply, which is
-// dropped with everything before it). With a class the client gets that
-// exception, else nothing.
+// is, it is taken out; on a worker it is cancelled (gate workers) and
+// detached (the worker keeps the capacity until its final reply, which is
+// dropped with everything before it; see cancelOnWorker). With a class the
+// client gets that exception, else nothing.
 func (l *loop) abort(r *request, outcome, class, repr string) {
 	detach := false
 	switch r.state {
@@ -272,12 +272,7 @@ func (l *loop) abort(r *request, outcome, class, repr string) {
 		delete(r.worker.pending, r)
 		l.release(r.worker)
 	case stInFlight:
-		if w := r.worker; w.gate {
-			l.toWorker(w, cmdCancel, r.client, frameEmpty, []byte(r.wireKey[1+len(r.client):]))
-			l.forget(r)
-		} else {
-			detach = true
-		}
+		detach = l.cancelOnWorker(r)
 	}
 	if class != "" {
 		l.fail(r, outcome, class, repr)
@@ -285,8 +280,7 @@ func (l *loop) abort(r *request, outcome, class, repr string) {
 		l.finish(r, outcome, nil, gate.Errorf(gate.Canceled, "client gone"))
 	}
 	if detach {
-		r.state = stInFlight
-		r.detached = true
+		l.detach(r)
 	}
 }
 
@@ -326,6 +320,38 @@ func (l *loop) workerUnreachable(w *worker) {
 		l.unlist(q)
 	}
 	if !w.dead && l.workers[w.key] == w {
+		w.unreachable = true
 		l.removeWorker(w, GoneDisconnect, false)
 	}
+}
+
+// cancelOnWorker sends CANCEL for an in-flight r to a gate worker and
+// reports whether r must stay detached on its worker, holding one unit of
+// its capacity until the worker's final reply: always, except on a
+// worker that announced only wire.GateCapability, which never sends a
+// final reply after CANCEL (r is forgotten and the capacity comes back
+// now, although the worker may still be running the call).
+func (l *loop) cancelOnWorker(r *request) (detach bool) {
+	w := r.worker
+	if !w.gate {
+		return true
+	}
+	l.toWorker(w, cmdCancel, r.client, frameEmpty, []byte(r.wireKey[1+len(r.client):]))
+	if w.ack {
+		return true
+	}
+	l.forget(r)
+	return false
+}
+
+// detach leaves a finished r on its worker (see cancelOnWorker), if it is
+// still there: sending CANCEL may have found the worker gone, and its
+// removal took r off its table already (and counted it out of flight).
+func (l *loop) detach(r *request) {
+	if w := r.worker; w == nil || w.dead || w.reqs[r.wireKey] != r {
+		r.state = stDone
+		return
+	}
+	r.state = stInFlight
+	r.detached = true
 }

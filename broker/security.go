@@ -571,7 +571,7 @@ func (s *security) event(p *zmq.Socket, socket string) {
 // connection's ZAP User-Id (the worker's public key) for admit.
 func (l *loop) recv(sock *zmq.Socket) ([][]byte, error) {
 	if l.sec == nil || sock != l.back || !l.sec.opts.back {
-		return zmqx.RecvMessage(sock)
+		return zmqx.RecvMessageLimit(sock, l.recvLim)
 	}
 	head, uid, more, err := zmqx.RecvHead(sock)
 	if err != nil {
@@ -581,7 +581,18 @@ func (l *loop) recv(sock *zmq.Socket) ([][]byte, error) {
 	if !more {
 		return head, nil
 	}
-	rest, err := zmqx.RecvMessage(sock)
+	// The rest of the message within what the limits leave.
+	lim := l.recvLim
+	if lim.MaxFrames > 0 {
+		lim.MaxFrames = max(lim.MaxFrames-len(head), 1)
+	}
+	if lim.MaxBytes > 0 {
+		for _, f := range head {
+			lim.MaxBytes -= int64(len(f))
+		}
+		lim.MaxBytes = max(lim.MaxBytes, 1)
+	}
+	rest, err := zmqx.RecvMessageLimit(sock, lim)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ type Stats struct {
 	Handlers int // middleware request goroutines running
 	Buffered int // messages held for peers whose pipe is full (WithPeerBuffer)
 
+	ServicesPruned uint64 // services forgotten after their last worker left (WithServicePrune)
+
 	HeartbeatsSent     uint64 // broker -> worker HEARTBEATs
 	HeartbeatsReceived uint64 // worker -> broker HEARTBEATs
 	ClientKeepalives   uint64 // Gate.keepalive requests answered
@@ -42,7 +44,14 @@ type Stats struct {
 	// (a client left with requests live: they were cancelled),
 	// "backend/worker_slow" (a REQUEST refused because the worker's
 	// overflow queue was full) and "backend/worker_gone" (a worker's
-	// connection was gone; it was forgotten).
+	// connection was gone; it was forgotten). Limits on input
+	// (docs/reliability.md): "<socket>/too_many_frames" (WithMaxFrames),
+	// "backend/ready_name_too_long", "backend/ready_description_too_long"
+	// (WithReadyLimits), "backend/too_many_services" (WithMaxServices),
+	// and "backend/capacity_clamped" (WithMaxCapacity: the READY was
+	// accepted with the clamped capacity). "backend/unknown_worker" counts
+	// messages from unregistered workers; a HEARTBEAT or REPLY among them
+	// is answered with DISCONNECT, once per heartbeat interval and id.
 	Drops map[string]uint64
 	// AuthFailures counts peers denied by CURVE authentication (see
 	// WithCurve) by "socket/reason": "frontend/unknown_key",
@@ -58,7 +67,10 @@ type ServiceStats struct {
 	Description string
 	// Workers by state: "idle" (no request in flight), "busy" (some
 	// capacity used), "full" (no capacity left).
-	Workers     map[string]int
+	Workers map[string]int
+	// Stalled counts the live workers (also counted in Workers) that get
+	// no new work because they went silent (docs/reliability.md).
+	Stalled     int
 	Capacity    int           // total announced capacity of live workers
 	InFlight    int           // requests running on its workers
 	Queued      int           // requests waiting for a worker

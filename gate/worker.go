@@ -459,9 +459,10 @@ func (l *workerLoop) connect(now time.Time) error {
 	l.pollOut.Add(sock, zmq.POLLIN|zmq.POLLOUT)
 	l.lastRecv = now
 	l.send(wire.WorkerMessage{Command: wire.CmdReady, Service: w.svc.name, Description: w.svc.description, Capacity: w.s.MessageMax}.Frames())
-	// Announce CmdCancel support. 0.2.12 brokers ignore heartbeats with
-	// extra frames; plain heartbeats keep them happy.
-	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapability)}}.Frames())
+	// Announce CmdCancel support, with a final reply for every cancelled
+	// call (serveCall). 0.2.12 brokers ignore heartbeats with extra
+	// frames; plain heartbeats keep them happy.
+	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityAck)}}.Frames())
 	w.connects.Add(1)
 	w.connected.Store(true)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
@@ -770,8 +771,14 @@ func (w *Worker) serveCall(c *workCall) {
 	ctx = context.WithValue(context.WithValue(ctx, parsedKey{}, p), replyEnvKey{}, w.env)
 	bw := &baseWriter{w: w, c: c}
 	err = w.handler.ServeRPC(ctx, req, bw)
-	if bw.final || errors.As(err, new(silentError)) || errors.Is(c.ctx.Err(), context.Canceled) {
+	if bw.final || errors.As(err, new(silentError)) {
 		return
+	}
+	if errors.Is(c.ctx.Err(), context.Canceled) {
+		// Cancelled: a final reply still tells the broker the call is
+		// over, so that it keeps the call's capacity until then
+		// (wire.GateCapabilityAck); the broker drops the reply itself.
+		err = Errorf(Canceled, "call cancelled")
 	}
 	// A middleware (or a raw handler) returned without a final reply.
 	r := &replier{w: bw, cdc: w.cdc, s: &w.s}

@@ -110,7 +110,7 @@ func TestWorkerHeartbeats(t *testing.T) {
 		}
 		b.wid = frames[0]
 		if m.Command == wire.CmdHeartbeat {
-			if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapability {
+			if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapabilityAck {
 				sawCapability = true
 				b.send(nil, []byte(wire.WorkerHeader), []byte{byte(wire.CmdHeartbeat)}) // solicit an answer
 			} else if len(m.Extra) == 0 {
@@ -553,6 +553,11 @@ func TestWorkerBudgetAndCancel(t *testing.T) {
 		}
 	case <-time.After(workerRecvTimeout):
 		t.Fatal("CANCEL did not reach the handler")
+	}
+	// The cancelled call still ends with a final reply (gaterpc/2): the
+	// broker holds its capacity until then.
+	if _, exc := decodeSingle(t, b.reply("tocancel")); exc == nil {
+		t.Fatal("cancelled call ended with a result, want an exception")
 	}
 }
 

@@ -32,6 +32,10 @@ const (
 	// HEARTBEAT to tell a gate broker it understands CmdCancel. A 0.2.12
 	// broker ignores heartbeats with extra frames.
 	GateCapability = "gaterpc/1"
+	// GateCapabilityAck is GateCapability plus a promise: the worker ends
+	// every call, cancelled ones too, with a final reply, so a gate broker
+	// keeps a cancelled call's capacity until the worker is done with it.
+	GateCapabilityAck = "gaterpc/2"
 )
 
 var (

@@ -6,11 +6,36 @@ package zmqx
 #include <errno.h>
 #include <string.h>
 
+// gate_discard_rest receives and closes the remaining parts of a message
+// whose last received part had the more flag set, without copying them.
+static void gate_discard_rest(void *s) {
+	zmq_msg_t m;
+	zmq_msg_init(&m);
+	for (;;) {
+		int rc;
+		do {
+			rc = zmq_msg_recv(&m, s, ZMQ_DONTWAIT);
+		} while (rc < 0 && errno == EINTR);
+		if (rc < 0 || !zmq_msg_more(&m)) {
+			break;
+		}
+	}
+	zmq_msg_close(&m);
+}
+
 // gate_recv_parts receives the parts of one message, at most max, into
 // msgs and their sizes into sizes. It returns how many parts it received,
 // with *more set when parts remain, or -1 with *err set to errno when a
 // part cannot be received (the parts already received are closed).
-static int gate_recv_parts(void *s, zmq_msg_t *msgs, size_t *sizes, int max, int flags, int *more, int *err) {
+//
+// *nframes and *nbytes count the parts and bytes of the message received
+// so far (by earlier calls too). When a part takes them past max_frames or
+// max_bytes (0: no limit), the parts received are closed, the rest of the
+// message is received and discarded here, and it returns -2 with *err set
+// to 1 (too many frames) or 2 (too many bytes): an over-limit message
+// never reaches Go memory.
+static int gate_recv_parts(void *s, zmq_msg_t *msgs, size_t *sizes, int max, int flags,
+		long long *nframes, long long *nbytes, long long max_frames, long long max_bytes, int *more, int *err) {
 	*more = 0;
 	for (int n = 0; n < max; n++) {
 		zmq_msg_init(&msgs[n]);
@@ -26,6 +51,25 @@ static int gate_recv_parts(void *s, zmq_msg_t *msgs, size_t *sizes, int max, int
 			return -1;
 		}
 		sizes[n] = zmq_msg_size(&msgs[n]);
+		*nframes += 1;
+		*nbytes += (long long)sizes[n];
+		int reason = 0;
+		if (max_frames > 0 && *nframes > max_frames) {
+			reason = 1;
+		} else if (max_bytes > 0 && *nbytes > max_bytes) {
+			reason = 2;
+		}
+		if (reason) {
+			int rest = zmq_msg_more(&msgs[n]);
+			for (int i = 0; i <= n; i++) {
+				zmq_msg_close(&msgs[i]);
+			}
+			if (rest) {
+				gate_discard_rest(s);
+			}
+			*err = reason;
+			return -2;
+		}
 		if (!zmq_msg_more(&msgs[n])) {
 			return n + 1;
 		}
@@ -74,6 +118,7 @@ static int gate_send_parts(void *s, const char *buf, const size_t *sizes, int n,
 import "C"
 
 import (
+	"errors"
 	"reflect"
 	"sync"
 	"syscall"
@@ -84,8 +129,8 @@ import (
 
 // maxParts is how many parts of a message one cgo call takes. The
 // protocol's longest message, a REQUEST from the broker to a worker, has
-// 10 (9 at the worker's DEALER). Longer messages (only garbage) take the
-// rest part by part.
+// 10 (9 at the worker's DEALER). Longer messages (only garbage) take
+// further calls of up to 16 parts each.
 const maxParts = 16
 
 // recvScratch holds the libzmq messages of one receive between its two
@@ -94,6 +139,8 @@ const maxParts = 16
 type recvScratch struct {
 	msgs        [maxParts]C.zmq_msg_t
 	sizes       [maxParts]C.size_t
+	nframes     C.longlong // parts and bytes of the message so far
+	nbytes      C.longlong
 	more, errno C.int // out parameters, here so that they do not escape
 }
 
@@ -126,67 +173,119 @@ func rawSocket(s *zmq.Socket) unsafe.Pointer {
 
 var errAgain error = zmq.Errno(syscall.EAGAIN)
 
+// Limits bounds one inbound message. Zero fields mean no limit.
+type Limits struct {
+	MaxFrames int   // parts per message
+	MaxBytes  int64 // total size of all parts
+}
+
+// ErrTooManyFrames and ErrTooLarge are returned by RecvMessageLimit for a
+// message over its Limits. The message has been received and discarded
+// inside libzmq (nothing of it was copied into Go memory); the next call
+// reads the next message.
+var (
+	ErrTooManyFrames = errors.New("zmqx: message has too many frames")
+	ErrTooLarge      = errors.New("zmqx: message too large")
+)
+
 // RecvMessage reads one multipart message without blocking (EAGAIN when
-// there is none). It takes up to 16 parts with two cgo calls per message,
-// where zmq4's RecvMessageBytes makes six per part (init, receive, data,
-// copy, close, and a getsockopt for RCVMORE) and five allocations. The frames
-// share one buffer, each capped at its length so that appending to one
-// cannot overwrite the next. Only the first part can give EAGAIN: the
-// rest of a multipart message is delivered atomically with it.
-func RecvMessage(s *zmq.Socket) ([][]byte, error) {
+// there is none). It is RecvMessageLimit with no limits.
+func RecvMessage(s *zmq.Socket) ([][]byte, error) { return RecvMessageLimit(s, Limits{}) }
+
+// RecvMessageLimit reads one multipart message without blocking (EAGAIN
+// when there is none) and checks lim as the parts arrive: a message with
+// more parts or bytes than lim allows is discarded part by part inside C
+// and reported as ErrTooManyFrames or ErrTooLarge, so its size never costs
+// Go memory (libzmq has buffered it already: ZMQ_MAXMSGSIZE bounds each
+// part there).
+//
+// It takes up to 16 parts with two cgo calls, where zmq4's
+// RecvMessageBytes makes six per part (init, receive, data, copy, close,
+// and a getsockopt for RCVMORE) and five allocations; longer messages
+// take two more per 16 parts. The frames of each batch share one buffer,
+// each capped at its length so that appending to one cannot overwrite the
+// next. Only the first part can give EAGAIN: the rest of a multipart
+// message is delivered atomically with it.
+func RecvMessageLimit(s *zmq.Socket, lim Limits) ([][]byte, error) {
 	raw := rawSocket(s)
 	if raw == nil {
-		return recvMessageSlow(s, nil)
+		return recvMessageSlow(s, lim)
 	}
 	sc := scratchPool.Get().(*recvScratch)
 	defer scratchPool.Put(sc)
-	n := int(C.gate_recv_parts(raw, &sc.msgs[0], &sc.sizes[0], maxParts, C.int(zmq.DONTWAIT), &sc.more, &sc.errno))
-	if n < 0 {
-		if syscall.Errno(sc.errno) == syscall.EAGAIN {
-			return nil, errAgain
+	var msg [][]byte
+	sc.nframes, sc.nbytes = 0, 0
+	for {
+		n := int(C.gate_recv_parts(raw, &sc.msgs[0], &sc.sizes[0], maxParts, C.int(zmq.DONTWAIT),
+			&sc.nframes, &sc.nbytes, C.longlong(lim.MaxFrames), C.longlong(lim.MaxBytes), &sc.more, &sc.errno))
+		switch n {
+		case -1:
+			if syscall.Errno(sc.errno) == syscall.EAGAIN {
+				return nil, errAgain
+			}
+			return nil, zmq.Errno(sc.errno)
+		case -2:
+			if sc.errno == 1 {
+				return nil, ErrTooManyFrames
+			}
+			return nil, ErrTooLarge
 		}
-		return nil, zmq.Errno(sc.errno)
+		total := 0
+		for _, sz := range sc.sizes[:n] {
+			total += int(sz)
+		}
+		buf := make([]byte, total)
+		var dst *C.char
+		if total > 0 {
+			dst = (*C.char)(unsafe.Pointer(&buf[0]))
+		}
+		C.gate_copy_parts(&sc.msgs[0], C.int(n), dst)
+		if msg == nil {
+			msg = make([][]byte, 0, n)
+		}
+		off := 0
+		for _, sz := range sc.sizes[:n] {
+			end := off + int(sz)
+			msg = append(msg, buf[off:end:end])
+			off = end
+		}
+		if sc.more == 0 {
+			return msg, nil
+		}
 	}
-	total := 0
-	for _, sz := range sc.sizes[:n] {
-		total += int(sz)
-	}
-	buf := make([]byte, total)
-	var dst *C.char
-	if total > 0 {
-		dst = (*C.char)(unsafe.Pointer(&buf[0]))
-	}
-	C.gate_copy_parts(&sc.msgs[0], C.int(n), dst)
-	msg := make([][]byte, n)
-	off := 0
-	for i, sz := range sc.sizes[:n] {
-		end := off + int(sz)
-		msg[i] = buf[off:end:end]
-		off = end
-	}
-	if sc.more != 0 {
-		return recvMessageSlow(s, msg)
-	}
-	return msg, nil
 }
 
-// recvMessageSlow reads the (rest of the) message part by part with
-// zmq4's calls, appending to msg.
-func recvMessageSlow(s *zmq.Socket, msg [][]byte) ([][]byte, error) {
+// recvMessageSlow reads a message part by part with zmq4's calls (when
+// the socket's layout is unknown), checking lim as rawSocket's path does
+// but after each copy.
+func recvMessageSlow(s *zmq.Socket, lim Limits) ([][]byte, error) {
+	var msg [][]byte
+	var size int64
+	var over error
 	for {
 		b, err := s.RecvBytes(zmq.DONTWAIT)
 		if err != nil {
 			return nil, err
 		}
-		if msg == nil {
-			msg = make([][]byte, 0, maxParts)
+		size += int64(len(b))
+		if over == nil {
+			switch {
+			case lim.MaxFrames > 0 && len(msg)+1 > lim.MaxFrames:
+				over, msg = ErrTooManyFrames, nil
+			case lim.MaxBytes > 0 && size > lim.MaxBytes:
+				over, msg = ErrTooLarge, nil
+			default:
+				msg = append(msg, b)
+			}
 		}
-		msg = append(msg, b)
 		more, err := s.GetRcvmore()
 		if err != nil {
 			return nil, err
 		}
 		if !more {
+			if over != nil {
+				return nil, over
+			}
 			return msg, nil
 		}
 	}

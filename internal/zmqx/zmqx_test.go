@@ -3,6 +3,7 @@ package zmqx
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -165,5 +166,91 @@ func TestSendRecvMessage(t *testing.T) {
 		if err := SendMessage(c, frames); zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
 			t.Errorf("SendMessage of %d bytes with no peer = %v, want EAGAIN", len(frames[0]), err)
 		}
+	}
+}
+
+// TestRecvMessageLimit checks that a message over its limits is reported
+// by reason and discarded inside libzmq: the receive allocates almost
+// nothing in Go (the old path copied every part first), and the message
+// after it arrives intact.
+func TestRecvMessageLimit(t *testing.T) {
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zctx.Term()
+	ep := UniqueInproc("limit")
+	a, _ := zctx.NewSocket(zmq.PAIR)
+	b, _ := zctx.NewSocket(zmq.PAIR)
+	defer a.Close()
+	defer b.Close()
+	if err := a.Bind(ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	poller := zmq.NewPoller()
+	poller.Add(b, zmq.POLLIN)
+	lim := Limits{MaxFrames: 20, MaxBytes: 1 << 20}
+	big := make([]byte, 400<<10)
+	many := make([][]byte, 100000) // empty frames
+	for i := range many {
+		many[i] = []byte{}
+	}
+	seventeen := make([][]byte, 17)
+	for i := range seventeen {
+		seventeen[i] = []byte{byte(i)}
+	}
+	cases := []struct {
+		name    string
+		frames  [][]byte
+		want    error
+		maxLeak uint64 // Go bytes the receive may allocate
+	}{
+		{"too many empty frames", many, ErrTooManyFrames, 64 << 10},
+		{"too many bytes", [][]byte{big, big, big, big, big, big, big, big, big, big}, ErrTooLarge, 64 << 10},
+		{"too many bytes in a later batch", append(slices.Clone(seventeen), big, big, big), ErrTooLarge, 64 << 10},
+		{"one frame too many", append(slices.Clone(seventeen), []byte("18"), nil, nil, []byte("21")), ErrTooManyFrames, 64 << 10},
+		{"at the frame limit", append(slices.Clone(seventeen), nil, nil, []byte("20")), nil, 1 << 20},
+		{"at the byte limit", [][]byte{make([]byte, 1<<19), make([]byte, 1<<19)}, nil, 2 << 20},
+	}
+	for _, tc := range cases {
+		if err := SendMessage(a, tc.frames); err != nil {
+			t.Fatalf("%s: send: %v", tc.name, err)
+		}
+		if err := SendMessage(a, [][]byte{[]byte("next"), []byte(tc.name)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := poller.Poll(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got, err := RecvMessageLimit(b, lim)
+		runtime.ReadMemStats(&after)
+		if err != tc.want {
+			t.Fatalf("%s: RecvMessageLimit = %d frames, %v; want %v", tc.name, len(got), err, tc.want)
+		}
+		if tc.want == nil && len(got) != len(tc.frames) {
+			t.Fatalf("%s: got %d frames, want %d", tc.name, len(got), len(tc.frames))
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > tc.maxLeak {
+			t.Errorf("%s: the receive allocated %d bytes in Go, want at most %d", tc.name, n, tc.maxLeak)
+		}
+		next, err := RecvMessageLimit(b, lim)
+		if err != nil || len(next) != 2 || string(next[1]) != tc.name {
+			t.Fatalf("%s: the message after = %q, %v; want [next %q]", tc.name, next, err, tc.name)
+		}
+	}
+	// The fallback path (zmq4's calls) enforces the same limits.
+	if err := SendMessage(a, many); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := poller.Poll(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recvMessageSlow(b, lim); err != ErrTooManyFrames {
+		t.Fatalf("recvMessageSlow = %v, want ErrTooManyFrames", err)
 	}
 }
