@@ -42,6 +42,10 @@ var (
 		"Registered live workers, all services.", nil, nil)
 	descLiveRequests = prometheus.NewDesc("gaterpc_broker_live_requests",
 		"Live requests of worker services: queued, assigned or in flight.", nil, nil)
+	descStalled = prometheus.NewDesc("gaterpc_broker_stalled_workers",
+		"Live workers silent for more than a heartbeat interval, by service: they get no new work until they speak again.", []string{labelService}, nil)
+	descPruned = prometheus.NewDesc("gaterpc_broker_services_pruned_total",
+		"Services forgotten after their last worker had been gone for the prune interval.", nil, nil)
 	descHandlers = prometheus.NewDesc("gaterpc_broker_middleware_handlers",
 		"Broker middleware request goroutines running.", nil, nil)
 )
@@ -69,13 +73,14 @@ func NewBrokerCollector(src interface{ Stats() broker.Stats }, opts ...Option) *
 // Describe sends the fixed descriptors.
 func (c *BrokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueued, descOldest, descInflight, descWorkers, descCapacity,
-		descDispatch, descHBSent, descHBRecv, descExpire, descDropped, descLiveWorkers, descLiveRequests, descHandlers} {
+		descDispatch, descHBSent, descHBRecv, descExpire, descDropped, descLiveWorkers, descLiveRequests, descHandlers,
+		descStalled, descPruned} {
 		ch <- d
 	}
 }
 
 type serviceSum struct {
-	queued, inflight, capacity int
+	queued, inflight, capacity, stalled int
 	oldest                     time.Duration
 	workers                    [3]int
 }
@@ -96,6 +101,7 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 		sum.queued += svc.Queued
 		sum.inflight += svc.InFlight
 		sum.capacity += svc.Capacity
+		sum.stalled += svc.Stalled
 		sum.oldest = max(sum.oldest, svc.OldestQueue)
 		for i, st := range workerStates {
 			sum.workers[i] += svc.Workers[st]
@@ -113,6 +119,7 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descOldest, sum.oldest.Seconds(), name)
 		gauge(descInflight, float64(sum.inflight), name)
 		gauge(descCapacity, float64(sum.capacity), name)
+		gauge(descStalled, float64(sum.stalled), name)
 		for i, st := range workerStates {
 			gauge(descWorkers, float64(sum.workers[i]), name, st)
 		}
@@ -140,6 +147,7 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLiveWorkers, float64(s.Workers))
 	gauge(descLiveRequests, float64(s.Requests))
 	gauge(descHandlers, float64(s.Handlers))
+	counter(descPruned, float64(s.ServicesPruned))
 }
 
 // dispatchOutcomes are the keys of broker.Stats.Outcomes.
