@@ -129,7 +129,9 @@ func (r *replier) huge(ctx context.Context, enc []byte) error {
 		}
 		return herr
 	}
-	return r.send(ctx, ReplyHugeEnd, nil, nil, wire.HugeEndBody())
+	// The end marker's Value is the payload's size before compression,
+	// for middleware (the raw bytes of gaterpc_worker_huge_data_bytes_total).
+	return r.send(ctx, ReplyHugeEnd, len(enc), nil, wire.HugeEndBody())
 }
 
 // stream sends v as a stream if it is an iter.Seq or an

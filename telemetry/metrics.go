@@ -356,6 +356,15 @@ func (c *serverCall) sent(r *gate.Reply) {
 		if b, ok := r.Value.([]byte); ok {
 			c.hugeR.Add(float64(len(b)))
 		}
+	case gate.ReplyHugeEnd:
+		// A gate worker's end marker carries the payload size before
+		// compression.
+		if n, ok := r.Value.(int); ok && n > 0 {
+			if c.hugeR == nil {
+				c.hugeR = c.m.hugeBytes.WithLabelValues(c.method, "raw")
+			}
+			c.hugeR.Add(float64(n))
+		}
 	}
 }
 
@@ -416,7 +425,9 @@ func NewServerMetrics(reg prometheus.Registerer, opts ...Option) (*ServerMetrics
 // Middleware returns the worker middleware. Place it after Tracing in a
 // Chain (tracing outermost) so that exemplars carry the call's trace id.
 // Huge-reply chunks are counted as compressed bytes from Reply.Body, and
-// as raw bytes when Reply.Value is the chunk's []byte before compression.
+// as raw bytes from the end marker's Value (the payload size before
+// compression, an int, as a gate worker sends it) or when a chunk's
+// Value is its []byte before compression.
 func (m *ServerMetrics) Middleware() gate.Middleware {
 	return func(next gate.Handler) gate.Handler {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {

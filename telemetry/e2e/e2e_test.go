@@ -412,6 +412,16 @@ func testTraceTree(t *testing.T, mode mode) {
 			wantPositive(t, m[k], telemetry.AttrHugeCompressed)
 			wantAttr(t, m[k], telemetry.AttrReplyKind, "huge")
 		}
+		// The worker counts the payload before compression (the msgpack
+		// bin: 64 KiB and its header) as raw bytes, and the chunks as
+		// compressed bytes.
+		raw := huge(t, e.reg, "raw")
+		if raw < 64<<10 || raw > 64<<10+16 {
+			t.Errorf("gaterpc_worker_huge_data_bytes_total{kind=raw} = %v, want the 64 KiB payload", raw)
+		}
+		if huge(t, e.reg, "compressed") <= 0 {
+			t.Error("gaterpc_worker_huge_data_bytes_total{kind=compressed} is 0")
+		}
 	})
 
 	t.Run("error", func(t *testing.T) {
@@ -692,4 +702,27 @@ func BenchmarkCallParallelBrokerNoopMiddleware(b *testing.B) {
 	noop := func(h gate.Handler) gate.Handler { return h }
 	e := startWith(b, off, []broker.Option{broker.WithMiddleware(noop)})
 	parallelCalls(b, e, strings.Repeat("x", 128))
+}
+
+// huge sums gaterpc_worker_huge_data_bytes_total{kind} over methods.
+func huge(t *testing.T, reg *prometheus.Registry, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "gaterpc_worker_huge_data_bytes_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "kind" && lp.GetValue() == kind {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }
