@@ -54,7 +54,7 @@ type Client struct {
 
 	pending *pendingTable
 	loop    *clientLoop
-	mb      *zmqx.Mailbox // Post/TryPost only; the loop owns the rest
+	out     *zmqx.Queue[outMsg] // to the loop: push only; the loop owns the rest
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -126,7 +126,15 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		}
 		c.ownZctx = true
 	}
-	c.loop = &clientLoop{c: c}
+	e, err := newEngine(set.MessageMax + 64)
+	if err != nil {
+		if c.ownZctx {
+			_ = c.zctx.Term()
+		}
+		return nil, fmt.Errorf("gate: client: %w", err)
+	}
+	c.loop = &clientLoop{c: c, e: e}
+	c.out = e.out
 	ready := make(chan error, 1)
 	go c.loop.run(ready)
 	if err := <-ready; err != nil {
@@ -152,7 +160,7 @@ func randomID() []byte {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closing)
-		_ = c.mb.TryPost(func() {}) // wake the loop
+		c.out.Wake()
 	})
 	<-c.done
 	return nil
@@ -438,8 +446,7 @@ func (c *Client) roundTrip(ctx context.Context, req *Request, w ReplyWriter) err
 		return err
 	}
 	frames := wire.ClientRequest{Service: req.Service, RequestID: id, Body: req.Body}.Frames()
-	l := c.loop
-	if err := c.mb.Post(ctx, func() { l.send(outMsg{frames: frames, c: cl}) }); err != nil {
+	if err := c.out.PushWait(ctx, outMsg{frames: frames, c: cl}); err != nil {
 		c.pending.remove(cl)
 		if errors.Is(err, zmqx.ErrClosed) {
 			return ErrClosed
@@ -455,9 +462,7 @@ func (c *Client) abandon(cl *call) {
 	if !c.pending.remove(cl) {
 		return
 	}
-	frames := c.cancelFrames(cl.id)
-	l := c.loop
-	_ = c.mb.TryPost(func() { l.send(outMsg{frames: frames}) })
+	_ = c.out.Push(outMsg{frames: c.cancelFrames(cl.id)})
 }
 
 // receive reads the call's reply messages, decodes them on the caller's
