@@ -24,6 +24,10 @@ import (
 // (handlers) wait for room, which is the worker's back-pressure.
 const mailboxSize = 1024
 
+// maxWorkerRecv bounds how many messages the loop reads before it sends
+// the queued replies again.
+const maxWorkerRecv = 256
+
 // byeFrame is the one extra frame of the worker's DISCONNECT: a 0.2.12
 // broker ignores a DISCONNECT without exactly one.
 var byeFrame = []byte("bye")
@@ -82,8 +86,7 @@ type Worker struct {
 	done      chan struct{} // closed when Serve returns
 	life      context.Context
 	lifeStop  context.CancelFunc
-	mb        atomic.Pointer[zmqx.Mailbox] // wakes the loop
-	replies   chan outReply                // handlers → loop, bounded: back-pressure
+	out       atomic.Pointer[zmqx.Queue[outMsg]] // handlers → loop, bounded: back-pressure
 
 	mu       sync.Mutex
 	inflight map[string]*workCall
@@ -177,7 +180,6 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 		done:      make(chan struct{}),
 		inflight:  map[string]*workCall{},
 		work:      make(chan *workCall),
-		replies:   make(chan outReply, mailboxSize),
 	}
 	w.env = &replyEnv{cdc: cdc, s: &w.s}
 	w.life, w.lifeStop = context.WithCancel(context.Background())
@@ -265,8 +267,8 @@ func (w *Worker) fireClose() {
 }
 
 func (w *Worker) wake() {
-	if mb := w.mb.Load(); mb != nil {
-		_ = mb.TryPost(func() {})
+	if q := w.out.Load(); q != nil {
+		q.Wake()
 	}
 }
 
@@ -296,21 +298,18 @@ func callKey(client, rid []byte) string {
 	return string(append(append(b, client...), rid...))
 }
 
-// workerLoop is the state of the socket-owning goroutine. Only that
-// goroutine touches it.
+// workerLoop is the worker role on the connection engine: the state of
+// the socket-owning goroutine. Only that goroutine touches it; handlers
+// push their replies onto e.out.
 type workerLoop struct {
 	w           *Worker
 	zctx        *zmq.Context
-	mb          *zmqx.Mailbox
+	e           *engine
 	sock        *zmq.Socket
-	pollIn      *zmq.Poller // mailbox + socket POLLIN
-	pollOut     *zmq.Poller // socket POLLIN|POLLOUT (outq pending)
-	pollMB      *zmq.Poller // mailbox only (disconnected)
 	gen         uint64
 	lastSend    time.Time
 	lastRecv    time.Time
 	lastHBReply time.Time
-	outq        [][][]byte
 	backoff     time.Duration
 	reconnectAt time.Time
 }
@@ -326,19 +325,16 @@ func (w *Worker) loop() (err error) {
 			_ = zctx.Term()
 		}()
 	}
-	mb, err := zmqx.NewMailbox(zctx, mailboxSize)
+	e, err := newEngine(mailboxSize)
 	if err != nil {
 		return fmt.Errorf("gate: worker: %w", err)
 	}
-	l := &workerLoop{w: w, zctx: zctx, mb: mb, backoff: w.s.ReconnectBackoff, reconnectAt: time.Now()}
-	l.pollMB = zmq.NewPoller()
-	l.pollMB.Add(mb.Socket(), zmq.POLLIN)
-	w.mb.Store(mb)
+	l := &workerLoop{w: w, zctx: zctx, e: e, backoff: w.s.ReconnectBackoff, reconnectAt: time.Now()}
+	w.out.Store(e.out)
 	defer func() {
 		l.closeSocket(false, 0)
 		w.lifeStop()
-		mb.Close()
-		mb.DrainAfterClose()
+		e.close() // replies still queued are dropped: their connection is gone
 	}()
 	for {
 		select {
@@ -348,7 +344,7 @@ func (w *Worker) loop() (err error) {
 		default:
 		}
 		now := time.Now()
-		if w.isDraining() && w.inflightCount() == 0 && len(l.outq) == 0 && len(w.replies) == 0 {
+		if w.isDraining() && w.inflightCount() == 0 && len(l.e.backlog) == 0 && l.e.out.Len() == 0 {
 			l.closeSocket(true, time.Second)
 			return nil
 		}
@@ -357,56 +353,23 @@ func (w *Worker) loop() (err error) {
 				return err
 			}
 		}
-		poller := l.pollMB
-		if l.sock != nil {
-			poller = l.pollIn
-			if len(l.outq) > 0 {
-				poller = l.pollOut
-			}
-		}
-		timeout := l.timeout(now)
-		if len(l.outq) == 0 && len(w.replies) > 0 {
-			timeout = 0 // replies are waiting
-		}
-		polled, err := zmqx.Poll(poller, timeout)
+		in, out, err := l.e.poll(l.timeout(now))
 		if err != nil {
-			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
-				continue
-			}
 			return fmt.Errorf("gate: worker: poll: %w", err)
 		}
-		for _, p := range polled {
-			switch p.Socket {
-			case mb.Socket():
-				mb.Drain()
-			case l.sock:
-				if p.Events&zmq.POLLOUT != 0 {
-					l.flush()
-				}
-				if p.Events&zmq.POLLIN != 0 {
-					l.receive()
-				}
-			}
+		if out {
+			l.flush()
 		}
-		l.pullReplies()
+		// The whole batch of replies at once (at most mailboxSize); while
+		// the socket refuses messages (backlog) they stay queued and
+		// handlers wait for room.
+		for _, m := range l.e.take() {
+			l.sendReply(m.gen, m.frames)
+		}
+		if in {
+			l.receive()
+		}
 		l.tick(time.Now())
-	}
-}
-
-// pullReplies moves a bounded batch of handler replies to the socket, so
-// that a fast stream cannot starve heartbeats and input; while the socket
-// is full (outq non-empty) handlers wait on the replies channel.
-func (l *workerLoop) pullReplies() {
-	for range 256 {
-		if len(l.outq) > 0 {
-			return
-		}
-		select {
-		case r := <-l.w.replies:
-			l.sendReply(r.gen, r.frames)
-		default:
-			return
-		}
 	}
 }
 
@@ -446,13 +409,12 @@ func (l *workerLoop) connect(now time.Time) error {
 		sock.Close()
 		return fmt.Errorf("gate: worker: connect %s: %w", w.endpoint, err)
 	}
+	if err := l.e.attach(sock); err != nil {
+		sock.Close()
+		return fmt.Errorf("gate: worker: %w", err)
+	}
 	l.sock = sock
 	l.gen++
-	l.pollIn = zmq.NewPoller()
-	l.pollIn.Add(l.mb.Socket(), zmq.POLLIN)
-	l.pollIn.Add(sock, zmq.POLLIN)
-	l.pollOut = zmq.NewPoller()
-	l.pollOut.Add(sock, zmq.POLLIN|zmq.POLLOUT)
 	l.lastRecv = now
 	l.send(wire.WorkerMessage{Command: wire.CmdReady, Service: w.svc.name, Description: w.svc.description, Capacity: w.s.MessageMax}.Frames())
 	// Announce CmdCancel support. 0.2.12 brokers ignore heartbeats with
@@ -473,11 +435,12 @@ func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
 	}
 	if disconnect {
 		l.flush()
-		_ = zmqx.SendMessage(l.sock, wire.WorkerMessage{Command: wire.CmdDisconnect, Extra: [][]byte{byeFrame}}.Frames())
+		_ = l.e.write(wire.WorkerMessage{Command: wire.CmdDisconnect, Extra: [][]byte{byeFrame}}.Frames())
 	}
 	_ = l.sock.SetLinger(linger)
 	l.sock.Close()
-	l.sock, l.pollIn, l.pollOut, l.outq = nil, nil, nil, nil
+	l.sock = nil
+	l.e.detach()
 	l.w.connected.Store(false)
 	l.w.cancelAll()
 }
@@ -496,13 +459,13 @@ func (l *workerLoop) send(frames [][]byte) {
 	if l.sock == nil {
 		return
 	}
-	if len(l.outq) > 0 {
-		l.outq = append(l.outq, frames)
+	if len(l.e.backlog) > 0 {
+		l.e.backlog = append(l.e.backlog, outMsg{frames: frames})
 		return
 	}
-	if err := zmqx.SendMessage(l.sock, frames); err != nil {
-		if zmq.AsErrno(err) == zmq.Errno(11) { // EAGAIN: HWM reached
-			l.outq = append(l.outq, frames)
+	if err := l.e.write(frames); err != nil {
+		if isAgain(err) { // HWM reached
+			l.e.backlog = append(l.e.backlog, outMsg{frames: frames})
 			return
 		}
 		l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker send failed", slog.String("error", err.Error()))
@@ -512,15 +475,20 @@ func (l *workerLoop) send(frames [][]byte) {
 }
 
 func (l *workerLoop) flush() {
-	for len(l.outq) > 0 {
-		if err := zmqx.SendMessage(l.sock, l.outq[0]); err != nil {
-			if zmq.AsErrno(err) == zmq.Errno(11) {
+	sent := 0
+	defer func() {
+		n := copy(l.e.backlog, l.e.backlog[sent:])
+		clear(l.e.backlog[n:])
+		l.e.backlog = l.e.backlog[:n]
+	}()
+	for _, m := range l.e.backlog {
+		if err := l.e.write(m.frames); err != nil {
+			if isAgain(err) {
 				return
 			}
 			l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker send failed", slog.String("error", err.Error()))
 		}
-		l.outq[0] = nil
-		l.outq = l.outq[1:]
+		sent++
 		l.lastSend = time.Now()
 	}
 }
@@ -534,11 +502,11 @@ func (l *workerLoop) sendReply(gen uint64, frames [][]byte) {
 }
 
 func (l *workerLoop) receive() {
-	for range 256 {
+	for range maxWorkerRecv {
 		if l.sock == nil {
 			return
 		}
-		frames, err := zmqx.RecvMessage(l.sock)
+		frames, err := l.e.recv()
 		if err != nil {
 			return
 		}
@@ -715,19 +683,14 @@ func (b *baseWriter) Send(_ context.Context, r *Reply) error {
 		b.final = true
 	}
 	frames := wire.WorkerMessage{Command: wire.CmdReply, Client: b.c.client, RequestID: b.c.rid, Body: r.Body}.Frames()
-	select {
-	case b.w.replies <- outReply{gen: b.c.gen, frames: frames}:
-		b.w.wake()
-		return nil
-	case <-b.w.life.Done():
+	q := b.w.out.Load()
+	if q == nil {
 		return ErrClosed
 	}
-}
-
-// outReply is a reply queued for the loop.
-type outReply struct {
-	gen    uint64
-	frames [][]byte
+	if err := q.PushWait(b.w.life, outMsg{gen: b.c.gen, frames: frames}); err != nil {
+		return ErrClosed
+	}
+	return nil
 }
 
 type parsedKey struct{}
