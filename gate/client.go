@@ -289,8 +289,9 @@ func splitKW(args []any) ([]any, map[string]any) {
 	return args, nil
 }
 
-// callSpec tells the innermost handler how to decode values. It travels in
-// the ctx so that middleware sits between the call method and roundTrip.
+// callSpec tells the innermost handler how to decode values. It travels on
+// the Request (Request.spec) from the call method, through the
+// middleware, to roundTrip.
 type callSpec struct {
 	value func(raw []byte) (any, error) // single results and HugeData payloads
 	item  func(raw []byte) (any, error) // stream items
@@ -302,8 +303,6 @@ type callSpec struct {
 	// reader, so the handler bounds their total size.
 	collect bool
 }
-
-type callSpecKey struct{}
 
 func anySpec(c *Client) *callSpec {
 	return &callSpec{value: c.codec.Decode, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
@@ -399,8 +398,9 @@ func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any
 		return nil, err
 	}
 	spec.collect = true
+	req.spec = spec
 	w := &collector{max: c.set.HugeDataMaxSize}
-	err = c.handler.ServeRPC(context.WithValue(ctx, callSpecKey{}, spec), req, w)
+	err = c.handler.ServeRPC(ctx, req, w)
 	if err != nil {
 		return nil, c.ctxError(parent, ctx, service, fn, err)
 	}
@@ -423,8 +423,8 @@ func (c *Client) ctxError(parent, ctx context.Context, service, fn string, err e
 // roundTrip is the innermost client handler: it registers the call, sends
 // the request through the loop and feeds every reply message to w.
 func (c *Client) roundTrip(ctx context.Context, req *Request, w ReplyWriter) error {
-	spec, _ := ctx.Value(callSpecKey{}).(*callSpec)
-	if spec == nil {
+	spec := req.spec
+	if spec == nil { // a Request the middleware built from scratch
 		spec = anySpec(c)
 	}
 	meta := wire.RequestMeta{MD: req.Metadata}

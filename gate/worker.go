@@ -693,8 +693,6 @@ func (b *baseWriter) Send(_ context.Context, r *Reply) error {
 	return nil
 }
 
-type parsedKey struct{}
-
 // parsedBody is the decoded request body, computed once per request.
 type parsedBody struct {
 	fn     string
@@ -726,7 +724,11 @@ func (w *Worker) serveCall(c *workCall) {
 	p := &parsedBody{}
 	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
 	req.Method = p.fn
-	ctx = context.WithValue(context.WithValue(ctx, parsedKey{}, p), replyEnvKey{}, w.env)
+	req.parsed, req.env = p, w.env
+	// SendResult and SendError get only the ctx and the writer: the env
+	// rides in the ctx too (with a ctx built from scratch they fall back
+	// to the default settings).
+	ctx = context.WithValue(ctx, replyEnvKey{}, w.env)
 	bw := &baseWriter{w: w, c: c}
 	err = w.handler.ServeRPC(ctx, req, bw)
 	if bw.final || errors.As(err, new(silentError)) || errors.Is(c.ctx.Err(), context.Canceled) {
@@ -743,8 +745,8 @@ func (w *Worker) serveCall(c *workCall) {
 
 // dispatch is the innermost handler: the user's method.
 func (w *Worker) dispatch(ctx context.Context, req *Request, rw ReplyWriter) error {
-	p, _ := ctx.Value(parsedKey{}).(*parsedBody)
-	if p == nil {
+	p := req.parsed
+	if p == nil { // a Request the middleware built from scratch
 		p = &parsedBody{}
 		p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(req.Body)
 	}
