@@ -1,21 +1,27 @@
 // Package zmqx holds the socket-owner machinery shared by the broker, the
-// client and the worker: a mailbox through which other goroutines hand
-// work to the one goroutine that owns a component's sockets, socket setup
-// helpers, Poll, and whole-message I/O (RecvMessage, SendMessage) that
-// crosses into libzmq once or twice per message instead of several times
-// per frame as pebbe/zmq4's calls do.
+// client and the worker: the queues through which other goroutines hand
+// work to the one goroutine that owns a component's sockets, a Poller over
+// sockets and raw descriptors, socket setup helpers, and whole-message I/O
+// (RecvMessage, SendMessage) that crosses into libzmq once or twice per
+// message instead of several times per frame as pebbe/zmq4's calls do.
 //
 // pebbe/zmq4 sockets are not safe for concurrent use. Each component has
 // one loop goroutine that creates, polls, reads, writes and closes its
-// sockets; everything else talks to it through a Mailbox:
+// sockets; everything else talks to it through a [Queue] (typed values,
+// woken through an eventfd polled next to the sockets by a [Poller]; at
+// most one write(2) per batch) or a [Mailbox] (closures, for a loop that
+// polls with zmq4's Poller, woken by a token on an inproc PAIR):
 //
-//	mb, _ := zmqx.NewMailbox(zctx, 1024)   // in the loop goroutine
-//	poller.Add(mb.Socket(), zmq.POLLIN)
+//	q, _ := zmqx.NewQueue[msg](1024)   // loop
+//	var p zmqx.Poller
+//	p.AddFd(q.Fd()); p.AddSocket(sock, zmq.POLLIN)
 //	...
-//	// any goroutine:
-//	mb.Post(ctx, func() { /* runs on the loop */ })
-//	// loop, when mb.Socket() is readable:
-//	mb.Drain()
+//	q.PushWait(ctx, m)                  // any goroutine
+//	...
+//	pending := q.Sleep()                // loop: see Queue
+//	p.Poll(timeout)                     // 0 if pending
+//	q.Awake(p.Ready(0) != 0)
+//	batch = q.Take(batch)
 package zmqx
 
 import (
