@@ -289,8 +289,12 @@ type workCall struct {
 	body   [][]byte
 	gen    uint64
 	recvd  time.Time
-	ctx    context.Context
-	cancel context.CancelFunc
+
+	// Set by serveCall under w.mu; canceled records a cancel that came
+	// before the ctx existed.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	canceled bool
 }
 
 func callKey(client, rid []byte) string {
@@ -334,6 +338,7 @@ func (w *Worker) loop() (err error) {
 	defer func() {
 		l.closeSocket(false, 0)
 		w.lifeStop()
+		w.cancelAll() // handler ctxs are not children of w.life
 		e.close() // replies still queued are dropped: their connection is gone
 	}()
 	for {
@@ -557,7 +562,6 @@ func (l *workerLoop) request(m wire.WorkerMessage, now time.Time) {
 			Message: fmt.Sprintf("RuntimeError('Request count exceeds the maximum value(%d)')", w.s.MessageMax)})
 		return
 	}
-	c.ctx, c.cancel = context.WithCancel(w.life)
 	w.inflight[c.key] = c
 	w.count++
 	w.mu.Unlock()
@@ -638,10 +642,9 @@ func (w *Worker) inflightCount() int {
 
 func (w *Worker) cancelCall(key string) {
 	w.mu.Lock()
-	c := w.inflight[key]
-	w.mu.Unlock()
-	if c != nil {
-		c.cancel()
+	defer w.mu.Unlock()
+	if c := w.inflight[key]; c != nil {
+		c.stop()
 	}
 }
 
@@ -649,8 +652,39 @@ func (w *Worker) cancelAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, c := range w.inflight {
+		c.stop()
+	}
+}
+
+// stop cancels c, or marks it so that serveCall cancels its ctx as soon as
+// it makes it. Under w.mu.
+func (c *workCall) stop() {
+	c.canceled = true
+	if c.cancel != nil {
 		c.cancel()
 	}
+}
+
+// callContext makes c's ctx on the request goroutine (not on the loop):
+// cancelled by Gate.cancel, a lost connection or the worker closing
+// (cancelCall, cancelAll), and ending at deadline when it is not zero. It
+// is not derived from w.life, whose every child would take w.life's mutex
+// twice per call: the loop cancels every call in flight when it stops.
+func (w *Worker) callContext(c *workCall, deadline time.Time) context.Context {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if deadline.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, cancel = context.WithDeadline(context.Background(), deadline)
+	}
+	w.mu.Lock()
+	c.ctx, c.cancel = ctx, cancel
+	if c.canceled || w.life.Err() != nil {
+		cancel()
+	}
+	w.mu.Unlock()
+	return ctx
 }
 
 func (w *Worker) finish(c *workCall) {
@@ -707,8 +741,6 @@ type silentError struct{ error }
 func (e silentError) Unwrap() error { return e.error }
 
 func (w *Worker) serveCall(c *workCall) {
-	defer w.finish(c)
-	ctx := c.ctx
 	base, meta, err := wire.DecodeRequestID(c.rid)
 	if err != nil {
 		base, meta = c.rid, wire.RequestMeta{}
@@ -716,10 +748,9 @@ func (w *Worker) serveCall(c *workCall) {
 	req := &Request{Service: w.svc.name, ID: base, Metadata: meta.MD, Peer: c.client, Body: c.body}
 	if meta.Budget > 0 {
 		req.Deadline = c.recvd.Add(meta.Budget)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-		defer cancel()
 	}
+	ctx := w.callContext(c, req.Deadline)
+	defer w.finish(c)
 	req.SetRole(RoleWorker)
 	p := &parsedBody{}
 	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
@@ -731,7 +762,7 @@ func (w *Worker) serveCall(c *workCall) {
 	ctx = context.WithValue(ctx, replyEnvKey{}, w.env)
 	bw := &baseWriter{w: w, c: c}
 	err = w.handler.ServeRPC(ctx, req, bw)
-	if bw.final || errors.As(err, new(silentError)) || errors.Is(c.ctx.Err(), context.Canceled) {
+	if bw.final || errors.As(err, new(silentError)) || errors.Is(ctx.Err(), context.Canceled) {
 		return
 	}
 	// A middleware (or a raw handler) returned without a final reply.
