@@ -339,7 +339,7 @@ func (w *Worker) loop() (err error) {
 		l.closeSocket(false, 0)
 		w.lifeStop()
 		w.cancelAll() // handler ctxs are not children of w.life
-		e.close() // replies still queued are dropped: their connection is gone
+		e.close()     // replies still queued are dropped: their connection is gone
 	}()
 	for {
 		select {
