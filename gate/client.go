@@ -64,6 +64,8 @@ type Client struct {
 	losses   atomic.Uint64
 
 	newID func() []byte // base request ids; replaced in tests
+
+	anySpec *callSpec // template of anySpec
 }
 
 // NewClient connects a client to the broker frontend at endpoint
@@ -107,6 +109,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		done:     make(chan struct{}),
 		newID:    randomID,
 	}
+	c.anySpec = &callSpec{value: cd.Decode, item: cd.Decode, perMsg: set.ReplyTimeout}
 	if o.service != "" {
 		c.service = o.service
 	}
@@ -304,8 +307,11 @@ type callSpec struct {
 	collect bool
 }
 
+// anySpec returns a fresh copy of the client's generic spec (made once:
+// its method values would cost two allocations per call).
 func anySpec(c *Client) *callSpec {
-	return &callSpec{value: c.codec.Decode, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
+	s := *c.anySpec
+	return &s
 }
 
 func typedSpec[T any](c *Client) *callSpec {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -298,8 +299,9 @@ type workCall struct {
 }
 
 func callKey(client, rid []byte) string {
-	b := binary.AppendUvarint(make([]byte, 0, 2+len(client)+len(rid)), uint64(len(client)))
-	return string(append(append(b, client...), rid...))
+	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(client)+len(rid)), uint64(len(client)))
+	b = append(append(b, client...), rid...)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is never written again
 }
 
 // workerLoop is the worker role on the connection engine: the state of
@@ -735,6 +737,13 @@ type parsedBody struct {
 	err    error
 }
 
+// callState is what serveCall allocates per call, in one piece.
+type callState struct {
+	req    Request
+	parsed parsedBody
+	bw     baseWriter
+}
+
 // silentError marks an error the worker must not answer (Settings.Secure).
 type silentError struct{ error }
 
@@ -745,14 +754,14 @@ func (w *Worker) serveCall(c *workCall) {
 	if err != nil {
 		base, meta = c.rid, wire.RequestMeta{}
 	}
-	req := &Request{Service: w.svc.name, ID: base, Metadata: meta.MD, Peer: c.client, Body: c.body}
+	st := &callState{req: Request{Service: w.svc.name, ID: base, Metadata: meta.MD, Peer: c.client, Body: c.body}}
+	req, p, bw := &st.req, &st.parsed, &st.bw
 	if meta.Budget > 0 {
 		req.Deadline = c.recvd.Add(meta.Budget)
 	}
 	ctx := w.callContext(c, req.Deadline)
 	defer w.finish(c)
 	req.SetRole(RoleWorker)
-	p := &parsedBody{}
 	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
 	req.Method = p.fn
 	req.parsed, req.env = p, w.env
@@ -760,7 +769,7 @@ func (w *Worker) serveCall(c *workCall) {
 	// rides in the ctx too (with a ctx built from scratch they fall back
 	// to the default settings).
 	ctx = context.WithValue(ctx, replyEnvKey{}, w.env)
-	bw := &baseWriter{w: w, c: c}
+	*bw = baseWriter{w: w, c: c}
 	err = w.handler.ServeRPC(ctx, req, bw)
 	if bw.final || errors.As(err, new(silentError)) || errors.Is(ctx.Err(), context.Canceled) {
 		return
@@ -821,7 +830,7 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 		}
 		return err
 	}
-	r.where = m.fn.where()
+	r.fn = m.fn
 	in, err := m.fn.bind(ctx, w.cdc, p.args, p.kwargs)
 	if err != nil {
 		_ = r.exception(ctx, err)
