@@ -54,7 +54,7 @@ type Client struct {
 
 	pending *pendingTable
 	loop    *clientLoop
-	mb      *zmqx.Mailbox // Post/TryPost only; the loop owns the rest
+	out     *zmqx.Queue[outMsg] // to the loop: push only; the loop owns the rest
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -64,6 +64,8 @@ type Client struct {
 	losses   atomic.Uint64
 
 	newID func() []byte // base request ids; replaced in tests
+
+	anySpec *callSpec // template of anySpec
 }
 
 // NewClient connects a client to the broker frontend at endpoint
@@ -107,6 +109,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		done:     make(chan struct{}),
 		newID:    randomID,
 	}
+	c.anySpec = &callSpec{value: cd.Decode, item: cd.Decode, perMsg: set.ReplyTimeout}
 	if o.service != "" {
 		c.service = o.service
 	}
@@ -126,7 +129,15 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		}
 		c.ownZctx = true
 	}
-	c.loop = &clientLoop{c: c}
+	e, err := newEngine(set.MessageMax + 64)
+	if err != nil {
+		if c.ownZctx {
+			_ = c.zctx.Term()
+		}
+		return nil, fmt.Errorf("gate: client: %w", err)
+	}
+	c.loop = &clientLoop{c: c, e: e}
+	c.out = e.out
 	ready := make(chan error, 1)
 	go c.loop.run(ready)
 	if err := <-ready; err != nil {
@@ -152,7 +163,7 @@ func randomID() []byte {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closing)
-		_ = c.mb.TryPost(func() {}) // wake the loop
+		c.out.Wake()
 	})
 	<-c.done
 	return nil
@@ -281,8 +292,9 @@ func splitKW(args []any) ([]any, map[string]any) {
 	return args, nil
 }
 
-// callSpec tells the innermost handler how to decode values. It travels in
-// the ctx so that middleware sits between the call method and roundTrip.
+// callSpec tells the innermost handler how to decode values. It travels on
+// the Request (Request.spec) from the call method, through the
+// middleware, to roundTrip.
 type callSpec struct {
 	value func(raw []byte) (any, error) // single results and HugeData payloads
 	item  func(raw []byte) (any, error) // stream items
@@ -295,10 +307,11 @@ type callSpec struct {
 	collect bool
 }
 
-type callSpecKey struct{}
-
+// anySpec returns a fresh copy of the client's generic spec (made once:
+// its method values would cost two allocations per call).
 func anySpec(c *Client) *callSpec {
-	return &callSpec{value: c.codec.Decode, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
+	s := *c.anySpec
+	return &s
 }
 
 func typedSpec[T any](c *Client) *callSpec {
@@ -391,8 +404,9 @@ func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any
 		return nil, err
 	}
 	spec.collect = true
+	req.spec = spec
 	w := &collector{max: c.set.HugeDataMaxSize}
-	err = c.handler.ServeRPC(context.WithValue(ctx, callSpecKey{}, spec), req, w)
+	err = c.handler.ServeRPC(ctx, req, w)
 	if err != nil {
 		return nil, c.ctxError(parent, ctx, service, fn, err)
 	}
@@ -415,8 +429,8 @@ func (c *Client) ctxError(parent, ctx context.Context, service, fn string, err e
 // roundTrip is the innermost client handler: it registers the call, sends
 // the request through the loop and feeds every reply message to w.
 func (c *Client) roundTrip(ctx context.Context, req *Request, w ReplyWriter) error {
-	spec, _ := ctx.Value(callSpecKey{}).(*callSpec)
-	if spec == nil {
+	spec := req.spec
+	if spec == nil { // a Request the middleware built from scratch
 		spec = anySpec(c)
 	}
 	meta := wire.RequestMeta{MD: req.Metadata}
@@ -438,8 +452,7 @@ func (c *Client) roundTrip(ctx context.Context, req *Request, w ReplyWriter) err
 		return err
 	}
 	frames := wire.ClientRequest{Service: req.Service, RequestID: id, Body: req.Body}.Frames()
-	l := c.loop
-	if err := c.mb.Post(ctx, func() { l.send(outMsg{frames: frames, c: cl}) }); err != nil {
+	if err := c.out.PushWait(ctx, outMsg{frames: frames, c: cl}); err != nil {
 		c.pending.remove(cl)
 		if errors.Is(err, zmqx.ErrClosed) {
 			return ErrClosed
@@ -455,9 +468,7 @@ func (c *Client) abandon(cl *call) {
 	if !c.pending.remove(cl) {
 		return
 	}
-	frames := c.cancelFrames(cl.id)
-	l := c.loop
-	_ = c.mb.TryPost(func() { l.send(outMsg{frames: frames}) })
+	_ = c.out.Push(outMsg{frames: c.cancelFrames(cl.id)})
 }
 
 // receive reads the call's reply messages, decodes them on the caller's

@@ -17,23 +17,16 @@ import (
 )
 
 // maxRecvBatch bounds how many messages the loop reads from the DEALER
-// before it serves the mailbox again.
+// before it serves its queue again.
 const maxRecvBatch = 512
 
-// outMsg is a message queued for the DEALER. c is the call it belongs to
-// (nil for keepalives and cancels): a send failure fails that call.
-type outMsg struct {
-	frames [][]byte
-	c      *call
-}
-
-// clientLoop is the state owned by the client's loop goroutine: the
-// DEALER, its poller and the liveness clock. Nothing else touches it.
+// clientLoop is the client role on the connection engine: the state owned
+// by the client's loop goroutine (the DEALER, through e, and the liveness
+// clock). Nothing else touches it; other goroutines push onto e.out.
 type clientLoop struct {
-	c      *Client
-	mb     *zmqx.Mailbox
-	sock   *zmq.Socket // nil while waiting to reconnect
-	poller *zmq.Poller
+	c    *Client
+	e    *engine
+	sock *zmq.Socket // nil while waiting to reconnect
 
 	lastRecv    time.Time // last valid message from the broker
 	lastSend    time.Time // last message sent
@@ -50,24 +43,17 @@ type clientLoop struct {
 func (l *clientLoop) run(ready chan<- error) {
 	c := l.c
 	defer close(c.done)
-	mb, err := zmqx.NewMailbox(c.zctx, c.set.MessageMax+64)
-	if err != nil {
-		ready <- err
-		return
-	}
-	l.mb = mb
 	l.backoff = c.set.ReconnectBackoff
 	if err := l.connect(time.Now()); err != nil {
-		mb.Close()
+		l.e.close()
 		ready <- err
 		return
 	}
-	c.mb = mb
 	ready <- nil
 
 	for !c.isClosing() {
 		now := time.Now()
-		polled, err := zmqx.Poll(l.poller, l.nextTick(now).Sub(now))
+		in, _, err := l.e.poll(l.nextTick(now).Sub(now))
 		if err != nil {
 			if errors.Is(err, zmq.ETERM) || c.isClosing() {
 				break
@@ -78,13 +64,11 @@ func (l *clientLoop) run(ready chan<- error) {
 			c.log.LogAttrs(context.Background(), slog.LevelError, "gate client: poll failed", slog.String("error", err.Error()))
 			break
 		}
-		for _, p := range polled {
-			switch p.Socket {
-			case mb.Socket():
-				mb.Drain()
-			case l.sock:
-				l.readAll()
-			}
+		for _, m := range l.e.take() {
+			l.send(m)
+		}
+		if in {
+			l.readAll()
 		}
 		l.tick(time.Now())
 	}
@@ -114,10 +98,11 @@ func (l *clientLoop) connect(now time.Time) error {
 		s.Close()
 		return fmt.Errorf("%w: connect %q: %v", ErrInvalidOption, c.endpoint, err)
 	}
+	if err := l.e.attach(s); err != nil {
+		s.Close()
+		return fmt.Errorf("gate: client socket: %w", err)
+	}
 	l.sock = s
-	l.poller = zmq.NewPoller()
-	l.poller.Add(l.mb.Socket(), zmq.POLLIN)
-	l.poller.Add(s, zmq.POLLIN)
 	l.lastRecv, l.lastSend, l.lastPing = now, now, now
 	l.heard = false
 	c.connects.Add(1)
@@ -158,11 +143,11 @@ func (l *clientLoop) send(m outMsg) {
 }
 
 func (l *clientLoop) write(m outMsg) {
-	err := zmqx.SendMessage(l.sock, m.frames)
+	err := l.e.write(m.frames)
 	if err != nil {
 		if m.c != nil {
 			l.c.pending.remove(m.c)
-			if zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) {
+			if isAgain(err) {
 				m.c.fail(Errorf(ResourceExhausted, "send queue full (HWM %d)", l.c.set.HWM))
 			} else {
 				m.c.fail(fmt.Errorf("%w: send: %v", ErrBrokerLost, err))
@@ -179,7 +164,7 @@ func (l *clientLoop) readAll() {
 		if l.sock == nil {
 			return
 		}
-		frames, err := zmqx.RecvMessage(l.sock)
+		frames, err := l.e.recv()
 		if err != nil {
 			return
 		}
@@ -297,13 +282,12 @@ func (l *clientLoop) closeSocket() {
 		_ = l.sock.Close()
 		l.sock = nil
 	}
-	l.poller = zmq.NewPoller()
-	l.poller.Add(l.mb.Socket(), zmq.POLLIN)
+	l.e.detach()
 }
 
-// shutdown runs when the client closes: queued closures are run (so their
-// calls fail), every pending call fails with ErrClosed, the sockets close,
-// and an owned zmq context is terminated.
+// shutdown runs when the client closes: queued calls fail, every pending
+// call fails with ErrClosed, the socket closes, and an owned zmq context is
+// terminated.
 func (l *clientLoop) shutdown() {
 	c := l.c
 	l.closed = true
@@ -311,8 +295,9 @@ func (l *clientLoop) shutdown() {
 		_ = l.sock.Close()
 		l.sock = nil
 	}
-	l.mb.Close()
-	l.mb.DrainAfterClose()
+	for _, m := range l.e.close() {
+		l.send(m) // fails m.c with ErrClosed
+	}
 	c.pending.failAll(ErrClosed, true)
 	if c.ownZctx {
 		c.zctx.SetRetryAfterEINTR(false)

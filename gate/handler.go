@@ -68,6 +68,14 @@ type Request struct {
 	Body [][]byte
 
 	role Role
+
+	// Per-call state of the hop that built the request. It lives here,
+	// not in the ctx, so that middleware calling the next handler with a
+	// ctx of its own (not derived from the one it got) cannot lose it;
+	// middleware that passes a copy of *r keeps it too.
+	spec   *callSpec   // client: how to decode the replies
+	parsed *parsedBody // worker: the decoded body
+	env    *replyEnv   // worker: codec and settings for replies
 }
 
 // Info returns the hop and method of r.

@@ -78,6 +78,7 @@ func (c *Client) openStream(ctx context.Context, service, fn string, args []any,
 		return nil, err
 	}
 	spec.first = c.set.ReplyTimeout
+	req.spec = spec
 	sctx, cancel := context.WithCancel(ctx)
 	s := &Stream{
 		items:  make(chan streamItem, c.set.StreamReplyMaxSize),
@@ -104,7 +105,7 @@ func (c *Client) openStream(ctx context.Context, service, fn string, args []any,
 	})
 	go func() {
 		defer close(s.done)
-		err := c.handler.ServeRPC(context.WithValue(sctx, callSpecKey{}, spec), req, w)
+		err := c.handler.ServeRPC(sctx, req, w)
 		if err != nil {
 			select {
 			case <-s.stop:

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -23,6 +24,10 @@ import (
 // mailboxSize bounds the replies queued for the socket loop; producers
 // (handlers) wait for room, which is the worker's back-pressure.
 const mailboxSize = 1024
+
+// maxWorkerRecv bounds how many messages the loop reads before it sends
+// the queued replies again.
+const maxWorkerRecv = 256
 
 // byeFrame is the one extra frame of the worker's DISCONNECT: a 0.2.12
 // broker ignores a DISCONNECT without exactly one.
@@ -82,8 +87,7 @@ type Worker struct {
 	done      chan struct{} // closed when Serve returns
 	life      context.Context
 	lifeStop  context.CancelFunc
-	mb        atomic.Pointer[zmqx.Mailbox] // wakes the loop
-	replies   chan outReply                // handlers → loop, bounded: back-pressure
+	out       atomic.Pointer[zmqx.Queue[outMsg]] // handlers → loop, bounded: back-pressure
 
 	mu       sync.Mutex
 	inflight map[string]*workCall
@@ -177,7 +181,6 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 		done:      make(chan struct{}),
 		inflight:  map[string]*workCall{},
 		work:      make(chan *workCall),
-		replies:   make(chan outReply, mailboxSize),
 	}
 	w.env = &replyEnv{cdc: cdc, s: &w.s}
 	w.life, w.lifeStop = context.WithCancel(context.Background())
@@ -265,8 +268,8 @@ func (w *Worker) fireClose() {
 }
 
 func (w *Worker) wake() {
-	if mb := w.mb.Load(); mb != nil {
-		_ = mb.TryPost(func() {})
+	if q := w.out.Load(); q != nil {
+		q.Wake()
 	}
 }
 
@@ -287,30 +290,32 @@ type workCall struct {
 	body   [][]byte
 	gen    uint64
 	recvd  time.Time
-	ctx    context.Context
-	cancel context.CancelFunc
+
+	// Set by serveCall under w.mu; canceled records a cancel that came
+	// before the ctx existed.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	canceled bool
 }
 
 func callKey(client, rid []byte) string {
-	b := binary.AppendUvarint(make([]byte, 0, 2+len(client)+len(rid)), uint64(len(client)))
-	return string(append(append(b, client...), rid...))
+	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(client)+len(rid)), uint64(len(client)))
+	b = append(append(b, client...), rid...)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is never written again
 }
 
-// workerLoop is the state of the socket-owning goroutine. Only that
-// goroutine touches it.
+// workerLoop is the worker role on the connection engine: the state of
+// the socket-owning goroutine. Only that goroutine touches it; handlers
+// push their replies onto e.out.
 type workerLoop struct {
 	w           *Worker
 	zctx        *zmq.Context
-	mb          *zmqx.Mailbox
+	e           *engine
 	sock        *zmq.Socket
-	pollIn      *zmq.Poller // mailbox + socket POLLIN
-	pollOut     *zmq.Poller // socket POLLIN|POLLOUT (outq pending)
-	pollMB      *zmq.Poller // mailbox only (disconnected)
 	gen         uint64
 	lastSend    time.Time
 	lastRecv    time.Time
 	lastHBReply time.Time
-	outq        [][][]byte
 	backoff     time.Duration
 	reconnectAt time.Time
 }
@@ -326,19 +331,17 @@ func (w *Worker) loop() (err error) {
 			_ = zctx.Term()
 		}()
 	}
-	mb, err := zmqx.NewMailbox(zctx, mailboxSize)
+	e, err := newEngine(mailboxSize)
 	if err != nil {
 		return fmt.Errorf("gate: worker: %w", err)
 	}
-	l := &workerLoop{w: w, zctx: zctx, mb: mb, backoff: w.s.ReconnectBackoff, reconnectAt: time.Now()}
-	l.pollMB = zmq.NewPoller()
-	l.pollMB.Add(mb.Socket(), zmq.POLLIN)
-	w.mb.Store(mb)
+	l := &workerLoop{w: w, zctx: zctx, e: e, backoff: w.s.ReconnectBackoff, reconnectAt: time.Now()}
+	w.out.Store(e.out)
 	defer func() {
 		l.closeSocket(false, 0)
 		w.lifeStop()
-		mb.Close()
-		mb.DrainAfterClose()
+		w.cancelAll() // handler ctxs are not children of w.life
+		e.close()     // replies still queued are dropped: their connection is gone
 	}()
 	for {
 		select {
@@ -348,7 +351,7 @@ func (w *Worker) loop() (err error) {
 		default:
 		}
 		now := time.Now()
-		if w.isDraining() && w.inflightCount() == 0 && len(l.outq) == 0 && len(w.replies) == 0 {
+		if w.isDraining() && w.inflightCount() == 0 && len(l.e.backlog) == 0 && l.e.out.Len() == 0 {
 			l.closeSocket(true, time.Second)
 			return nil
 		}
@@ -357,56 +360,23 @@ func (w *Worker) loop() (err error) {
 				return err
 			}
 		}
-		poller := l.pollMB
-		if l.sock != nil {
-			poller = l.pollIn
-			if len(l.outq) > 0 {
-				poller = l.pollOut
-			}
-		}
-		timeout := l.timeout(now)
-		if len(l.outq) == 0 && len(w.replies) > 0 {
-			timeout = 0 // replies are waiting
-		}
-		polled, err := zmqx.Poll(poller, timeout)
+		in, out, err := l.e.poll(l.timeout(now))
 		if err != nil {
-			if zmq.AsErrno(err) == zmq.Errno(4) { // EINTR
-				continue
-			}
 			return fmt.Errorf("gate: worker: poll: %w", err)
 		}
-		for _, p := range polled {
-			switch p.Socket {
-			case mb.Socket():
-				mb.Drain()
-			case l.sock:
-				if p.Events&zmq.POLLOUT != 0 {
-					l.flush()
-				}
-				if p.Events&zmq.POLLIN != 0 {
-					l.receive()
-				}
-			}
+		if out {
+			l.flush()
 		}
-		l.pullReplies()
+		// The whole batch of replies at once (at most mailboxSize); while
+		// the socket refuses messages (backlog) they stay queued and
+		// handlers wait for room.
+		for _, m := range l.e.take() {
+			l.sendReply(m.gen, m.frames)
+		}
+		if in {
+			l.receive()
+		}
 		l.tick(time.Now())
-	}
-}
-
-// pullReplies moves a bounded batch of handler replies to the socket, so
-// that a fast stream cannot starve heartbeats and input; while the socket
-// is full (outq non-empty) handlers wait on the replies channel.
-func (l *workerLoop) pullReplies() {
-	for range 256 {
-		if len(l.outq) > 0 {
-			return
-		}
-		select {
-		case r := <-l.w.replies:
-			l.sendReply(r.gen, r.frames)
-		default:
-			return
-		}
 	}
 }
 
@@ -450,13 +420,12 @@ func (l *workerLoop) connect(now time.Time) error {
 		sock.Close()
 		return fmt.Errorf("gate: worker: connect %s: %w", w.endpoint, err)
 	}
+	if err := l.e.attach(sock); err != nil {
+		sock.Close()
+		return fmt.Errorf("gate: worker: %w", err)
+	}
 	l.sock = sock
 	l.gen++
-	l.pollIn = zmq.NewPoller()
-	l.pollIn.Add(l.mb.Socket(), zmq.POLLIN)
-	l.pollIn.Add(sock, zmq.POLLIN)
-	l.pollOut = zmq.NewPoller()
-	l.pollOut.Add(sock, zmq.POLLIN|zmq.POLLOUT)
 	l.lastRecv = now
 	l.send(wire.WorkerMessage{Command: wire.CmdReady, Service: w.svc.name, Description: w.svc.description, Capacity: w.s.MessageMax}.Frames())
 	// Announce CmdCancel support, with a final reply for every cancelled
@@ -478,11 +447,12 @@ func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
 	}
 	if disconnect {
 		l.flush()
-		_ = zmqx.SendMessage(l.sock, wire.WorkerMessage{Command: wire.CmdDisconnect, Extra: [][]byte{byeFrame}}.Frames())
+		_ = l.e.write(wire.WorkerMessage{Command: wire.CmdDisconnect, Extra: [][]byte{byeFrame}}.Frames())
 	}
 	_ = l.sock.SetLinger(linger)
 	l.sock.Close()
-	l.sock, l.pollIn, l.pollOut, l.outq = nil, nil, nil, nil
+	l.sock = nil
+	l.e.detach()
 	l.w.connected.Store(false)
 	l.w.cancelAll()
 }
@@ -501,13 +471,13 @@ func (l *workerLoop) send(frames [][]byte) {
 	if l.sock == nil {
 		return
 	}
-	if len(l.outq) > 0 {
-		l.outq = append(l.outq, frames)
+	if len(l.e.backlog) > 0 {
+		l.e.backlog = append(l.e.backlog, outMsg{frames: frames})
 		return
 	}
-	if err := zmqx.SendMessage(l.sock, frames); err != nil {
-		if zmq.AsErrno(err) == zmq.Errno(11) { // EAGAIN: HWM reached
-			l.outq = append(l.outq, frames)
+	if err := l.e.write(frames); err != nil {
+		if isAgain(err) { // HWM reached
+			l.e.backlog = append(l.e.backlog, outMsg{frames: frames})
 			return
 		}
 		l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker send failed", slog.String("error", err.Error()))
@@ -517,15 +487,20 @@ func (l *workerLoop) send(frames [][]byte) {
 }
 
 func (l *workerLoop) flush() {
-	for len(l.outq) > 0 {
-		if err := zmqx.SendMessage(l.sock, l.outq[0]); err != nil {
-			if zmq.AsErrno(err) == zmq.Errno(11) {
+	sent := 0
+	defer func() {
+		n := copy(l.e.backlog, l.e.backlog[sent:])
+		clear(l.e.backlog[n:])
+		l.e.backlog = l.e.backlog[:n]
+	}()
+	for _, m := range l.e.backlog {
+		if err := l.e.write(m.frames); err != nil {
+			if isAgain(err) {
 				return
 			}
 			l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker send failed", slog.String("error", err.Error()))
 		}
-		l.outq[0] = nil
-		l.outq = l.outq[1:]
+		sent++
 		l.lastSend = time.Now()
 	}
 }
@@ -539,11 +514,11 @@ func (l *workerLoop) sendReply(gen uint64, frames [][]byte) {
 }
 
 func (l *workerLoop) receive() {
-	for range 256 {
+	for range maxWorkerRecv {
 		if l.sock == nil {
 			return
 		}
-		frames, err := zmqx.RecvMessage(l.sock)
+		frames, err := l.e.recv()
 		if err != nil {
 			return
 		}
@@ -594,7 +569,6 @@ func (l *workerLoop) request(m wire.WorkerMessage, now time.Time) {
 			Message: fmt.Sprintf("RuntimeError('Request count exceeds the maximum value(%d)')", w.s.MessageMax)})
 		return
 	}
-	c.ctx, c.cancel = context.WithCancel(w.life)
 	w.inflight[c.key] = c
 	w.count++
 	w.mu.Unlock()
@@ -675,10 +649,9 @@ func (w *Worker) inflightCount() int {
 
 func (w *Worker) cancelCall(key string) {
 	w.mu.Lock()
-	c := w.inflight[key]
-	w.mu.Unlock()
-	if c != nil {
-		c.cancel()
+	defer w.mu.Unlock()
+	if c := w.inflight[key]; c != nil {
+		c.stop()
 	}
 }
 
@@ -686,8 +659,39 @@ func (w *Worker) cancelAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, c := range w.inflight {
+		c.stop()
+	}
+}
+
+// stop cancels c, or marks it so that serveCall cancels its ctx as soon as
+// it makes it. Under w.mu.
+func (c *workCall) stop() {
+	c.canceled = true
+	if c.cancel != nil {
 		c.cancel()
 	}
+}
+
+// callContext makes c's ctx on the request goroutine (not on the loop):
+// cancelled by Gate.cancel, a lost connection or the worker closing
+// (cancelCall, cancelAll), and ending at deadline when it is not zero. It
+// is not derived from w.life, whose every child would take w.life's mutex
+// twice per call: the loop cancels every call in flight when it stops.
+func (w *Worker) callContext(c *workCall, deadline time.Time) context.Context {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if deadline.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, cancel = context.WithDeadline(context.Background(), deadline)
+	}
+	w.mu.Lock()
+	c.ctx, c.cancel = ctx, cancel
+	if c.canceled || w.life.Err() != nil {
+		cancel()
+	}
+	w.mu.Unlock()
+	return ctx
 }
 
 func (w *Worker) finish(c *workCall) {
@@ -720,22 +724,15 @@ func (b *baseWriter) Send(_ context.Context, r *Reply) error {
 		b.final = true
 	}
 	frames := wire.WorkerMessage{Command: wire.CmdReply, Client: b.c.client, RequestID: b.c.rid, Body: r.Body}.Frames()
-	select {
-	case b.w.replies <- outReply{gen: b.c.gen, frames: frames}:
-		b.w.wake()
-		return nil
-	case <-b.w.life.Done():
+	q := b.w.out.Load()
+	if q == nil {
 		return ErrClosed
 	}
+	if err := q.PushWait(b.w.life, outMsg{gen: b.c.gen, frames: frames}); err != nil {
+		return ErrClosed
+	}
+	return nil
 }
-
-// outReply is a reply queued for the loop.
-type outReply struct {
-	gen    uint64
-	frames [][]byte
-}
-
-type parsedKey struct{}
 
 // parsedBody is the decoded request body, computed once per request.
 type parsedBody struct {
@@ -745,36 +742,44 @@ type parsedBody struct {
 	err    error
 }
 
+// callState is what serveCall allocates per call, in one piece.
+type callState struct {
+	req    Request
+	parsed parsedBody
+	bw     baseWriter
+}
+
 // silentError marks an error the worker must not answer (Settings.Secure).
 type silentError struct{ error }
 
 func (e silentError) Unwrap() error { return e.error }
 
 func (w *Worker) serveCall(c *workCall) {
-	defer w.finish(c)
-	ctx := c.ctx
 	base, meta, err := wire.DecodeRequestID(c.rid)
 	if err != nil {
 		base, meta = c.rid, wire.RequestMeta{}
 	}
-	req := &Request{Service: w.svc.name, ID: base, Metadata: meta.MD, Peer: c.client, Body: c.body}
+	st := &callState{req: Request{Service: w.svc.name, ID: base, Metadata: meta.MD, Peer: c.client, Body: c.body}}
+	req, p, bw := &st.req, &st.parsed, &st.bw
 	if meta.Budget > 0 {
 		req.Deadline = c.recvd.Add(meta.Budget)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-		defer cancel()
 	}
+	ctx := w.callContext(c, req.Deadline)
+	defer w.finish(c)
 	req.SetRole(RoleWorker)
-	p := &parsedBody{}
 	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
 	req.Method = p.fn
-	ctx = context.WithValue(context.WithValue(ctx, parsedKey{}, p), replyEnvKey{}, w.env)
-	bw := &baseWriter{w: w, c: c}
+	req.parsed, req.env = p, w.env
+	// SendResult and SendError get only the ctx and the writer: the env
+	// rides in the ctx too (with a ctx built from scratch they fall back
+	// to the default settings).
+	ctx = context.WithValue(ctx, replyEnvKey{}, w.env)
+	*bw = baseWriter{w: w, c: c}
 	err = w.handler.ServeRPC(ctx, req, bw)
 	if bw.final || errors.As(err, new(silentError)) {
 		return
 	}
-	if errors.Is(c.ctx.Err(), context.Canceled) {
+	if errors.Is(ctx.Err(), context.Canceled) {
 		// Cancelled: a final reply still tells the broker the call is
 		// over, so that it keeps the call's capacity until then
 		// (wire.GateCapabilityAck); the broker drops the reply itself.
@@ -791,8 +796,8 @@ func (w *Worker) serveCall(c *workCall) {
 
 // dispatch is the innermost handler: the user's method.
 func (w *Worker) dispatch(ctx context.Context, req *Request, rw ReplyWriter) error {
-	p, _ := ctx.Value(parsedKey{}).(*parsedBody)
-	if p == nil {
+	p := req.parsed
+	if p == nil { // a Request the middleware built from scratch
 		p = &parsedBody{}
 		p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(req.Body)
 	}
@@ -836,7 +841,7 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 		}
 		return err
 	}
-	r.where = m.fn.where()
+	r.fn = m.fn
 	in, err := m.fn.bind(ctx, w.cdc, p.args, p.kwargs)
 	if err != nil {
 		_ = r.exception(ctx, err)

@@ -39,7 +39,15 @@ type replier struct {
 	w     ReplyWriter
 	cdc   *codec.Codec
 	s     *Settings
-	where string // Python-like location of the method, for tracebacks
+	where string       // Python-like location of the method, for tracebacks
+	fn    *funcAdapter // when set and where is empty, where comes from fn (made only for an exception)
+}
+
+func (r *replier) location() string {
+	if r.where == "" && r.fn != nil {
+		r.where = r.fn.where()
+	}
+	return r.where
 }
 
 func (r *replier) send(ctx context.Context, kind ReplyKind, v any, err error, body [][]byte) error {
@@ -87,7 +95,7 @@ func encodeError(v any, err error) error {
 
 // exception sends err as a single exception reply.
 func (r *replier) exception(ctx context.Context, err error) error {
-	class, repr, tb := exceptionTriple(err, r.where)
+	class, repr, tb := exceptionTriple(err, r.location())
 	b, eerr := r.cdc.EncodeException(class, repr, tb)
 	if eerr != nil { // a gigantic message: send a short one
 		b, _ = r.cdc.EncodeException(class, class+"('exception text too long')", "")
@@ -96,7 +104,7 @@ func (r *replier) exception(ctx context.Context, err error) error {
 }
 
 func (r *replier) triple(err error) []byte {
-	class, repr, tb := exceptionTriple(err, r.where)
+	class, repr, tb := exceptionTriple(err, r.location())
 	b, eerr := r.cdc.EncodeTriple(class, repr, tb)
 	if eerr != nil {
 		b, _ = r.cdc.EncodeTriple(class, class+"('exception text too long')", "")
@@ -137,6 +145,9 @@ func (r *replier) huge(ctx context.Context, enc []byte) error {
 // stream sends v as a stream if it is an iter.Seq or an
 // iter.Seq2[T, error]; ok reports whether it was one.
 func (r *replier) stream(ctx context.Context, v any) (ok bool, err error) {
+	if !mayStream(v) {
+		return false, nil // no closure to build for a plain value
+	}
 	var sendErr error
 	ok, iterErr := iterate(ctx, v, func(item any) bool {
 		enc, err := r.cdc.Marshal(item)
@@ -177,6 +188,16 @@ func (r *replier) stream(ctx context.Context, v any) (ok bool, err error) {
 // iterate calls yield for each item of v if v is an iter.Seq[T] or an
 // iter.Seq2[T, error]. For Seq2 a non-nil error ends the iteration and is
 // returned. A panic in the iterator is returned as an error.
+// mayStream reports whether v could be an iterator iterate accepts: a
+// func value. Plain results skip iterate (and its closures).
+func mayStream(v any) bool {
+	switch v.(type) {
+	case nil, bool, int, int64, uint64, float64, string, []byte, []any, map[string]any:
+		return false
+	}
+	return reflect.TypeOf(v).Kind() == reflect.Func
+}
+
 func iterate(ctx context.Context, v any, yield func(any) bool) (ok bool, err error) {
 	switch s := v.(type) {
 	case nil:

@@ -1,21 +1,27 @@
 // Package zmqx holds the socket-owner machinery shared by the broker, the
-// client and the worker: a mailbox through which other goroutines hand
-// work to the one goroutine that owns a component's sockets, socket setup
-// helpers, Poll, and whole-message I/O (RecvMessage, SendMessage) that
-// crosses into libzmq once or twice per message instead of several times
-// per frame as pebbe/zmq4's calls do.
+// client and the worker: the queues through which other goroutines hand
+// work to the one goroutine that owns a component's sockets, a Poller over
+// sockets and raw descriptors, socket setup helpers, and whole-message I/O
+// (RecvMessage, SendMessage) that crosses into libzmq once or twice per
+// message instead of several times per frame as pebbe/zmq4's calls do.
 //
 // pebbe/zmq4 sockets are not safe for concurrent use. Each component has
 // one loop goroutine that creates, polls, reads, writes and closes its
-// sockets; everything else talks to it through a Mailbox:
+// sockets; everything else talks to it through a [Queue] (typed values,
+// woken through an eventfd polled next to the sockets by a [Poller]; at
+// most one write(2) per batch) or a [Mailbox] (closures, for a loop that
+// polls with zmq4's Poller, woken by a token on an inproc PAIR):
 //
-//	mb, _ := zmqx.NewMailbox(zctx, 1024)   // in the loop goroutine
-//	poller.Add(mb.Socket(), zmq.POLLIN)
+//	q, _ := zmqx.NewQueue[msg](1024)   // loop
+//	var p zmqx.Poller
+//	p.AddFd(q.Fd()); p.AddSocket(sock, zmq.POLLIN)
 //	...
-//	// any goroutine:
-//	mb.Post(ctx, func() { /* runs on the loop */ })
-//	// loop, when mb.Socket() is readable:
-//	mb.Drain()
+//	q.PushWait(ctx, m)                  // any goroutine
+//	...
+//	pending := q.Sleep()                // loop: see Queue
+//	p.Poll(timeout)                     // 0 if pending
+//	q.Awake(p.Ready(0) != 0)
+//	batch = q.Take(batch)
 package zmqx
 
 import (
@@ -23,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,26 +48,39 @@ func UniqueInproc(prefix string) string {
 	return fmt.Sprintf("inproc://%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
 }
 
-// Mailbox carries closures from any goroutine to a socket-owning loop.
+// Mailbox carries closures from any goroutine to a socket-owning loop that
+// polls with pebbe/zmq4's Poller (which takes sockets only, so the wake-up
+// is a token on an inproc PAIR). It is a [Queue] of closures: a producer
+// appends under a mutex and sends a token only when the loop is not
+// already signalled, so a burst of posts costs one token; there is no
+// forwarder goroutine. A loop that can poll raw descriptors (with
+// [Poller]) should use a Queue with its eventfd instead.
+//
 // Post and TryPost are safe for concurrent use; Socket, Drain and Close
 // belong to the loop goroutine.
 type Mailbox struct {
-	ch     chan func()
-	wake   chan struct{}
-	closed chan struct{}
-	once   sync.Once
-	done   chan struct{} // forwarder exited
-
-	recv *zmq.Socket // loop-owned
-	send *zmq.Socket // forwarder-owned
+	q     *Queue[func()]
+	recv  *zmq.Socket // loop-owned
+	batch []func()
 }
+
+// pairSignal sends wake tokens on the sending PAIR. It is only used under
+// the queue's mutex, which also orders its use across goroutines (a zmq
+// socket may move between threads behind a full memory barrier).
+type pairSignal struct{ send *zmq.Socket }
+
+var token = []byte{1}
+
+func (p *pairSignal) signal() {
+	// A full pipe (HWM) means the loop has tokens pending already.
+	_, _ = p.send.SendBytes(token, zmq.DONTWAIT)
+}
+
+func (p *pairSignal) close() { _ = p.send.Close() }
 
 // NewMailbox creates a mailbox holding up to capacity pending closures.
 // Call it from the loop goroutine; zctx must outlive the mailbox.
 func NewMailbox(zctx *zmq.Context, capacity int) (*Mailbox, error) {
-	if capacity < 1 {
-		capacity = 1
-	}
 	ep := UniqueInproc("mailbox")
 	recv, err := zctx.NewSocket(zmq.PAIR)
 	if err != nil {
@@ -85,76 +103,19 @@ func NewMailbox(zctx *zmq.Context, capacity int) (*Mailbox, error) {
 	}
 	_ = recv.SetLinger(0)
 	_ = send.SetLinger(0)
-	m := &Mailbox{
-		ch:     make(chan func(), capacity),
-		wake:   make(chan struct{}, 1),
-		closed: make(chan struct{}),
-		done:   make(chan struct{}),
-		recv:   recv,
-		send:   send,
-	}
-	go m.forward()
-	return m, nil
-}
-
-// forward owns the sending PAIR: each wake becomes one token.
-func (m *Mailbox) forward() {
-	defer close(m.done)
-	defer m.send.Close()
-	for {
-		select {
-		case <-m.closed:
-			return
-		case <-m.wake:
-			// A full pipe (HWM) means the loop has tokens pending already.
-			_, _ = m.send.SendBytes([]byte{1}, zmq.DONTWAIT)
-		}
-	}
-}
-
-func (m *Mailbox) nudge() {
-	select {
-	case m.wake <- struct{}{}:
-	default:
-	}
+	q := newQueue[func()](capacity, &pairSignal{send: send})
+	q.signaled.Store(false) // Drain clears it: the loop polls from the start
+	return &Mailbox{q: q, recv: recv}, nil
 }
 
 // Post queues fn to run on the loop, waiting for room until ctx is done.
-func (m *Mailbox) Post(ctx context.Context, fn func()) error {
-	select {
-	case <-m.closed:
-		return ErrClosed
-	default:
-	}
-	select {
-	case m.ch <- fn:
-		m.nudge()
-		return nil
-	case <-m.closed:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (m *Mailbox) Post(ctx context.Context, fn func()) error { return m.q.PushWait(ctx, fn) }
 
 // TryPost queues fn without waiting.
-func (m *Mailbox) TryPost(fn func()) error {
-	select {
-	case <-m.closed:
-		return ErrClosed
-	default:
-	}
-	select {
-	case m.ch <- fn:
-		m.nudge()
-		return nil
-	default:
-		return ErrFull
-	}
-}
+func (m *Mailbox) TryPost(fn func()) error { return m.q.Push(fn) }
 
 // Closed is closed once Close has been called.
-func (m *Mailbox) Closed() <-chan struct{} { return m.closed }
+func (m *Mailbox) Closed() <-chan struct{} { return m.q.Closed() }
 
 // Socket is the loop-owned socket to poll for POLLIN.
 func (m *Mailbox) Socket() *zmq.Socket { return m.recv }
@@ -167,40 +128,39 @@ func (m *Mailbox) Drain() int {
 			break
 		}
 	}
-	n := 0
-	for {
-		select {
-		case fn := <-m.ch:
-			fn()
-			n++
-		default:
-			// A Post that raced with the token read re-nudges, so nothing
-			// is stranded.
-			return n
-		}
+	// From here a Post sends a token again: nothing is stranded.
+	m.q.signaled.Store(false)
+	m.batch = m.q.Take(m.batch)
+	for _, fn := range m.batch {
+		fn()
 	}
+	return len(m.batch)
 }
 
-// Close stops the forwarder and closes the loop's socket. Queued closures
-// that were never drained are dropped; callers of Post that need an answer
-// must also watch their own ctx or Closed. Loop goroutine only; idempotent.
+// Close refuses further posts and closes the mailbox's sockets. Queued
+// closures that were never drained stay queued for DrainAfterClose;
+// callers of Post that need an answer must also watch their own ctx or
+// Closed. Loop goroutine only; idempotent.
 func (m *Mailbox) Close() {
-	m.once.Do(func() {
-		close(m.closed)
-		<-m.done
-		m.recv.Close()
-	})
+	select {
+	case <-m.q.Closed():
+		return
+	default:
+	}
+	m.q.Close()
+	m.recv.Close()
 }
 
 // DrainAfterClose runs closures still queued after Close (so posters
 // waiting on a reply channel are answered). Loop goroutine only.
 func (m *Mailbox) DrainAfterClose() {
 	for {
-		select {
-		case fn := <-m.ch:
-			fn()
-		default:
+		m.batch = m.q.Take(m.batch)
+		if len(m.batch) == 0 {
 			return
+		}
+		for _, fn := range m.batch {
+			fn()
 		}
 	}
 }
