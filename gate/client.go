@@ -109,7 +109,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		done:     make(chan struct{}),
 		newID:    randomID,
 	}
-	c.anySpec = &callSpec{value: cd.Decode, item: cd.Decode, perMsg: set.ReplyTimeout}
+	c.anySpec = &callSpec{value: cd.Decode, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
 	if o.service != "" {
 		c.service = o.service
 	}
@@ -296,8 +296,12 @@ func splitKW(args []any) ([]any, map[string]any) {
 // the Request (Request.spec) from the call method, through the
 // middleware, to roundTrip.
 type callSpec struct {
-	value func(raw []byte) (any, error) // single results and HugeData payloads
-	item  func(raw []byte) (any, error) // stream items
+	value func(raw []byte) (any, error) // single results
+	// huge decodes a reassembled HugeData payload, which it owns: bins
+	// alias it, and its size (bounded by HugeDataMaxSize) is the only cap
+	// on one str or bin (not MaxBinLen/MaxStrLen).
+	huge func(raw []byte) (any, error)
+	item func(raw []byte) (any, error) // stream items
 	// perMsg bounds the wait for each message after the first (stream
 	// items, HugeData chunks); first bounds the wait for the first one
 	// (0 = only ctx).
@@ -322,7 +326,14 @@ func typedSpec[T any](c *Client) *callSpec {
 		}
 		return t, nil
 	}
-	return &callSpec{value: dec, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
+	huge := func(raw []byte) (any, error) {
+		var t T
+		if err := c.codec.UnmarshalOwned(raw, &t); err != nil {
+			return nil, Errorf(InvalidArgument, "decode result into %T: %v", t, err)
+		}
+		return t, nil
+	}
+	return &callSpec{value: dec, huge: huge, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
 }
 
 // newRequest builds the Request the middleware chain sees.
@@ -541,7 +552,10 @@ func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyW
 
 		case ReplyHugeChunk:
 			if asm == nil {
-				asm, err = chunk.NewAssembler(chunk.WithCompression(c.compress), chunk.WithMaxSize(c.set.HugeDataMaxSize))
+				// The payload's msgpack header sizes the buffer once, and a
+				// header announcing more than HugeDataMaxSize fails at once.
+				asm, err = chunk.NewAssembler(chunk.WithCompression(c.compress), chunk.WithMaxSize(c.set.HugeDataMaxSize),
+					chunk.WithSizeHint(codec.EncodedSize))
 				if err != nil {
 					return Errorf(Internal, "huge reply: %v", err)
 				}
@@ -561,7 +575,7 @@ func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyW
 			if err != nil {
 				return hugeError(err)
 			}
-			v, err := spec.value(payload)
+			v, err := spec.huge(payload)
 			if err != nil {
 				return Errorf(Internal, "huge reply: decode %d bytes: %v", len(payload), err)
 			}

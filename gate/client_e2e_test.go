@@ -404,6 +404,29 @@ func TestClientE2EHuge(t *testing.T) {
 			}
 		})
 	}
+	// HugeDataMaxSize, not the msgpack caps, bounds a HugeData value: a
+	// 3 MiB blob reaches a client whose MaxBinLen is 1 MiB (the same as a
+	// 50 MB value under the default 32 MiB cap), typed or not.
+	t.Run("over MaxBinLen", func(t *testing.T) {
+		h := clBroker(t, gatetest.Inproc)
+		clStartWorker(t, h, clService(t), gate.WithHugeData("zstd", 1, 64<<10))
+		c := clNewClient(t, h, gate.WithSettings(func() gate.Settings {
+			s := gate.DefaultSettings()
+			s.MaxBinLen = 1 << 20
+			return s
+		}()))
+		ctx := clCtx(t)
+		clWaitReady(t, c)
+		n := 3 << 20
+		v, err := gate.CallAs[[]byte](ctx, c, "E2E.huge", n)
+		if err != nil || len(v) != n {
+			t.Fatalf("CallAs[[]byte](huge %d) = %d bytes, %v", n, len(v), err)
+		}
+		a, err := c.Call(ctx, "E2E.huge", n)
+		if b, ok := a.([]byte); err != nil || !ok || len(b) != n {
+			t.Fatalf("Call(huge %d) = %T, %v", n, a, err)
+		}
+	})
 	t.Run("bomb rejected", func(t *testing.T) {
 		h := clBroker(t, gatetest.Inproc)
 		clStartWorker(t, h, clService(t))
