@@ -47,8 +47,7 @@ type Stream struct {
 }
 
 type streamItem struct {
-	v   any
-	err error
+	v any
 }
 
 // Stream calls a streaming method and returns the stream of its items.
