@@ -27,6 +27,7 @@ type clientLoop struct {
 	c    *Client
 	e    *engine
 	sock *zmq.Socket // nil while waiting to reconnect
+	mon  *zmq.Socket // PAIR end of sock's monitor (disconnects); nil if none
 
 	lastRecv    time.Time // last valid message from the broker
 	lastSend    time.Time // last message sent
@@ -70,6 +71,9 @@ func (l *clientLoop) run(ready chan<- error) {
 		if in {
 			l.readAll()
 		}
+		if l.e.monitorReady() {
+			l.readMonitor(time.Now())
+		}
 		l.tick(time.Now())
 	}
 	l.shutdown()
@@ -103,6 +107,7 @@ func (l *clientLoop) connect(now time.Time) error {
 		return fmt.Errorf("gate: client socket: %w", err)
 	}
 	l.sock = s
+	l.watch(s)
 	l.lastRecv, l.lastSend, l.lastPing = now, now, now
 	l.heard = false
 	c.connects.Add(1)
@@ -282,7 +287,67 @@ func (l *clientLoop) closeSocket() {
 		_ = l.sock.Close()
 		l.sock = nil
 	}
+	l.closeMonitor()
 	l.e.detach()
+}
+
+// watch monitors s for dropped connections (ZMQ_EVENT_DISCONNECTED): a
+// broker that dies or restarts takes the calls in flight on it along, and
+// the calls learn it at once rather than at the heartbeat liveness
+// timeout. Without a monitor (an error here) only the liveness timeout
+// detects a lost broker.
+func (l *clientLoop) watch(s *zmq.Socket) {
+	ep := zmqx.UniqueInproc("gate-client-monitor")
+	err := s.Monitor(ep, zmq.EVENT_DISCONNECTED)
+	var mon *zmq.Socket
+	if err == nil {
+		mon, err = l.c.zctx.NewSocket(zmq.PAIR)
+	}
+	if err == nil {
+		_ = mon.SetLinger(0)
+		if err = mon.Connect(ep); err == nil {
+			err = l.e.watch(mon)
+		}
+		if err != nil {
+			mon.Close()
+		}
+	}
+	if err != nil {
+		l.c.log.LogAttrs(context.Background(), slog.LevelDebug, "gate client: no connection monitor", slog.String("error", err.Error()))
+		return
+	}
+	l.mon = mon
+}
+
+// readMonitor handles the monitor's events: a dropped connection fails
+// every pending call with ErrBrokerLost (the broker that had them is gone
+// or will not answer them on a new connection); libzmq reconnects by
+// itself.
+func (l *clientLoop) readMonitor(now time.Time) {
+	c := l.c
+	for range 64 {
+		ev, addr, _, err := l.mon.RecvEvent(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		if ev != zmq.EVENT_DISCONNECTED {
+			continue
+		}
+		n := c.pending.failAll(fmt.Errorf("%w: connection to %s dropped", ErrBrokerLost, addr), false)
+		l.heard = false
+		if n > 0 {
+			c.losses.Add(1)
+			c.log.LogAttrs(context.Background(), slog.LevelWarn, "gate client: connection to the broker dropped",
+				slog.String("endpoint", c.endpoint), slog.Int("failed_calls", n))
+		}
+	}
+}
+
+func (l *clientLoop) closeMonitor() {
+	if l.mon != nil {
+		_ = l.mon.Close()
+		l.mon = nil
+	}
 }
 
 // shutdown runs when the client closes: queued calls fail, every pending
@@ -295,6 +360,7 @@ func (l *clientLoop) shutdown() {
 		_ = l.sock.Close()
 		l.sock = nil
 	}
+	l.closeMonitor()
 	for _, m := range l.e.close() {
 		l.send(m) // fails m.c with ErrClosed
 	}

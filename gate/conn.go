@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"fmt"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ type engine struct {
 const (
 	wakeItem = 0 // poller item of out's eventfd
 	sockItem = 1 // poller item of sock
+	monItem  = 2 // poller item of a socket monitor (watch), if any
 )
 
 func newEngine(capacity int) (*engine, error) {
@@ -63,6 +65,22 @@ func (e *engine) attach(s *zmq.Socket) error {
 	}
 	e.sock = s
 	return nil
+}
+
+// watch polls mon, the PAIR end of sock's monitor, next to the socket
+// (after attach); monitorReady reports its events.
+func (e *engine) watch(mon *zmq.Socket) error {
+	i, err := e.poller.AddSocket(mon, zmq.POLLIN)
+	if err == nil && i != monItem {
+		err = fmt.Errorf("gate: monitor is poller item %d", i)
+	}
+	return err
+}
+
+// monitorReady reports whether the watched monitor has events to read
+// after poll.
+func (e *engine) monitorReady() bool {
+	return e.poller.Len() > monItem && e.poller.Ready(monItem)&zmq.POLLIN != 0
 }
 
 // detach forgets the socket (closed by the role) and its backlog.

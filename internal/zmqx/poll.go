@@ -134,6 +134,9 @@ func (p *Poller) SetEvents(i int, events zmq.State) { p.items[i].events = C.shor
 // Reset removes every item.
 func (p *Poller) Reset() { p.n = 0 }
 
+// Len returns the number of items.
+func (p *Poller) Len() int { return p.n }
+
 // Ready returns the events that item i had after the last Poll.
 func (p *Poller) Ready(i int) zmq.State { return zmq.State(p.items[i].revents) }
 
