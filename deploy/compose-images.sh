@@ -4,14 +4,18 @@
 #
 #   gate-local/build:bookworm-<go version>  gcc, libc6-dev, pkg-config,
 #       libzmq3-dev, ca-certificates and the host's Go (GOROOT copied to
-#       /usr/local/go): stands in for golang:1.26-bookworm (GO_IMAGE)
+#       /usr/local/go): stands in for golang:1.26-bookworm
+#   gate-local/build:bookworm-<go version>-mods-<hash of go.mod, go.sum>
+#       the same plus the project's modules from the host's module cache in
+#       /go/pkg/mod/cache/download, so that the Dockerfile's
+#       `go mod download` needs no network (GO_IMAGE)
 #   gate-local/runtime:bookworm   libzmq5, ca-certificates: stands in for
 #       debian:bookworm-slim (RUNTIME_IMAGE)
 #   gate-local/prometheus:bookworm   Debian's prometheus package (and wget
 #       for the compose healthcheck): stands in for prom/prometheus
 #       (PROMETHEUS_IMAGE)
 #
-# Each is `debootstrap --variant=minbase bookworm` with the packages above,
+# The first three are `debootstrap --variant=minbase bookworm` with the packages above,
 # imported with `docker import`. An image that already exists is kept, so
 # only the first run pays (a few minutes); `make compose-clean-images`
 # removes them. Installs debootstrap with apt-get when missing (root only).
@@ -21,6 +25,7 @@ set -euo pipefail
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 GO=${GO:-go}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 GOROOT_HOST=$("$GO" env GOROOT)
 GOVERSION=$("$GO" env GOVERSION)
 CACHE=${DEBOOTSTRAP_CACHE:-/var/cache/gate-debootstrap}
@@ -106,6 +111,34 @@ rootfs "$PROMETHEUS_IMAGE" prometheus,wget hook_prometheus \
 	'ENTRYPOINT ["/usr/bin/prometheus"]' \
 	'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 
-echo "GO_IMAGE=$BUILD_IMAGE"
+# The modules layer: rebuilt when go.mod or go.sum change; older ones go.
+MODS_IMAGE=$BUILD_IMAGE-mods-$(cat "$ROOT/go.mod" "$ROOT/go.sum" | sha256sum | cut -c1-12)
+if have "$MODS_IMAGE"; then
+	log "$MODS_IMAGE exists, kept"
+else
+	log "docker build $MODS_IMAGE (modules from the host's cache)"
+	ctx=$(mktemp -d /var/tmp/gate-mods.XXXXXX)
+	# shellcheck disable=SC2064 # expand ctx now
+	trap "rm -rf '$ctx'" EXIT
+	dl=$("$GO" env GOMODCACHE)/cache/download
+	(cd "$ROOT" && "$GO" mod download -json) >"$ctx/list.json"
+	grep -o '"\(Info\|GoMod\|Zip\)": "[^"]*"' "$ctx/list.json" | sed 's/^"[A-Za-z]*": "//; s/"$//' |
+		while read -r f; do
+			rel=${f#"$dl"/}
+			mkdir -p "$ctx/cache/download/$(dirname "$rel")"
+			cp "$f" "$ctx/cache/download/$rel"
+			case $f in *.zip) cp "${f%.zip}.ziphash" "$ctx/cache/download/${rel%.zip}.ziphash" ;; esac
+		done
+	rm "$ctx/list.json"
+	printf 'FROM %s\nCOPY cache /go/pkg/mod/cache\n' "$BUILD_IMAGE" |
+		docker build -q -t "$MODS_IMAGE" -f - "$ctx" >/dev/null
+	rm -rf "$ctx"
+	trap - EXIT
+	for old in $(docker images --format '{{.Repository}}:{{.Tag}}' "${BUILD_IMAGE%%:*}" | grep -F -- "$BUILD_IMAGE-mods-" | grep -vxF "$MODS_IMAGE"); do
+		docker rmi "$old" >/dev/null || true
+	done
+fi
+
+echo "GO_IMAGE=$MODS_IMAGE"
 echo "RUNTIME_IMAGE=$RUNTIME_IMAGE"
 echo "PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE"
