@@ -68,6 +68,7 @@ compose-images: ## build the local base images (build, runtime, prometheus) from
 	@GO=$(GO) deploy/compose-images.sh >/dev/null
 
 compose-test: ## build the image on local Debian base images, start the compose stack (no ui profile) and test it (go test ./deploy, GATE_COMPOSE_TEST=1)
-	@set -e; eval "$$(GO=$(GO) deploy/compose-images.sh)"; \
+	@set -e; t0=$$(date +%s); images=$$(GO=$(GO) deploy/compose-images.sh); eval "$$images"; \
+	echo "compose-test: base images ready in $$(( $$(date +%s) - t0 ))s"; \
 	export GO_IMAGE RUNTIME_IMAGE PROMETHEUS_IMAGE GATE_COMPOSE_TEST=1; \
 	$(GO) test -count=1 -v -timeout $(COMPOSE_TIMEOUT) -run '^TestComposeStack$$' ./deploy

@@ -25,7 +25,7 @@ set -euo pipefail
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 GO=${GO:-go}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${GATE_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 GOROOT_HOST=$("$GO" env GOROOT)
 GOVERSION=$("$GO" env GOVERSION)
 CACHE=${DEBOOTSTRAP_CACHE:-/var/cache/gate-debootstrap}
@@ -128,6 +128,19 @@ else
 			mkdir -p "$ctx/cache/download/$(dirname "$rel")"
 			cp "$f" "$ctx/cache/download/$rel"
 			case $f in *.zip) cp "${f%.zip}.ziphash" "$ctx/cache/download/${rel%.zip}.ziphash" ;; esac
+		done
+	# The .mod (and .info) of every module version in the graph: go mod
+	# download reads them all, also the versions it does not select.
+	(cd "$ROOT" && "$GO" mod graph) | tr ' ' '\n' | grep @ | sort -u |
+		while read -r m; do
+			esc=$(printf '%s' "${m%@*}" | sed 's/[A-Z]/!\L&/g')
+			rel=$esc/@v/${m##*@}
+			for f in "$dl/$rel.mod" "$dl/$rel.info"; do
+				if [ -f "$f" ]; then
+					mkdir -p "$ctx/cache/download/$esc/@v"
+					cp "$f" "$ctx/cache/download/$esc/@v/"
+				fi
+			done
 		done
 	rm "$ctx/list.json"
 	printf 'FROM %s\nCOPY cache /go/pkg/mod/cache\n' "$BUILD_IMAGE" |
