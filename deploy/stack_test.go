@@ -125,7 +125,7 @@ func TestComposeStack(t *testing.T) {
 	}
 
 	// Errors, a stream and huge data for the dashboards, then a few scrapes.
-	s.gatectlScript(`for i in 1 2 3 4 5; do gatectl call demo.fail boom >/dev/null 2>&1; done
+	s.gatectlScript(`for i in 1 2 3 4 5; do gatectl call demo.fail boom >/dev/null 2>&1 && exit 1 || true; done
 gatectl stream demo.count 5 >/dev/null
 gatectl -timeout 30s call demo.huge 4194304 >/dev/null`)
 	sleepFor(t, 15*time.Second)
