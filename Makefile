@@ -4,7 +4,6 @@
 #   make test    install system deps if missing, then go vet and go test -race
 #   make bench   benchmarks with -benchmem
 #   make fuzz    each fuzz target for $(FUZZTIME)
-#   make compose-test   the compose stack on a real Docker engine (no registry needed)
 
 GO       ?= go
 PKGS     ?= ./...
@@ -14,11 +13,7 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 # staticcheck runs from the Go module proxy at this pinned version.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-# The compose test: bounded by COMPOSE_TIMEOUT (a cold run builds three
-# Debian images and compiles every dependency in a container).
-COMPOSE_TIMEOUT ?= 40m
-
-.PHONY: help deps run test vet bench fuzz lint generate check-generated compose-images compose-test
+.PHONY: help deps run test vet bench fuzz lint generate check-generated
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,6 +58,13 @@ generate: ## regenerate the committed Grafana dashboards (dashboards/*.json)
 
 check-generated: generate ## fail when the committed dashboards differ from the generator
 	git diff --exit-code -- dashboards/
+
+# The compose stack on a real Docker engine, without an image registry
+# (deploy/README.md). COMPOSE_TIMEOUT bounds the go test: a cold run
+# compiles the gate image from scratch in a container.
+COMPOSE_TIMEOUT ?= 40m
+
+.PHONY: compose-images compose-test
 
 compose-images: ## build the local base images (build, runtime, prometheus) from Debian packages with debootstrap, once (root)
 	@GO=$(GO) deploy/compose-images.sh >/dev/null
