@@ -1,31 +1,36 @@
-# syntax=docker/dockerfile:1
-#
 # One image with every gate binary (gate-broker, gate-demo-worker, gatectl) in
 # /usr/local/bin. Build:   docker build -t gate:local .
 # The compose stack (docker-compose.yml) builds it and picks the binary per
 # service with `command:`.
+#
+# Builds with BuildKit and with the classic builder (no RUN --mount, no
+# syntax directive to pull). The base images are build args; the defaults
+# are the public images. `make compose-test` passes local images built
+# from Debian packages (deploy/compose-images.sh), which already hold the
+# packages below: the apt-get steps run only when `dpkg -s` misses one, so
+# such a build needs no network for apt.
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # ---- build: cgo against libzmq -------------------------------------------
-FROM golang:1.26-bookworm AS build
+FROM ${GO_IMAGE} AS build
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libzmq3-dev pkg-config \
+RUN dpkg -s libzmq3-dev pkg-config >/dev/null 2>&1 || { apt-get update \
+ && apt-get install -y --no-install-recommends libzmq3-dev pkg-config; } \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
+RUN go mod download
 
 COPY . .
-RUN --mount=type=cache,target=/go/pkg/mod \
-    --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o /out/ ./cmd/...
+RUN CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o /out/ ./cmd/...
 
 # ---- runtime: slim Debian with the libzmq shared library ------------------
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libzmq5 ca-certificates \
+RUN dpkg -s libzmq5 ca-certificates >/dev/null 2>&1 || { apt-get update \
+ && apt-get install -y --no-install-recommends libzmq5 ca-certificates; } \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 gate \
  && useradd --system --uid 10001 --gid gate --no-create-home --shell /usr/sbin/nologin gate \

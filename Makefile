@@ -71,3 +71,19 @@ generate: ## regenerate the committed Grafana dashboards (dashboards/*.json)
 
 check-generated: generate ## fail when the committed dashboards differ from the generator
 	git diff --exit-code -- dashboards/
+
+# The compose stack on a real Docker engine, without an image registry
+# (deploy/README.md). COMPOSE_TIMEOUT bounds the go test: a cold run
+# compiles the gate image from scratch in a container.
+COMPOSE_TIMEOUT ?= 40m
+
+.PHONY: compose-images compose-test
+
+compose-images: ## build the local base images (build, runtime, prometheus) from Debian packages with debootstrap, once (root)
+	@GO=$(GO) deploy/compose-images.sh >/dev/null
+
+compose-test: ## build the image on local Debian base images, start the compose stack (no ui profile) and test it (go test ./deploy, GATE_COMPOSE_TEST=1)
+	@set -e; t0=$$(date +%s); images=$$(GO=$(GO) deploy/compose-images.sh); eval "$$images"; \
+	echo "compose-test: base images ready in $$(( $$(date +%s) - t0 ))s"; \
+	export GO_IMAGE RUNTIME_IMAGE PROMETHEUS_IMAGE GATE_COMPOSE_TEST=1; \
+	$(GO) test -count=1 -v -timeout $(COMPOSE_TIMEOUT) -run '^TestComposeStack$$' ./deploy

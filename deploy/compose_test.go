@@ -32,10 +32,22 @@ var documentedPorts = map[string][]string{
 // "gate service" and must carry a healthcheck through its health subcommand.
 var gateBinaries = []string{"gate-broker", "gate-demo-worker", "gatectl"}
 
-// loadProject loads ../docker-compose.yml the way `docker compose` does, with
-// schema validation, interpolation and consistency checks, but without the
-// caller's environment.
+// uiServices are the services of the `ui` compose profile: they need public
+// images, so `make compose-test` runs the stack without them.
+var uiServices = []string{"grafana", "jaeger"}
+
+// loadProject loads ../docker-compose.yml the way `docker compose
+// --profile '*'` does (every service), with schema validation,
+// interpolation and consistency checks, but without the caller's
+// environment.
 func loadProject(t testing.TB) *types.Project {
+	t.Helper()
+	return loadProjectProfiles(t, "*")
+}
+
+// loadProjectProfiles loads ../docker-compose.yml with the given profiles
+// active (none: the default services only).
+func loadProjectProfiles(t testing.TB, profiles ...string) *types.Project {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
@@ -52,6 +64,7 @@ func loadProject(t testing.TB) *types.Project {
 		cli.WithNormalization(true),
 		cli.WithConsistency(true),
 		cli.WithResolvedPaths(true),
+		cli.WithProfiles(profiles),
 	)
 	if err != nil {
 		t.Fatalf("compose options: %v", err)
@@ -111,6 +124,116 @@ func TestComposeImagesPinned(t *testing.T) {
 			t.Errorf("service %s image %q has an invalid tag", name, img)
 		}
 	}
+}
+
+// TestComposeProfiles checks that without a profile the stack is the gate
+// services and Prometheus, self-contained (what make compose-test starts
+// without public images), and that Grafana and Jaeger come with `ui`.
+func TestComposeProfiles(t *testing.T) {
+	p := loadProjectProfiles(t)
+	var got []string
+	for name, s := range p.Services {
+		got = append(got, name)
+		for dep := range s.DependsOn {
+			if _, ok := p.Services[dep]; !ok {
+				t.Errorf("service %s (default profile) depends on %s, which is not in the default profile", name, dep)
+			}
+		}
+	}
+	sort.Strings(got)
+	if want := []string{"broker", "prometheus", "traffic", "worker1", "worker2"}; !slices.Equal(got, want) {
+		t.Errorf("default services = %v, want %v", got, want)
+	}
+	ui := loadProjectProfiles(t, "ui")
+	for _, name := range uiServices {
+		s, ok := ui.Services[name]
+		if !ok {
+			t.Errorf("service %s is not started by --profile ui", name)
+			continue
+		}
+		if !slices.Equal(s.Profiles, []string{"ui"}) {
+			t.Errorf("service %s profiles = %v, want [ui]", name, s.Profiles)
+		}
+	}
+	if len(ui.Services) != len(documentedPorts) {
+		t.Errorf("--profile ui starts %d services, want all %d", len(ui.Services), len(documentedPorts))
+	}
+}
+
+// TestComposeImageOverrides checks the variables make compose-test sets:
+// GO_IMAGE and RUNTIME_IMAGE reach the build as args whose defaults are the
+// Dockerfile's, GATE_IMAGE names the gate image, PROMETHEUS_IMAGE replaces
+// Prometheus' image.
+func TestComposeImageOverrides(t *testing.T) {
+	args := dockerfileArgs(t)
+	p := loadProject(t)
+	for name, s := range p.Services {
+		if s.Build == nil {
+			continue
+		}
+		for _, k := range []string{"GO_IMAGE", "RUNTIME_IMAGE"} {
+			v := s.Build.Args[k]
+			if v == nil || *v != args[k] {
+				t.Errorf("service %s build arg %s = %v, want the Dockerfile default %q", name, k, v, args[k])
+			}
+		}
+		if s.Image != "gate:local" {
+			t.Errorf("service %s image = %q, want gate:local", name, s.Image)
+		}
+	}
+
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithName("gate"), cli.WithInterpolation(true),
+		cli.WithEnv([]string{"GO_IMAGE=b:1", "RUNTIME_IMAGE=r:1", "GATE_IMAGE=g:1", "PROMETHEUS_IMAGE=p:1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := opts.LoadProject(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range o.Services {
+		switch {
+		case s.Build != nil:
+			if *s.Build.Args["GO_IMAGE"] != "b:1" || *s.Build.Args["RUNTIME_IMAGE"] != "r:1" || s.Image != "g:1" {
+				t.Errorf("service %s ignores GO_IMAGE, RUNTIME_IMAGE or GATE_IMAGE: %v %s", name, s.Build.Args, s.Image)
+			}
+		case name == "prometheus":
+			if s.Image != "p:1" {
+				t.Errorf("prometheus image = %q with PROMETHEUS_IMAGE=p:1", s.Image)
+			}
+		}
+	}
+}
+
+// dockerfileArgs returns the ARG defaults declared before the first FROM.
+func dockerfileArgs(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch strings.ToUpper(f[0]) {
+		case "FROM":
+			return args
+		case "ARG":
+			k, v, _ := strings.Cut(f[1], "=")
+			args[k] = v
+		}
+	}
+	return args
 }
 
 func TestComposeDependsOn(t *testing.T) {
@@ -425,6 +548,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	df := string(b)
+	args := dockerfileArgs(t)
 	var froms, users []string
 	health := ""
 	for _, line := range strings.Split(df, "\n") {
@@ -434,7 +558,7 @@ func TestDockerfile(t *testing.T) {
 		}
 		switch strings.ToUpper(f[0]) {
 		case "FROM":
-			froms = append(froms, f[1])
+			froms = append(froms, os.Expand(f[1], func(k string) string { return args[k] }))
 		case "USER":
 			users = append(users, f[1])
 		case "HEALTHCHECK":
@@ -449,6 +573,18 @@ func TestDockerfile(t *testing.T) {
 	}
 	if health == "" {
 		t.Errorf("no HEALTHCHECK")
+	}
+	if !strings.Contains(df, "FROM ${GO_IMAGE} AS build") || !strings.Contains(df, "FROM ${RUNTIME_IMAGE}") {
+		t.Errorf("the base images must be the build args GO_IMAGE and RUNTIME_IMAGE")
+	}
+	// The classic builder (Docker without buildx, as on the project's
+	// machines) has no RUN --mount, and a syntax directive pulls an image.
+	if regexp.MustCompile(`(?m)^RUN\s+--mount|^#\s*syntax=`).MatchString(df) {
+		t.Errorf("Dockerfile needs BuildKit (RUN --mount or # syntax=); make compose-test builds with the classic builder")
+	}
+	// Local base images already hold the packages: apt-get only when missing.
+	if n := strings.Count(df, "dpkg -s "); n != 2 {
+		t.Errorf("Dockerfile checks installed packages with dpkg -s %d times, want 2 (build and runtime)", n)
 	}
 	for _, want := range []string{"libzmq3-dev", "pkg-config", "libzmq5", "ca-certificates", "/usr/local/bin/", "./cmd/..."} {
 		if !strings.Contains(df, want) {
