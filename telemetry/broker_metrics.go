@@ -81,8 +81,8 @@ func (c *BrokerCollector) Describe(ch chan<- *prometheus.Desc) {
 
 type serviceSum struct {
 	queued, inflight, capacity, stalled int
-	oldest                     time.Duration
-	workers                    [3]int
+	oldest                              time.Duration
+	workers                             [3]int
 }
 
 // Collect takes a snapshot and sends the metrics.
