@@ -408,13 +408,16 @@ func TestClientE2EHuge(t *testing.T) {
 	// 3 MiB blob reaches a client whose MaxBinLen is 1 MiB (the same as a
 	// 50 MB value under the default 32 MiB cap), typed or not.
 	t.Run("over MaxBinLen", func(t *testing.T) {
-		h := clBroker(t, gatetest.Inproc)
-		clStartWorker(t, h, clService(t), gate.WithHugeData("zstd", 1, 64<<10))
-		c := clNewClient(t, h, gate.WithSettings(func() gate.Settings {
+		small := func() gate.Settings {
 			s := gate.DefaultSettings()
 			s.MaxBinLen = 1 << 20
 			return s
-		}()))
+		}()
+		h := clBroker(t, gatetest.Inproc)
+		// The worker's MaxBinLen bounds what it decodes, not the results
+		// it sends as HugeData.
+		clStartWorker(t, h, clService(t), gate.WithSettings(small), gate.WithHugeData("zstd", 1, 64<<10), gate.WithHeartbeat(clHeartbeat))
+		c := clNewClient(t, h, gate.WithSettings(small))
 		ctx := clCtx(t)
 		clWaitReady(t, c)
 		n := 3 << 20

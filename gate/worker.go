@@ -167,6 +167,14 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 	if err != nil {
 		return nil, fmt.Errorf("gate: NewWorker: %w: %v", ErrInvalidOption, err)
 	}
+	// Results are encoded with the str/bin caps raised to HugeDataMaxSize:
+	// a value over MaxBinLen leaves as HugeData, which HugeDataMaxSize
+	// bounds at the receiver (MaxBinLen bounds what the worker decodes).
+	resCdc, err := codec.New(codec.MaxStrLen(max(s.MaxStrLen, int(s.HugeDataMaxSize))),
+		codec.MaxBinLen(max(s.MaxBinLen, int(s.HugeDataMaxSize))), codec.MaxEntries(s.MaxEntries))
+	if err != nil {
+		return nil, fmt.Errorf("gate: NewWorker: %w: %v", ErrInvalidOption, err)
+	}
 	w := &Worker{
 		endpoint:  endpoint,
 		svc:       svc,
@@ -182,7 +190,7 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 		inflight:  map[string]*workCall{},
 		work:      make(chan *workCall),
 	}
-	w.env = &replyEnv{cdc: cdc, s: &w.s}
+	w.env = &replyEnv{cdc: resCdc, s: &w.s}
 	w.life, w.lifeStop = context.WithCancel(context.Background())
 	w.handler = Chain(o.common.mws...)(HandlerFunc(w.dispatch))
 	if w.depthHook != nil {
@@ -786,7 +794,7 @@ func (w *Worker) serveCall(c *workCall) {
 		err = Errorf(Canceled, "call cancelled")
 	}
 	// A middleware (or a raw handler) returned without a final reply.
-	r := &replier{w: bw, cdc: w.cdc, s: &w.s}
+	r := &replier{w: bw, cdc: w.env.cdc, s: &w.s}
 	if err != nil {
 		_ = r.exception(ctx, err)
 	} else {
@@ -801,7 +809,7 @@ func (w *Worker) dispatch(ctx context.Context, req *Request, rw ReplyWriter) err
 		p = &parsedBody{}
 		p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(req.Body)
 	}
-	r := &replier{w: rw, cdc: w.cdc, s: &w.s}
+	r := &replier{w: rw, cdc: w.env.cdc, s: &w.s}
 	if p.err != nil {
 		err := typeErrorf("malformed request: %v", p.err)
 		if w.s.Secure {
