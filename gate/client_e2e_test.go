@@ -417,10 +417,30 @@ func TestClientE2EHuge(t *testing.T) {
 		// The worker's MaxBinLen bounds what it decodes, not the results
 		// it sends as HugeData.
 		clStartWorker(t, h, clService(t), gate.WithSettings(small), gate.WithHugeData("zstd", 1, 64<<10), gate.WithHeartbeat(clHeartbeat))
+		big, err := gate.NewService("Big", "plain results over MaxBinLen")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gate.Func1(big, "blob", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil }); err != nil {
+			t.Fatal(err)
+		}
+		clStartWorker(t, h, big, gate.WithSettings(small), gate.WithHugeData("zstd", 1, 64<<10), gate.WithHeartbeat(clHeartbeat))
 		c := clNewClient(t, h, gate.WithSettings(small))
 		ctx := clCtx(t)
 		clWaitReady(t, c)
 		n := 3 << 20
+		// A plain []byte result over the worker's MaxBinLen leaves as
+		// HugeData (auto), not as an encoding error.
+		for {
+			b, err := gate.CallAs[[]byte](ctx, c, "Big.blob", n)
+			if err == nil && len(b) == n {
+				break
+			}
+			if !errors.Is(err, gate.ErrNoService) || ctx.Err() != nil {
+				t.Fatalf("Big.blob(%d) = %d bytes, %v", n, len(b), err)
+			}
+			time.Sleep(10 * time.Millisecond) // Big's worker is still registering
+		}
 		v, err := gate.CallAs[[]byte](ctx, c, "E2E.huge", n)
 		if err != nil || len(v) != n {
 			t.Fatalf("CallAs[[]byte](huge %d) = %d bytes, %v", n, len(v), err)
