@@ -96,7 +96,15 @@ Global flags (also accepted after COMMAND):
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	a := &app{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr}
 	defer func() { a.shutdown(a.tel) }()
-	settings, err := cli.Settings(getenv)
+	// The CURVE variables name key files that may not exist yet (keygen
+	// makes them): they are read when a client is made (a.client), after
+	// the -curve-* flags are parsed.
+	settings, err := cli.Settings(func(name string) string {
+		if strings.HasPrefix(name, "GATE_CURVE_") {
+			return ""
+		}
+		return getenv(name)
+	})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -56,6 +57,23 @@ func TestKeygen(t *testing.T) {
 	}
 	if _, _, err := gatectl(t, "", "keygen"); exitCode(err) != 2 {
 		t.Fatalf("keygen without PREFIX: exit %d, want 2", exitCode(err))
+	}
+}
+
+// TestKeygenBeforeKeysExist: keygen runs while GATE_CURVE_*_FILE name the
+// files it is about to write (the compose broker's entrypoint does this).
+func TestKeygenBeforeKeysExist(t *testing.T) {
+	gatetest.NewCurve(t) // skips without CURVE
+	prefix := filepath.Join(t.TempDir(), "broker")
+	env := map[string]string{"GATE_CURVE_SECRET_KEY_FILE": prefix + ".key", "GATE_CURVE_SERVER_KEY_FILE": prefix + ".pub"}
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := run(ctx, []string{"keygen", "-if-missing", prefix}, func(k string) string { return env[k] }, &out, &errb); err != nil {
+		t.Fatalf("keygen with the key files still missing: %v (%s)", err, errb.String())
+	}
+	if err := gate.CheckKey(strings.TrimSpace(out.String())); err != nil {
+		t.Fatalf("keygen printed %q: %v", out.String(), err)
 	}
 }
 
