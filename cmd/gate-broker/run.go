@@ -70,7 +70,9 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	// The gate.Settings variables (GATE_HEARTBEAT, GATE_LIVENESS,
 	// GATE_TIMEOUT, GATE_HWM, and every other GATE_* setting, validated
 	// even when the broker does not use it) are the flags' defaults.
-	settings, err := cli.Settings(getenv)
+	// GATE_CURVE_SECRET_KEY[_FILE] is the broker's own key (security.go),
+	// not a client's: hidden from the gate.Settings reader.
+	settings, err := cli.Settings(cli.WithoutCurve(getenv))
 	if err != nil {
 		return c, err
 	}

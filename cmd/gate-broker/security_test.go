@@ -193,3 +193,20 @@ func TestRunCurveErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigCurveFromEnv: the broker's key and allow-lists come from the
+// environment (as in the compose stack); GATE_CURVE_SECRET_KEY_FILE is the
+// broker's own key, not a client setting that needs a server key too.
+func TestConfigCurveFromEnv(t *testing.T) {
+	c := gatetest.NewCurve(t) // skips without CURVE
+	secret, clients, workers := curveFiles(t, c)
+	cfg, err := parseConfig(nil, env(map[string]string{
+		"GATE_CURVE_SECRET_KEY_FILE": secret, "GATE_CURVE_CLIENTS_FILE": clients, "GATE_CURVE_WORKERS_FILE": workers,
+	}), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig with the broker's CURVE variables: %v", err)
+	}
+	if cfg.Curve.SecretKeyFile != secret || cfg.Curve.ClientsFile != clients || cfg.Curve.WorkersFile != workers {
+		t.Fatalf("curve config = %+v", cfg.Curve)
+	}
+}

@@ -99,12 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The CURVE variables name key files that may not exist yet (keygen
 	// makes them): they are read when a client is made (a.client), after
 	// the -curve-* flags are parsed.
-	settings, err := cli.Settings(func(name string) string {
-		if strings.HasPrefix(name, "GATE_CURVE_") {
-			return ""
-		}
-		return getenv(name)
-	})
+	settings, err := cli.Settings(cli.WithoutCurve(getenv))
 	if err != nil {
 		return err
 	}

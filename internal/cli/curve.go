@@ -2,6 +2,7 @@ package cli
 
 import (
 	"flag"
+	"strings"
 
 	"github.com/gaterpc/gate/gate"
 )
@@ -56,4 +57,18 @@ func (c *CurveFlags) Apply(s *gate.Settings, getenv func(string) string) error {
 	}
 	s.Curve = curve
 	return nil
+}
+
+// WithoutCurve hides the GATE_CURVE_* variables from getenv. Binaries read
+// their gate.Settings through it when the CURVE variables are not (or not
+// yet) a client's or worker's keys: gate-broker's GATE_CURVE_SECRET_KEY is
+// the server's own key, and gatectl keygen runs before the key files it
+// names exist (gatectl reads them when it makes a client).
+func WithoutCurve(getenv func(string) string) func(string) string {
+	return func(name string) string {
+		if strings.HasPrefix(name, "GATE_CURVE_") {
+			return ""
+		}
+		return getenv(name)
+	}
 }
