@@ -61,10 +61,12 @@ compare: deps ## benchmark gate against NATS and zmq_proxy (~6 min on 2 cores), 
 	cd bench && $(GO) build -o bin/compare . && ./bin/compare -gate-broker bin/gate-broker -gate-demo-worker bin/gate-demo-worker \
 		-md ../BENCHMARKS.md -png ../docs/compare.png -json-file bin/compare.json $(COMPARE_FLAGS)
 
-lint: deps ## gofmt -s -l, go vet and staticcheck (after deps: both compile the cgo bindings)
+lint: deps ## gofmt -s -l, go vet, staticcheck (after deps: both compile the cgo bindings), tidy go.mod in both modules
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@cd bench && $(GO) mod tidy -diff || { echo "bench/go.mod/go.sum are not tidy: cd bench && go mod tidy"; exit 1; }
 
 generate: ## regenerate the committed Grafana dashboards (dashboards/*.json)
 	$(GO) generate ./dashboards
