@@ -1,6 +1,7 @@
 package gatetest
 
 import (
+	"os"
 	"testing"
 
 	zmq "github.com/pebbe/zmq4"
@@ -19,9 +20,7 @@ type Curve struct {
 // NewCurve generates the key pairs of a CURVE test.
 func NewCurve(t testing.TB) Curve {
 	t.Helper()
-	if !zmq.HasCurve() {
-		t.Skip("libzmq without CURVE")
-	}
+	RequireCurve(t)
 	var c Curve
 	for _, kp := range []*gate.KeyPair{&c.Server, &c.Client, &c.Worker} {
 		k, err := gate.NewKeyPair()
@@ -93,4 +92,18 @@ func (h *Harness) CurveWorker(t testing.TB, serverPublic string, own gate.KeyPai
 func (h *Harness) CurveClient(t testing.TB, serverPublic string, own gate.KeyPair) *RawClient {
 	t.Helper()
 	return &RawClient{DialCurve(t, h.Ctx, h.Frontend, NewID("c"), serverPublic, own)}
+}
+
+// RequireCurve skips t when libzmq was built without CURVE (libsodium), and
+// fails it instead under CI (CI set), whose Debian libzmq5 has CURVE: the
+// security tests must run there.
+func RequireCurve(t testing.TB) {
+	t.Helper()
+	if zmq.HasCurve() {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("libzmq without CURVE under CI: install Debian's libzmq3-dev (built with libsodium)")
+	}
+	t.Skip("libzmq without CURVE: the security tests need libzmq built with libsodium (Debian's libzmq3-dev is)")
 }
