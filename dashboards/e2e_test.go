@@ -22,7 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/gaterpc/gate/internal/gatetest"
 	"net"
 	"net/http"
 	"net/url"
@@ -351,24 +351,6 @@ func sleepUntil(t *testing.T, at time.Time) {
 	}
 }
 
-// httpClient keeps no idle connections, so no transport goroutines outlive
-// a request.
-var httpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-func httpGet(ctx context.Context, u string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
 // waitHTTP polls u until it answers 200, for at most 20s.
 func waitHTTP(t *testing.T, what, u string) {
 	t.Helper()
@@ -376,7 +358,7 @@ func waitHTTP(t *testing.T, what, u string) {
 	var last string
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		code, _, err := httpGet(ctx, u)
+		code, _, err := gatetest.HTTPGet(ctx, u)
 		cancel()
 		if err == nil && code == http.StatusOK {
 			return
@@ -403,7 +385,7 @@ type promResponse struct {
 func (a *promAPI) get(path string, params url.Values) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(a.t.Context(), 10*time.Second)
 	defer cancel()
-	code, body, err := httpGet(ctx, a.base+path+"?"+params.Encode())
+	code, body, err := gatetest.HTTPGet(ctx, a.base+path+"?"+params.Encode())
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,6 +33,7 @@ import (
 	"time"
 
 	"github.com/gaterpc/gate/dashboards"
+	"github.com/gaterpc/gate/internal/gatetest"
 )
 
 const (
@@ -326,7 +326,7 @@ func (s *stack) waitWorkers(metricsURL string, want int) {
 	last := -1
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
-		code, body, err := stackGet(ctx, metricsURL)
+		code, body, err := gatetest.HTTPGet(ctx, metricsURL)
 		cancel()
 		if err == nil && code == http.StatusOK {
 			last = demoWorkers(body)
@@ -362,26 +362,10 @@ type promClient struct {
 	base string
 }
 
-var stackHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-func stackGet(ctx context.Context, u string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := stackHTTP.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
 func (p *promClient) get(path string, params url.Values) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(p.t.Context(), 10*time.Second)
 	defer cancel()
-	code, body, err := stackGet(ctx, p.base+path+"?"+params.Encode())
+	code, body, err := gatetest.HTTPGet(ctx, p.base+path+"?"+params.Encode())
 	if err != nil {
 		return nil, err
 	}
