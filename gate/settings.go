@@ -9,6 +9,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/internal/wire"
 )
 
 // Defaults of [Settings], matching gaterpc 0.2.12 (docs/wire-protocol.md
@@ -24,6 +26,8 @@ const (
 	DefaultHugeDataCompress      = "gzip"
 	DefaultHugeDataCompressLevel = 1
 	DefaultHugeDataMaxSize       = 256 << 20
+	DefaultFlowWindowBytes       = 8 << 20
+	DefaultHugeDataChunkSize     = 256 << 10
 	DefaultAutoHugeThreshold     = 1 << 20
 	DefaultMaxStrLen             = 32 << 20
 	DefaultMaxBinLen             = 32 << 20
@@ -68,8 +72,23 @@ type Settings struct {
 	// (MESSAGE_MAX). Env GATE_MESSAGE_MAX.
 	MessageMax int
 	// StreamReplyMaxSize is the client's buffer of stream items not yet
-	// consumed (STREAM_REPLY_MAXSIZE). Env GATE_STREAM_REPLY_MAXSIZE.
+	// consumed (STREAM_REPLY_MAXSIZE) and, between gate peers, the item
+	// half of the flow-control window the client grants a producer
+	// (docs/flow-control.md). Env GATE_STREAM_REPLY_MAXSIZE.
 	StreamReplyMaxSize int
+	// FlowWindowBytes is the byte half of the flow-control window a gate
+	// client grants a stream or HugeData producer: at most this many
+	// payload bytes (plus one message) are in flight beyond what the
+	// reader has consumed, at every hop. 0 turns flow control off (the
+	// client announces no window and buffers up to StreamReplyMaxSize
+	// items, as 0.2.12 does). Env GATE_FLOW_WINDOW_BYTES.
+	FlowWindowBytes int64
+	// HugeDataChunkSize is the HugeData chunk size between gate peers: a
+	// gate client asks for it in the request metadata, and a gate worker
+	// uses the size a client asks for (within 1000 B .. 4 MiB) instead of
+	// HugeDataSizeOf. Peers that ask for nothing (0.2.12 clients) get
+	// HugeDataSizeOf chunks. Env GATE_HUGE_DATA_CHUNK_SIZE.
+	HugeDataChunkSize int
 	// HugeDataSizeOf is the HugeData chunk size on the wire
 	// (HUGE_DATA_SIZEOF, HugeData's blksize); at least 10.
 	// Env GATE_HUGE_DATA_SIZEOF.
@@ -144,6 +163,8 @@ func DefaultSettings() Settings {
 		HugeDataCompress:      DefaultHugeDataCompress,
 		HugeDataCompressLevel: DefaultHugeDataCompressLevel,
 		HugeDataMaxSize:       DefaultHugeDataMaxSize,
+		FlowWindowBytes:       DefaultFlowWindowBytes,
+		HugeDataChunkSize:     DefaultHugeDataChunkSize,
 		AutoHugeThreshold:     DefaultAutoHugeThreshold,
 		MaxStrLen:             DefaultMaxStrLen,
 		MaxBinLen:             DefaultMaxBinLen,
@@ -196,6 +217,14 @@ var envVars = []envVar{
 	durationVar("GATE_REPLY_TIMEOUT", func(s *Settings) *time.Duration { return &s.ReplyTimeout }),
 	intVar("GATE_MESSAGE_MAX", func(s *Settings) *int { return &s.MessageMax }),
 	intVar("GATE_STREAM_REPLY_MAXSIZE", func(s *Settings) *int { return &s.StreamReplyMaxSize }),
+	{"GATE_FLOW_WINDOW_BYTES", func(s *Settings, v string) error {
+		n, err := parseSize(v)
+		if err == nil {
+			s.FlowWindowBytes = n
+		}
+		return err
+	}},
+	intVar("GATE_HUGE_DATA_CHUNK_SIZE", func(s *Settings) *int { return &s.HugeDataChunkSize }),
 	intVar("GATE_HUGE_DATA_SIZEOF", func(s *Settings) *int { return &s.HugeDataSizeOf }),
 	stringVar("GATE_HUGE_DATA_COMPRESS", func(s *Settings) *string { return &s.HugeDataCompress }),
 	{"GATE_HUGE_DATA_COMPRESS_LEVEL", func(s *Settings, v string) error {
@@ -342,6 +371,15 @@ func (s Settings) Validate() error {
 	}
 	if s.StreamReplyMaxSize < 1 {
 		bad("StreamReplyMaxSize %d: must be at least 1", s.StreamReplyMaxSize)
+	}
+	if s.FlowWindowBytes != 0 && (s.FlowWindowBytes < wire.MinWindowBytes || s.FlowWindowBytes > wire.MaxWindowBytes) {
+		bad("FlowWindowBytes %d: must be 0 (off) or within %d..%d", s.FlowWindowBytes, wire.MinWindowBytes, wire.MaxWindowBytes)
+	}
+	if s.StreamReplyMaxSize > wire.MaxWindowItems {
+		bad("StreamReplyMaxSize %d: must be at most %d", s.StreamReplyMaxSize, wire.MaxWindowItems)
+	}
+	if s.HugeDataChunkSize < wire.MinChunk || s.HugeDataChunkSize > wire.MaxChunk {
+		bad("HugeDataChunkSize %d: must be within %d..%d", s.HugeDataChunkSize, wire.MinChunk, wire.MaxChunk)
 	}
 	if s.HugeDataSizeOf < 10 {
 		bad("HugeDataSizeOf %d: must be at least 10 (the gzip header must fit in the first chunk)", s.HugeDataSizeOf)

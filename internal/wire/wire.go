@@ -77,6 +77,8 @@ func (c Command) String() string {
 		return "DISCONNECT"
 	case CmdCancel:
 		return "CANCEL"
+	case CmdCredit:
+		return "CREDIT"
 	}
 	return fmt.Sprintf("Command(0x%02x)", byte(c))
 }
@@ -219,6 +221,7 @@ func ParseClientReply(frames [][]byte) (ClientReply, error) {
 //	REQUEST    Client, RequestID, Body  (broker to worker)
 //	REPLY      Client, RequestID, Body  (worker to broker)
 //	CANCEL     Client, RequestID        (broker to worker, gate extension)
+//	CREDIT     Client, RequestID, Body  (broker to worker, gate extension; Body is one AppendCredit frame)
 //	HEARTBEAT  Extra (0 frames, or 1 frame such as GateCapability)
 //	DISCONNECT Extra (0 or 1 frame; a 0.2.12 broker needs exactly 1 from a worker)
 type WorkerMessage struct {
@@ -244,6 +247,9 @@ func (m WorkerMessage) Frames() [][]byte {
 		out = append(out, m.Body...)
 	case CmdCancel:
 		out = append(out, m.Client, nil, m.RequestID)
+	case CmdCredit:
+		out = append(out, m.Client, nil, m.RequestID)
+		out = append(out, m.Body...)
 	default:
 		out = append(out, m.Extra...)
 	}
@@ -300,7 +306,7 @@ func ParseWorkerMessage(frames [][]byte) (WorkerMessage, error) {
 		if err != nil {
 			return WorkerMessage{}, err
 		}
-	case CmdRequest, CmdReply, CmdCancel:
+	case CmdRequest, CmdReply, CmdCancel, CmdCredit:
 		if len(rest) < 3 {
 			return WorkerMessage{}, perr(ReasonTooFewFrames, "%v with %d frames, want client, '', request id", m.Command, len(rest))
 		}
@@ -317,6 +323,13 @@ func ParseWorkerMessage(frames [][]byte) (WorkerMessage, error) {
 				return WorkerMessage{}, perr(ReasonUnexpectedData, "CANCEL with %d extra frames", len(m.Body))
 			}
 			m.Body = nil
+		case CmdCredit:
+			if len(m.Body) != 1 {
+				return WorkerMessage{}, perr(ReasonBody, "CREDIT with %d body frames, want 1", len(m.Body))
+			}
+			if _, err := ParseCredit(m.Body[0]); err != nil {
+				return WorkerMessage{}, err
+			}
 		case CmdReply:
 			if len(m.Body) == 0 {
 				return WorkerMessage{}, perr(ReasonBody, "REPLY without body")
