@@ -348,10 +348,14 @@ func TestServicesStats(t *testing.T) {
 		t.Fatalf("call demo.fail: %v, want a remote error", err)
 	}
 	out, _, err := gatectl(t, front, "services")
+	if err != nil || !regexp.MustCompile(`(?m)^SERVICE\s+WORKERS\s+STALLED\s+CAPACITY\s+IN_FLIGHT\s+QUEUED\s+OLDEST\s+CALLS\s+ERRORS\s+DESCRIPTION$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^demo\s+1\s+0\s+\d+\s+0\s+0\s+0s\s+\d+\s+[1-9]\d*\s+gate demo service$`).MatchString(out) {
+		t.Fatalf("services = %q, %v; want a row for demo with its errors", out, err)
+	}
 	t.Logf("services:\n%s", out)
 	out, _, err = gatectl(t, front, "-json", "services")
 	var rows []serviceRow
-	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 {
+	if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 {
 		t.Fatalf("services -json = %q, %v", out, err)
 	}
 	d, g := rows[0], rows[1]
