@@ -157,9 +157,17 @@ func (a *app) interfaces(args []string) error {
 	defer closeClient()
 	ctx, cancel := a.callCtx()
 	defer cancel()
-	ifs, err := c.Interfaces(ctx, pos[0])
+	internal := pos[0] == a.settings.InternalService
+	ictx, icancel := ctx, context.CancelFunc(func() {})
+	if internal {
+		// A 0.2.12 broker with SECURE=True never answers get_interfaces.
+		ictx, icancel = context.WithTimeout(ctx, extWait)
+	}
+	ifs, err := c.Interfaces(ictx, pos[0])
+	icancel()
 	var ge *gate.Error
-	if err != nil && pos[0] == a.settings.InternalService && errors.As(err, &ge) && ge.Class == "AttributeError" {
+	unanswered := internal && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	if err != nil && internal && (unanswered || errors.As(err, &ge) && ge.Class == "AttributeError") {
 		// A 0.2.12 broker does not answer get_interfaces: list the
 		// functions it serves.
 		ifs, err = brokerInterfaces, nil

@@ -14,6 +14,11 @@ import (
 	"github.com/gaterpc/gate/internal/cli"
 )
 
+// extWait bounds the wait for an answer to a gate extension of the
+// internal service (Gate.service_stats): a gate broker answers at once, a
+// gaterpc 0.2.12 broker with SECURE=True never does.
+var extWait = 3 * time.Second
+
 // serviceRow is one service in `services` output (-json prints these).
 // Against a broker without Gate.service_stats (gaterpc 0.2.12) only
 // Name, Description and Internal are set and Workers is null.
@@ -92,13 +97,23 @@ func (a *app) services(args []string) error {
 	if len(pos) == 1 && pos[0] == internal {
 		return fmt.Errorf("%s is the broker's internal service: see gatectl interfaces %s and gatectl info", internal, internal)
 	}
-	stats, err := c.ServiceStats(ctx, pos...)
+	// A gaterpc 0.2.12 broker answers Gate.service_stats with an
+	// AttributeError, or with SECURE=True (its default) not at all: wait
+	// for the answer at most extWait, then fall back.
+	sctx, scancel := context.WithTimeout(ctx, extWait)
+	stats, err := c.ServiceStats(sctx, pos...)
+	scancel()
 	var ge *gate.Error
-	if err != nil && errors.As(err, &ge) && ge.Class == "AttributeError" {
-		// A broker without the extension (gaterpc 0.2.12).
-		if len(pos) == 1 {
-			return fmt.Errorf("the broker at %s does not report per-service statistics (no Gate.service_stats): gatectl services without a name lists what it knows", a.g.broker)
+	unanswered := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	if err != nil && (unanswered || errors.As(err, &ge) && ge.Class == "AttributeError") {
+		why := "no Gate.service_stats"
+		if unanswered {
+			why = fmt.Sprintf("Gate.service_stats unanswered within %v", extWait)
 		}
+		if len(pos) == 1 {
+			return fmt.Errorf("the broker at %s does not report per-service statistics (%s): gatectl services without a name lists what it knows", a.g.broker, why)
+		}
+		fmt.Fprintf(a.stderr, "gatectl: the broker does not report per-service statistics (%s; a gaterpc 0.2.12 broker): names and descriptions only\n", why)
 		return a.servicesBasic(ctx, c)
 	}
 	if err != nil {

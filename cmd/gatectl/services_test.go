@@ -14,11 +14,11 @@ import (
 )
 
 // oldBroker answers internal-service requests on a ROUTER bound to tcp
-// loopback the way a gaterpc 0.2.12 broker with SECURE=False does:
-// get_services, query_service and info work, anything else gets an
-// AttributeError. One goroutine owns the socket; it returns the frontend
-// endpoint and stops at test cleanup.
-func oldBroker(t *testing.T) string {
+// loopback the way a gaterpc 0.2.12 broker does: get_services and
+// query_service work; anything else gets an AttributeError (SECURE=False)
+// or, when secure, no answer at all. One goroutine owns the socket; it
+// returns the frontend endpoint and stops at test cleanup.
+func oldBroker(t *testing.T, secure bool) string {
 	t.Helper()
 	sock, err := zmq.NewSocket(zmq.ROUTER)
 	if err != nil {
@@ -67,6 +67,8 @@ func oldBroker(t *testing.T) string {
 				body, _ = codec.EncodeResult([]string{"demo", "Gate"})
 			case fn == "query_service" && len(args) == 1:
 				body, _ = codec.EncodeResult("an old demo")
+			case secure:
+				continue
 			default:
 				body, _ = codec.EncodeException("AttributeError", "AttributeError('Function not found: "+fn+"')", "")
 			}
@@ -83,7 +85,7 @@ func oldBroker(t *testing.T) string {
 // descriptions, `services NAME` says what is missing, and `interfaces
 // Gate` prints gatectl's own table of the broker's functions.
 func TestServicesOldBroker(t *testing.T) {
-	front := oldBroker(t)
+	front := oldBroker(t, false)
 	out, _, err := gatectl(t, front, "services")
 	if err != nil || !regexp.MustCompile(`(?m)^SERVICE\s+DESCRIPTION$`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^demo\s+an old demo$`).MatchString(out) || !regexp.MustCompile(`(?m)^Gate\s+the broker's internal service$`).MatchString(out) {
@@ -100,6 +102,26 @@ func TestServicesOldBroker(t *testing.T) {
 	}
 	out, _, err = gatectl(t, front, "interfaces", "Gate")
 	if err != nil || !regexp.MustCompile(`(?m)^get_services\s`).MatchString(out) || strings.Contains(out, "service_stats") {
+		t.Fatalf("interfaces Gate = %q, %v; want gatectl's table of 0.2.12's functions", out, err)
+	}
+}
+
+// TestServicesOldSecureBroker: a 0.2.12 broker with SECURE=True never
+// answers Gate.service_stats; `services` falls back after extWait and says
+// so on stderr.
+func TestServicesOldSecureBroker(t *testing.T) {
+	defer func(d time.Duration) { extWait = d }(extWait)
+	extWait = 200 * time.Millisecond
+	front := oldBroker(t, true)
+	out, errOut, err := gatectl(t, front, "services")
+	if err != nil || !regexp.MustCompile(`(?m)^demo\s+an old demo$`).MatchString(out) || !strings.Contains(errOut, "unanswered within 200ms") {
+		t.Fatalf("services = %q, stderr %q, %v; want names and descriptions, and a note", out, errOut, err)
+	}
+	if _, _, err := gatectl(t, front, "services", "demo"); exitCode(err) != 1 || !strings.Contains(err.Error(), "unanswered") {
+		t.Fatalf("services demo: %v, want exit 1 saying the broker did not answer", err)
+	}
+	out, _, err = gatectl(t, front, "interfaces", "Gate")
+	if err != nil || !regexp.MustCompile(`(?m)^get_services\s`).MatchString(out) {
 		t.Fatalf("interfaces Gate = %q, %v; want gatectl's table of 0.2.12's functions", out, err)
 	}
 }
