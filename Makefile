@@ -2,12 +2,17 @@
 #
 #   make run     the embedded demo: broker, demo workers and traffic in one process
 #   make test    install system deps if missing, then go vet and go test -race
+#                (the library module and the dashboards and deploy modules)
 #   make bench   benchmarks with -benchmem
 #   make fuzz    each fuzz target for $(FUZZTIME)
 #   make compare gate vs NATS vs zmq_proxy in separate processes; rewrites BENCHMARKS.md
 
 GO       ?= go
 PKGS     ?= ./...
+# Modules nested in the repository whose tests need heavy dependencies
+# (Prometheus' PromQL parser, compose-go) the library module must not
+# require. vet, test and lint run in each of them too.
+SUBMODS  ?= dashboards deploy
 FUZZTIME ?= 30s
 # Stamp the binaries with the commit (`gatectl version`, gaterpc_build_info):
 # `go run` records no VCS data of its own. Empty when git is missing.
@@ -39,11 +44,13 @@ deps: ## install libzmq3-dev, pkg-config and prometheus (promtool, e2e) with apt
 run: deps ## run the embedded demo (broker + demo workers + light traffic) on local defaults
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/gatectl demo
 
-vet: ## go vet over everything
+vet: ## go vet over everything (library module, then each of SUBMODS)
 	$(GO) vet $(PKGS)
+	@for m in $(SUBMODS); do echo "vet $$m"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
-test: deps vet ## deps, go vet, then go test -race over everything (CI runs this)
+test: deps vet ## deps, go vet, then go test -race over everything, SUBMODS included (CI runs this)
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	@for m in $(SUBMODS); do echo "test $$m"; (cd $$m && $(GO) test $(TESTFLAGS) ./...) || exit 1; done
 
 bench: deps ## run every benchmark once with -benchmem (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
@@ -61,15 +68,20 @@ compare: deps ## benchmark gate against NATS and zmq_proxy (~6 min on 2 cores), 
 	cd bench && $(GO) build -o bin/compare . && ./bin/compare -gate-broker bin/gate-broker -gate-demo-worker bin/gate-demo-worker \
 		-md ../BENCHMARKS.md -png ../docs/compare.png -json-file bin/compare.json $(COMPARE_FLAGS)
 
-lint: deps ## gofmt -s -l, go vet, staticcheck (after deps: both compile the cgo bindings), tidy go.mod in both modules
+lint: deps ## gofmt -s -l, go vet, staticcheck (after deps: both compile the cgo bindings), tidy go.mod in every module (root, bench, SUBMODS)
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+	@for m in $(SUBMODS); do echo "vet+staticcheck $$m"; (cd $$m && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...) || exit 1; done
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
-	@cd bench && $(GO) mod tidy -diff || { echo "bench/go.mod/go.sum are not tidy: cd bench && go mod tidy"; exit 1; }
+	@for m in bench $(SUBMODS); do \
+		(cd $$m && $(GO) mod tidy -diff) || { echo "$$m/go.mod/go.sum are not tidy: cd $$m && go mod tidy"; exit 1; }; \
+	done
+	@if $(GO) list -m all | grep -E '^github.com/(prometheus/prometheus|compose-spec/compose-go)'; then \
+		echo "the library module must not require the modules above: move their users into a SUBMODS module"; exit 1; fi
 
-generate: ## regenerate the committed Grafana dashboards (dashboards/*.json)
-	$(GO) generate ./dashboards
+generate: ## regenerate the committed Grafana dashboards (dashboards/*.json; the dashboards module)
+	cd dashboards && $(GO) generate .
 
 check-generated: generate ## fail when the committed dashboards differ from the generator
 	git diff --exit-code -- dashboards/
@@ -84,8 +96,8 @@ COMPOSE_TIMEOUT ?= 40m
 compose-images: ## build the local base images (build, runtime, prometheus) from Debian packages with debootstrap, once (root)
 	@GO=$(GO) deploy/compose-images.sh >/dev/null
 
-compose-test: ## build the image on local Debian base images, start the compose stack (no ui profile) and test it (go test ./deploy, GATE_COMPOSE_TEST=1)
+compose-test: ## build the image on local Debian base images, start the compose stack (no ui profile) and test it (go test in the deploy module, GATE_COMPOSE_TEST=1)
 	@set -e; t0=$$(date +%s); images=$$(GO=$(GO) deploy/compose-images.sh); eval "$$images"; \
 	echo "compose-test: base images ready in $$(( $$(date +%s) - t0 ))s"; \
 	export GO_IMAGE RUNTIME_IMAGE PROMETHEUS_IMAGE GATE_COMPOSE_TEST=1; \
-	$(GO) test -count=1 -v -timeout $(COMPOSE_TIMEOUT) -run '^TestComposeStack$$' ./deploy
+	cd deploy && $(GO) test -count=1 -v -timeout $(COMPOSE_TIMEOUT) -run '^TestComposeStack$$' .

@@ -47,6 +47,9 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 		}
 		return v, isStr, true
 	}
+	if l.internalExt(fn, nargs, args, reply, typeErr) { // services.go
+		return
+	}
 	switch fn {
 	case "get_services":
 		names := append(append(make([]string, 0, len(l.order)+1), l.order...), wire.InternalService)

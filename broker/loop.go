@@ -157,6 +157,7 @@ type loop struct {
 	dispatched                 uint64 // Outcomes["dispatched"]
 	outcomes, expirations      map[string]uint64
 	drops                      map[string]uint64
+	svcCalls                   map[string]*callCounts // finished requests by service (services.go)
 }
 
 func (b *Broker) run() (err error) {
@@ -753,6 +754,7 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 	default:
 		l.outcomes[outcome]++
 	}
+	l.countCall(r.svcName, outcome)
 	if h := l.opts.hooks.OnFinish; h != nil {
 		h(r.svcName, outcome, l.now.Sub(r.arrived))
 	}

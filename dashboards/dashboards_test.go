@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-const regenerate = "regenerate with: go generate ./dashboards"
+const regenerate = "regenerate with: make generate (cd dashboards && go generate)"
 
 // TestCommittedJSONMatchesGenerator fails when overview.json, broker.json or
 // workers.json differ from what the generator writes.

@@ -6,9 +6,14 @@
 // this file. Grafana provisions those files in the docker-compose stack (see
 // deploy/grafana/provisioning).
 //
-// Regenerate after changing the generator:
+// Regenerate after changing the generator (from the repository root):
 //
-//	go generate ./dashboards
+//	make generate   # or: cd dashboards && go generate
+//
+// The directory is its own module, github.com/gaterpc/gate/dashboards: its
+// tests need Prometheus' PromQL parser, which the library module
+// github.com/gaterpc/gate must not require. It uses the library through
+// `replace github.com/gaterpc/gate => ../`.
 //
 // The tests fail when the committed JSON drifts from the generator, when a
 // panel lacks a unit or a description, when a query does not use

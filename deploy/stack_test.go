@@ -123,6 +123,19 @@ func TestComposeStack(t *testing.T) {
 	if out := s.gatectl("call", "demo.echo", "again"); !strings.Contains(out, `"again"`) {
 		t.Fatalf("after the restart, gatectl call printed %q", out)
 	}
+	// The broker's own view (Gate.service_stats): both workers, each
+	// registered with the CURVE key of docker-compose.yml's worker.key.
+	var demo struct {
+		Workers []struct {
+			ID  string `json:"id"`
+			Key string `json:"key"`
+		} `json:"workers"`
+	}
+	out = s.gatectl("-json", "services", "demo")
+	if err := json.Unmarshal([]byte(out), &demo); err != nil || len(demo.Workers) != 2 ||
+		demo.Workers[0].ID == demo.Workers[1].ID || demo.Workers[0].Key == "" || demo.Workers[1].Key == "" {
+		t.Fatalf("gatectl -json services demo printed %q (%v), want two workers with their CURVE key", out, err)
+	}
 
 	// Errors, a stream and huge data for the dashboards, then a few scrapes.
 	s.gatectlScript(`for i in 1 2 3 4 5; do gatectl call demo.fail boom >/dev/null 2>&1 && exit 1 || true; done

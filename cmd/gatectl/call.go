@@ -119,53 +119,6 @@ func (a *app) parseSimple(name, usage string, want int, args []string) ([]string
 	return pos, nil
 }
 
-type serviceRow struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Internal    bool   `json:"internal,omitempty"`
-}
-
-func (a *app) services(args []string) error {
-	if _, err := a.parseSimple("services", "services", 0, args); err != nil {
-		return err
-	}
-	c, closeClient, err := a.client(false, a.internalMethods())
-	if err != nil {
-		return err
-	}
-	defer closeClient()
-	ctx, cancel := a.callCtx()
-	defer cancel()
-	names, err := c.Services(ctx)
-	if err != nil {
-		return a.remote(err)
-	}
-	internal := gate.DefaultSettings().InternalService
-	rows := make([]serviceRow, 0, len(names))
-	for _, n := range names {
-		r := serviceRow{Name: n, Internal: n == internal}
-		if r.Internal {
-			r.Description = "the broker's internal service"
-		} else if d, err := c.QueryService(ctx, n); err == nil {
-			r.Description = d
-		} else if errors.Is(err, gate.ErrNoService) {
-			r.Description = "(no worker)"
-		} else {
-			return a.remote(err)
-		}
-		rows = append(rows, r)
-	}
-	if a.g.json {
-		return a.printJSON(rows, true)
-	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tDESCRIPTION")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\n", r.Name, r.Description)
-	}
-	return tw.Flush()
-}
-
 func (a *app) info(args []string) error {
 	if _, err := a.parseSimple("info", "info", 0, args); err != nil {
 		return err
@@ -204,11 +157,19 @@ func (a *app) interfaces(args []string) error {
 	defer closeClient()
 	ctx, cancel := a.callCtx()
 	defer cancel()
-	ifs, err := c.Interfaces(ctx, pos[0])
+	internal := pos[0] == a.settings.InternalService
+	ictx, icancel := ctx, context.CancelFunc(func() {})
+	if internal {
+		// A 0.2.12 broker with SECURE=True never answers get_interfaces.
+		ictx, icancel = context.WithTimeout(ctx, extWait)
+	}
+	ifs, err := c.Interfaces(ictx, pos[0])
+	icancel()
 	var ge *gate.Error
-	if err != nil && pos[0] == a.settings.InternalService && errors.As(err, &ge) && ge.Class == "AttributeError" {
-		// Brokers (0.2.12 and gate) do not answer get_interfaces: list the
-		// functions they serve.
+	unanswered := internal && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	if err != nil && internal && (unanswered || errors.As(err, &ge) && ge.Class == "AttributeError") {
+		// A 0.2.12 broker does not answer get_interfaces: list the
+		// functions it serves.
 		ifs, err = brokerInterfaces, nil
 	}
 	if err != nil {
@@ -230,9 +191,9 @@ func (a *app) interfaces(args []string) error {
 	return tw.Flush()
 }
 
-// brokerInterfaces are the functions of a broker's internal service
-// (0.2.12's, and gate's cancel), for `interfaces Gate`: brokers do not
-// answer get_interfaces.
+// brokerInterfaces are the functions of a 0.2.12 broker's internal
+// service (and gate's cancel), for `interfaces Gate` when the broker does
+// not answer Gate.get_interfaces (a gate broker does).
 var brokerInterfaces = map[string]gate.Interface{
 	"get_services":  {Signature: "() -> list[str]", Doc: "Names of the services with workers, and the internal service."},
 	"query_service": {Signature: "(name: str) -> str | None", Doc: "The description a service's workers announced, or None."},
@@ -245,7 +206,7 @@ var brokerInterfaces = map[string]gate.Interface{
 // commands call, as span names.
 func (a *app) internalMethods() []string {
 	var ms []string
-	for _, fn := range []string{"get_services", "query_service", "info", "get_interfaces", "keepalive"} {
+	for _, fn := range []string{"get_services", "query_service", "info", "get_interfaces", "keepalive", "service_stats"} {
 		ms = append(ms, a.settings.InternalService+"/"+fn)
 	}
 	return ms

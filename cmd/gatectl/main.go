@@ -5,7 +5,7 @@
 //
 //	gatectl call SERVICE.METHOD [ARG...] [-kw key=value...] [-d @FILE|-|JSON] [-o FILE]
 //	gatectl stream SERVICE.METHOD [ARG...] [-kw key=value...] [-d @FILE|-|JSON] [-o FILE]
-//	gatectl services | info | interfaces SERVICE
+//	gatectl services [SERVICE] | info | interfaces SERVICE
 //	gatectl bench -service S -method M [-n N | -duration D] [-warmup D] [-concurrency C]
 //	              [-connections K] [-size BYTES | -d ...] [-stream] [-rate R] [-csv FILE]
 //	              [-metrics-addr ADDR [-pprof]] [-histogram-png FILE] [-progress]
@@ -85,9 +85,20 @@
 // traceback; with -json an {"error": {...}} object) and exits 1.
 //
 //	$ gatectl services
-//	SERVICE  DESCRIPTION
-//	demo     gate demo service
-//	Gate     the broker's internal service
+//	SERVICE  WORKERS  STALLED  CAPACITY  IN_FLIGHT  QUEUED  OLDEST  CALLS  ERRORS  DESCRIPTION
+//	demo     1        0        5000      0          0       0s      5      1       gate demo service
+//	Gate     -        -        -         -          -       -       -      -       the broker's internal service
+//	$ gatectl services demo
+//	service      demo
+//	description  gate demo service
+//	workers      1 (0 stalled), capacity 5000
+//	in flight    0
+//	queued       0 (oldest 0s)
+//	calls        5, errors 1
+//	outcomes     error 1, ok 4
+//
+//	WORKER                            PROTOCOL   CAPACITY  IN_FLIGHT  LAST_SEEN  STALLED  KEY
+//	03a0230d50b16d7c1fc7c6170791d38f  gaterpc/2  5000      0          18ms       no       -
 //	$ gatectl interfaces demo
 //	METHOD          SIGNATURE                                          DOC
 //	blob            (context.Context, int) (gate.HugeValue, error)     Return size pseudo-random bytes as HugeData.

@@ -65,7 +65,8 @@ Commands:
                                                     call a method, print the result as JSON
   stream SERVICE.METHOD [ARG...] [-kw key=value...] [-d ...] [-o FILE]
                                                     call a streaming method, one JSON line per item
-  services                                          services the broker knows, with descriptions
+  services [SERVICE]                                per service: workers, capacity, in flight, queued,
+                                                    oldest queued age, calls, errors; SERVICE: per worker
   info                                              the broker's id and worker services
   interfaces SERVICE                                a service's methods (get_interfaces)
   bench [-service S -method M -n N | -duration D -concurrency C -connections K -size BYTES | -d ...]

@@ -300,7 +300,7 @@ func TestNoBroker(t *testing.T) {
 func TestServicesInfoInterfaces(t *testing.T) {
 	front := startDemo(t)
 	out, _, err := gatectl(t, front, "services")
-	if err != nil || !regexp.MustCompile(`(?m)^demo\s+gate demo service$`).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`(?m)^demo\s+1\s+0\s+.*gate demo service$`).MatchString(out) {
 		t.Fatalf("services = %q, %v", out, err)
 	}
 	out, _, err = gatectl(t, front, "-json", "services")
@@ -323,11 +323,69 @@ func TestServicesInfoInterfaces(t *testing.T) {
 		}
 	}
 	out, _, err = gatectl(t, front, "interfaces", "Gate")
-	if err != nil || !regexp.MustCompile(`(?m)^keepalive\s`).MatchString(out) || !regexp.MustCompile(`(?m)^get_services\s`).MatchString(out) {
+	// Answered by the broker (Gate.get_interfaces): service_stats is only
+	// in its list, not in gatectl's table for 0.2.12 brokers.
+	if err != nil || !regexp.MustCompile(`(?m)^keepalive\s`).MatchString(out) || !regexp.MustCompile(`(?m)^get_services\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^service_stats\s+\(\*names: str\)`).MatchString(out) {
 		t.Fatalf("interfaces Gate = %q, %v; want the broker's functions", out, err)
 	}
 	if _, _, err := gatectl(t, front, "interfaces"); exitCode(err) != 2 {
 		t.Fatalf("interfaces without a service: %v, want a usage error", err)
+	}
+}
+
+// TestServicesStats: `services` shows per service the workers, capacity
+// and the calls and errors that went through the broker; `services NAME`
+// shows the worker (routing id, protocol, capacity, last seen).
+func TestServicesStats(t *testing.T) {
+	front := startDemo(t)
+	for range 3 {
+		if _, _, err := gatectl(t, front, "call", "demo.echo", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := gatectl(t, front, "call", "demo.fail", "boom"); exitCode(err) != 1 {
+		t.Fatalf("call demo.fail: %v, want a remote error", err)
+	}
+	out, _, err := gatectl(t, front, "services")
+	if err != nil || !regexp.MustCompile(`(?m)^SERVICE\s+WORKERS\s+STALLED\s+CAPACITY\s+IN_FLIGHT\s+QUEUED\s+OLDEST\s+CALLS\s+ERRORS\s+DESCRIPTION$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^demo\s+1\s+0\s+\d+\s+0\s+0\s+0s\s+\d+\s+[1-9]\d*\s+gate demo service$`).MatchString(out) {
+		t.Fatalf("services = %q, %v; want a row for demo with its errors", out, err)
+	}
+	t.Logf("services:\n%s", out)
+	out, _, err = gatectl(t, front, "-json", "services")
+	var rows []serviceRow
+	if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 {
+		t.Fatalf("services -json = %q, %v", out, err)
+	}
+	d, g := rows[0], rows[1]
+	if d.Name != "demo" || len(d.Workers) != 1 || d.Capacity < 1 || d.Calls < 4 || d.Errors < 1 || d.Outcomes["error"] < 1 || d.Outcomes["ok"] < 3 {
+		t.Fatalf("services -json demo = %+v, want 1 worker, >= 4 calls, >= 1 error", d)
+	}
+	if g.Name != "Gate" || !g.Internal {
+		t.Fatalf("services -json last row = %+v, want the internal service", g)
+	}
+	w := d.Workers[0]
+	if len(w.ID) == 0 || !regexp.MustCompile(`^[0-9a-f]+$`).MatchString(w.ID) || !strings.HasPrefix(w.Protocol, "gaterpc/") || w.Stalled || w.LastSeenS < 0 {
+		t.Fatalf("demo worker = %+v, want a hex id, a gaterpc protocol, not stalled", w)
+	}
+	out, _, err = gatectl(t, front, "services", "demo")
+	if err != nil || !regexp.MustCompile(`(?m)^workers\s+1 \(0 stalled\), capacity \d+$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^`+w.ID+`\s+gaterpc/\d+\s+\d+\s+\d+\s+\S+\s+no\s+-$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^outcomes\s+.*error \d+`).MatchString(out) {
+		t.Fatalf("services demo = %q, %v; want the worker row for %s", out, err, w.ID)
+	}
+	t.Logf("services demo:\n%s", out)
+	out, _, err = gatectl(t, front, "services", "demo", "-json")
+	var one serviceRow
+	if err != nil || json.Unmarshal([]byte(out), &one) != nil || one.Name != "demo" || len(one.Workers) != 1 || one.Workers[0].ID != w.ID {
+		t.Fatalf("services demo -json = %q, %v", out, err)
+	}
+	if _, _, err := gatectl(t, front, "services", "nope"); exitCode(err) != 1 || !errors.Is(err, gate.ErrNoService) {
+		t.Fatalf("services nope: %v, want exit 1 wrapping ErrNoService", err)
+	}
+	if _, _, err := gatectl(t, front, "services", "a", "b"); exitCode(err) != 2 {
+		t.Fatalf("services a b: %v, want a usage error", err)
 	}
 }
 
