@@ -13,6 +13,12 @@ type Stats struct {
 	Requests int // live worker-service requests: queued, assigned or in flight
 	Handlers int // middleware request goroutines running
 	Buffered int // messages held for peers whose pipe is full (WithPeerBuffer)
+	// BufferedBytes is the size of those messages, all frames counted.
+	BufferedBytes int64
+	// MaxClientBuffered is the most bytes one client's overflow queue has
+	// held since the broker started. Under flow control it stays within
+	// the client's open windows (docs/flow-control.md).
+	MaxClientBuffered int64
 
 	ServicesPruned uint64 // services forgotten after their last worker left (WithServicePrune)
 
