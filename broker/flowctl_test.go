@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/gatetest"
 	"github.com/gaterpc/gate/internal/wire"
 )
@@ -480,5 +482,38 @@ func TestFlowOldWorkerOldPolicy(t *testing.T) {
 	var triple []any
 	if err := msgpack.Unmarshal(last, &triple); err != nil || len(triple) != 3 || triple[0] != "BusyWorkerError" {
 		t.Fatalf("error marker %q (%v), want BusyWorkerError", last, err)
+	}
+}
+
+// TestFlowThroughMiddleware: with broker middleware (requests run on
+// goroutines of their own, the dispatch hook may rewrite metadata) the
+// relay marker is still added at dispatch, a gate.relay forged on the way
+// still stripped, and credit still reaches the worker.
+func TestFlowThroughMiddleware(t *testing.T) {
+	forge := func(next gate.Handler) gate.Handler {
+		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+			req.Metadata[wire.MetaRelay] = "forged by middleware"
+			return next.ServeRPC(ctx, req, w)
+		})
+	}
+	h := gatetest.StartBroker(t, broker.WithMiddleware(forge))
+	w := capabilityWorker(t, h, "S", 1, wire.GateCapabilityFlow)
+	c := h.RawClient(t)
+	id := flowID("mw", wire.Window{Items: 4, Bytes: 4096})
+	c.Request("S", id, call(t, "gen")...)
+	req := w.NextRequest(recvTimeout)
+	if md := requestMD(t, req.RequestID); md[wire.MetaRelay] != "1" {
+		t.Fatalf("worker got metadata %v, want gate.relay=1", md)
+	}
+	item := mp(t, "x")
+	w.Reply(req.Client, req.RequestID, wire.StreamItemBody(item)...)
+	c.NextReply(recvTimeout)
+	sendCredit(t, c, 1, id, 1, int64(len(item)))
+	if got := nextCredit(t, w, req.RequestID); got != (wire.Credit{Items: 1, Bytes: int64(len(item))}) {
+		t.Fatalf("CREDIT %+v", got)
+	}
+	w.Reply(req.Client, req.RequestID, wire.StreamEndBody()...)
+	if kind, _ := wire.ClassifyReply(c.NextReply(recvTimeout).Body); kind != wire.ReplyStreamEnd {
+		t.Fatalf("got %v, want the stream end", kind)
 	}
 }
