@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	zmq "github.com/pebbe/zmq4"
+
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/gatetest"
@@ -19,24 +21,30 @@ import (
 // The capacity invariant: a worker never holds more requests than the
 // capacity it announced in READY. A worker holds a request from its
 // REQUEST until it sends the request's final reply; a CANCEL does not end
-// it (a gate worker's handler may run on for a while, a 0.2.12 worker
+// it (a gate worker's handler may run on after CANCEL, a 0.2.12 worker
 // never gets CANCEL and runs every request to its end).
 //
 // TestCapacityInvariantRandomized drives a broker over real sockets with
 // random sequences of requests (some with short budgets, so that they
-// time out in the queue), single replies, stream items and ends, HugeData
-// chunks and ends, error ends, Gate.cancel, clients that vanish, workers
-// that are lost (socket closed) or leave (DISCONNECT) and come back with
-// a new READY, and pauses, while raw DEALER workers (0.2.12-like ones and
-// gaterpc/2 ones that get CANCEL) record what they hold. Every message a
-// worker reads is checked against the invariant; at the end every worker
-// answers everything it holds and the broker must be back to idle (no
-// capacity leaked). GATE_CAPACITY_STEPS sets the number of steps and
+// time out in the queue, some announcing a flow-control window), single
+// replies, stream items and ends, HugeData chunks and ends, error ends,
+// Gate.cancel, Gate.credit, replies past the window (flow violations),
+// clients that vanish, workers that are lost (socket closed) or leave
+// (DISCONNECT) and come back with a new READY, and pauses, while raw
+// DEALER workers (0.2.12-like, gaterpc/2 and gaterpc/3) record what they
+// hold. Every message a worker reads is checked: a REQUEST against the
+// invariant, gate.relay only towards gaterpc/3, CANCEL only towards gate
+// workers, CREDIT only towards gaterpc/3 for relayed requests and never
+// above what the worker sent. At the end every worker answers everything
+// it holds and the broker must be back to idle (no capacity leaked).
+//
+// By default it runs capSteps steps per mode (20,000 with -short);
+// GATE_CAPACITY_STEPS sets the number of steps per mode and
 // GATE_CAPACITY_SEED replays a failure.
 func TestCapacityInvariantRandomized(t *testing.T) {
-	steps := 4000
+	steps := capSteps
 	if testing.Short() {
-		steps = 1000
+		steps = 20_000
 	}
 	if s, err := strconv.Atoi(os.Getenv("GATE_CAPACITY_STEPS")); err == nil && s > 0 {
 		steps = s
@@ -69,29 +77,48 @@ func TestCapacityInvariantRandomized(t *testing.T) {
 			opts := append([]broker.Option{broker.WithLiveness(1000), broker.WithQueueTimeout(3 * time.Millisecond),
 				broker.WithQueueLimit(16)}, mode.opts...)
 			h := gatetest.StartBroker(t, opts...)
-			m := &capModel{t: t, h: h, rng: rand.New(rand.NewPCG(seed, 1))}
+			m := newCapModel(t, h, rand.New(rand.NewPCG(seed, 1)))
+			start := time.Now()
 			m.run(steps)
+			t.Logf("%d steps in %v", steps, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
+
+// capSteps is the number of steps per mode when GATE_CAPACITY_STEPS is
+// not set: 400,000 steps in all, about a minute under -race on a loaded
+// 2-core machine (each step is a few messages through the broker).
+const capSteps = 200_000
 
 type heldReq struct {
 	client, rid []byte
 	mode        int // 0 not started, 1 single, 2 stream, 3 huge
 	cancelled   bool
+	relay       bool // gate.relay: held to win
+	win         wire.Window
+	sent        wire.Credit
+	credit      wire.Credit
 }
+
+// Worker kinds.
+const (
+	kindPlain = iota // 0.2.12-like: no capability
+	kindAck          // gaterpc/2: gets CANCEL
+	kindFlow         // gaterpc/3: gets CANCEL and CREDIT, and gate.relay
+)
 
 type capWorker struct {
 	w        *gatetest.RawWorker
 	capacity int
-	ack      bool // announces gaterpc/2 (gets CANCEL)
+	kind     int
 	held     []*heldReq
 	peak     int
 }
 
 type capClient struct {
-	c   *gatetest.RawClient
-	out [][]byte // base request ids not known to be finished
+	c    *gatetest.RawClient
+	out  [][]byte // base request ids not known to be finished
+	flow [][]byte // those of them that announced a window
 }
 
 type capModel struct {
@@ -102,7 +129,38 @@ type capModel struct {
 	seq     int
 	workers []*capWorker
 	clients []*capClient
-	counts  map[string]int
+
+	// One poller over every peer socket: a pump is one zmq_poll, not a
+	// failed receive per socket.
+	poller *zmq.Poller
+	owner  map[*zmq.Socket]any // *capWorker or *capClient
+	dirty  bool                // peers changed: rebuild the poller
+
+	// Bodies built once.
+	reqBody, single, item, chunk, streamEnd, streamErr, hugeEnd, hugeErr, endResult [][]byte
+	creditFn                                                                        []byte
+	scratch                                                                         [][]byte
+	nreq, nfinal, nwait                                                             int
+	ping                                                                            []byte // request id of the keepalive sync waits for
+	keepalive                                                                       [][]byte
+}
+
+func newCapModel(t *testing.T, h *gatetest.Harness, rng *rand.Rand) *capModel {
+	exc := mp(t, []string{"E", "E()", ""})
+	return &capModel{
+		t: t, h: h, rng: rng, dirty: true,
+		reqBody:   call(t, "f"),
+		single:    [][]byte{result(t, 1)},
+		item:      wire.StreamItemBody(mp(t, 1)),
+		chunk:     wire.HugeChunkBody([]byte("chunk")),
+		streamEnd: wire.StreamEndBody(),
+		streamErr: wire.StreamErrorBody(exc),
+		hugeEnd:   wire.HugeEndBody(),
+		hugeErr:   wire.HugeErrorBody(exc),
+		endResult: [][]byte{result(t, "end")},
+		creditFn:  mp(t, wire.CreditFunction),
+		keepalive: call(t, "keepalive", []byte("heartbeat")),
+	}
 }
 
 func (m *capModel) fail(format string, args ...any) {
@@ -110,23 +168,31 @@ func (m *capModel) fail(format string, args ...any) {
 	m.t.Fatalf("step %d: %s", m.step, fmt.Sprintf(format, args...))
 }
 
-func (m *capModel) newWorker(capacity int, ack bool) *capWorker {
-	w := &capWorker{w: m.h.RawWorker(m.t), capacity: capacity, ack: ack}
+func (m *capModel) newWorker(capacity, kind int) *capWorker {
+	w := &capWorker{w: m.h.RawWorker(m.t), capacity: capacity, kind: kind}
 	w.w.AutoHeartbeat = false
 	w.w.Ready("S", "capacity", capacity)
-	if ack {
+	switch kind {
+	case kindAck:
 		w.w.Heartbeat([]byte(wire.GateCapabilityAck))
+	case kindFlow:
+		w.w.Heartbeat([]byte(wire.GateCapabilityFlow))
 	}
+	m.dirty = true
 	return w
 }
 
+func (m *capModel) newClient() *capClient {
+	m.dirty = true
+	return &capClient{c: m.h.RawClient(m.t)}
+}
+
 func (m *capModel) run(steps int) {
-	m.counts = map[string]int{}
 	for i := range 3 {
-		m.workers = append(m.workers, m.newWorker(1+i, i != 0))
+		m.workers = append(m.workers, m.newWorker(1+i, i)) // plain/1, gaterpc/2 /2, gaterpc/3 /3
 	}
 	for range 3 {
-		m.clients = append(m.clients, &capClient{c: m.h.RawClient(m.t)})
+		m.clients = append(m.clients, m.newClient())
 	}
 	type action struct {
 		name   string
@@ -134,103 +200,240 @@ func (m *capModel) run(steps int) {
 		do     func()
 	}
 	actions := []action{
-		{"request", 30, m.request},
-		{"reply", 30, m.reply},
-		{"cancel", 8, m.cancel},
-		{"client_gone", 1, m.clientGone},
-		{"worker_lost", 1, func() { m.replaceWorker(false) }},
-		{"worker_leaves", 1, func() { m.replaceWorker(true) }},
-		{"duplicate_ready", 1, m.duplicateReady},
-		{"pause", 3, func() { time.Sleep(time.Duration(m.rng.IntN(4)) * time.Millisecond) }},
+		{"request", 250, m.request},
+		{"reply", 400, m.reply},
+		{"cancel", 60, m.cancel},
+		{"credit", 60, m.credit},
+		{"client_gone", 4, m.clientGone},
+		{"worker_lost", 4, func() { m.replaceWorker(false) }},
+		{"worker_leaves", 4, func() { m.replaceWorker(true) }},
+		{"duplicate_ready", 4, m.duplicateReady},
+		{"pause", 3, func() { time.Sleep(time.Duration(m.rng.IntN(3)) * time.Millisecond) }},
 	}
 	total := 0
 	for _, a := range actions {
 		total += a.weight
 	}
+	counts := make([]int, len(actions))
 	for m.step = 0; m.step < steps; m.step++ {
 		n := m.rng.IntN(total)
-		for _, a := range actions {
+		for i, a := range actions {
 			if n < a.weight {
 				a.do()
-				m.counts[a.name]++
+				counts[i]++
 				break
 			}
 			n -= a.weight
 		}
-		m.pump()
+		if m.step%2 == 1 {
+			m.pump()
+		}
+		if m.step%syncEvery == syncEvery-1 {
+			m.sync()
+		}
 	}
 	m.finish()
+	done := map[string]int{}
+	for i, a := range actions {
+		done[a.name] = counts[i]
+	}
 	peaks := make([]string, len(m.workers))
 	for i, w := range m.workers {
 		peaks[i] = fmt.Sprintf("%d/%d", w.peak, w.capacity)
 	}
 	st := stats(m.h)
-	m.t.Logf("actions %v; peak held/capacity of the last workers %v; outcomes %v; drops %v",
-		m.counts, peaks, st.Outcomes, st.Drops)
+	m.t.Logf("actions %v; %d REQUESTs taken by the workers, %d final replies, %d waits for credit; peak held/capacity of the last workers %v; outcomes %v; drops %v",
+		done, m.nreq, m.nfinal, m.nwait, peaks, st.Outcomes, st.Drops)
+}
+
+// syncEvery is how often (in steps) the model waits for the broker to
+// catch up: the model produces messages faster than a broker under -race
+// handles them, and a broker far behind only rejects requests.
+const syncEvery = 32
+
+// sync sends Gate.keepalive and pumps until its answer is back: the
+// broker has then read everything the model sent before it on the
+// frontend, and (it alternates between its sockets) most of what the
+// workers sent. A ping lost with its client is given up after a while.
+func (m *capModel) sync() {
+	c := m.clients[0]
+	m.seq++
+	m.ping = strconv.AppendInt([]byte("p"), int64(m.seq), 10)
+	send(c.c.RawPeer, frameEmpty, frameClient, frameGate, m.ping, m.keepalive[0], m.keepalive[1], m.keepalive[2])
+	deadline := time.Now().Add(time.Second)
+	for m.ping != nil && time.Now().Before(deadline) {
+		m.pumpWait(time.Millisecond) // blocks: the broker gets the CPU
+	}
+	m.ping = nil
 }
 
 // pump reads everything the workers and clients have waiting, checking
-// the invariant on every REQUEST.
-func (m *capModel) pump() {
-	m.t.Helper()
-	for _, w := range m.workers {
-	read:
-		for {
-			msg, err := w.w.Recv(0)
-			if err != nil {
-				break
-			}
-			wm, err := wire.ParseWorkerMessage(msg)
-			if err != nil {
-				m.fail("worker got %s: %v", gatetest.Dump(msg), err)
-			}
-			switch wm.Command {
-			case wire.CmdHeartbeat:
-				w.w.Heartbeat()
-			case wire.CmdRequest:
-				if len(w.held)+1 > w.capacity {
-					m.fail("capacity invariant broken: worker %s (capacity %d) got a REQUEST while holding %d",
-						w.w.ID, w.capacity, len(w.held))
+// every message a worker gets.
+func (m *capModel) pump() { m.pumpWait(0) }
+
+// pumpWait is pump that first waits up to wait for a message.
+func (m *capModel) pumpWait(wait time.Duration) {
+	if m.dirty {
+		m.poller = zmq.NewPoller()
+		m.owner = make(map[*zmq.Socket]any, len(m.workers)+len(m.clients))
+		for _, w := range m.workers {
+			m.poller.Add(w.w.Socket(), zmq.POLLIN)
+			m.owner[w.w.Socket()] = w
+		}
+		for _, c := range m.clients {
+			m.poller.Add(c.c.Socket(), zmq.POLLIN)
+			m.owner[c.c.Socket()] = c
+		}
+		m.dirty = false
+	}
+	polled, err := m.poller.Poll(wait)
+	if err != nil {
+		return // EINTR: the next pump reads it
+	}
+	for _, p := range polled {
+		switch o := m.owner[p.Socket].(type) {
+		case *capWorker:
+			m.readWorker(o)
+		case *capClient:
+			for {
+				msg, err := o.c.Recv(0)
+				if err != nil {
+					break
 				}
-				w.held = append(w.held, &heldReq{client: wm.Client, rid: wm.RequestID})
-				w.peak = max(w.peak, len(w.held))
-			case wire.CmdCancel:
-				if !w.ack {
-					m.fail("CANCEL to a worker without the capability")
+				if len(msg) > 3 && bytes.Equal(msg[3], m.ping) {
+					m.ping = nil
 				}
-				for _, r := range w.held {
-					if string(r.client) == string(wm.Client) && string(r.rid) == string(wm.RequestID) {
-						r.cancelled = true
+			}
+		}
+	}
+}
+
+func (m *capModel) readWorker(w *capWorker) {
+	for {
+		msg, err := w.w.Recv(0)
+		if err != nil {
+			return
+		}
+		wm, err := wire.ParseWorkerMessage(msg)
+		if err != nil {
+			m.fail("worker got %s: %v", gatetest.Dump(msg), err)
+		}
+		switch wm.Command {
+		case wire.CmdHeartbeat:
+			w.w.Heartbeat()
+		case wire.CmdRequest:
+			if len(w.held)+1 > w.capacity {
+				m.fail("capacity invariant broken: worker %s (capacity %d) got a REQUEST while holding %d",
+					w.w.ID, w.capacity, len(w.held))
+			}
+			r := &heldReq{client: wm.Client, rid: wm.RequestID}
+			if wire.IsExtended(wm.RequestID) {
+				_, meta, err := wire.DecodeRequestID(wm.RequestID)
+				if err != nil {
+					m.fail("request id %x: %v", wm.RequestID, err)
+				}
+				if meta.MD[wire.MetaRelay] != "" {
+					if w.kind != kindFlow || meta.MD[wire.MetaRelay] != "1" {
+						m.fail("gate.relay=%q to a worker of kind %d", meta.MD[wire.MetaRelay], w.kind)
 					}
+					if r.win, err = wire.ParseWindow(meta.MD[wire.MetaWindow]); err != nil {
+						m.fail("gate.relay with window %q: %v", meta.MD[wire.MetaWindow], err)
+					}
+					r.relay = true
 				}
-			case wire.CmdDisconnect:
-				if m.disconnected(w) {
-					break read // replaced by a new worker
-				}
+			}
+			w.held = append(w.held, r)
+			m.nreq++
+			w.peak = max(w.peak, len(w.held))
+		case wire.CmdCancel:
+			if w.kind == kindPlain {
+				m.fail("CANCEL to a worker without the capability")
+			}
+			if r := w.find(wm.Client, wm.RequestID); r != nil {
+				r.cancelled = true
+			}
+		case wire.CmdCredit:
+			if w.kind != kindFlow {
+				m.fail("CREDIT to a worker of kind %d", w.kind)
+			}
+			c, err := wire.ParseCredit(wm.Body[0])
+			if err != nil {
+				m.fail("CREDIT payload %x: %v", wm.Body[0], err)
+			}
+			r := w.find(wm.Client, wm.RequestID)
+			if r == nil {
+				break // the worker ended it before the credit came
+			}
+			if !r.relay || c.Items > r.sent.Items || c.Bytes > r.sent.Bytes || c.Items < r.credit.Items || c.Bytes < r.credit.Bytes {
+				m.fail("CREDIT %+v for a request (relay %v) with %+v sent and %+v credit", c, r.relay, r.sent, r.credit)
+			}
+			r.credit = c
+		case wire.CmdDisconnect:
+			if m.disconnected(w) {
+				return // replaced by a new worker
 			}
 		}
 	}
-	for _, c := range m.clients {
-		for {
-			if _, err := c.c.Recv(0); err != nil {
-				break
-			}
+}
+
+func (w *capWorker) find(client, rid []byte) *heldReq {
+	for _, r := range w.held {
+		if bytes.Equal(r.client, client) && bytes.Equal(r.rid, rid) {
+			return r
 		}
 	}
+	return nil
 }
 
 func (m *capModel) request() {
 	c := m.clients[m.rng.IntN(len(m.clients))]
 	m.seq++
-	base := []byte(fmt.Sprintf("r%07d", m.seq))
-	id := base
+	base := strconv.AppendInt([]byte("r"), int64(m.seq), 10)
+	var meta wire.RequestMeta
 	if m.rng.IntN(4) == 0 {
-		id = wire.EncodeRequestID(base, wire.RequestMeta{Budget: time.Duration(1+m.rng.IntN(5)) * time.Millisecond})
+		meta.Budget = time.Duration(1+m.rng.IntN(5)) * time.Millisecond
 	}
-	c.c.Request("S", id, call(m.t, "f")...)
-	c.out = append(c.out, base)
-	if len(c.out) > 64 {
-		c.out = c.out[1:]
+	flow := m.rng.IntN(3) == 0
+	if flow {
+		meta.MD = map[string]string{wire.MetaWindow: wire.Window{Items: 1 + int64(m.rng.IntN(4)), Bytes: 1024}.String()}
+	}
+	send(c.c.RawPeer, frameEmpty, frameClient, frameS, wire.EncodeRequestID(base, meta), m.reqBody[0], m.reqBody[1], m.reqBody[2])
+	c.out = remember(c.out, base)
+	if flow {
+		c.flow = remember(c.flow, base)
+	}
+}
+
+var (
+	frameEmpty  = []byte{}
+	frameClient = []byte(wire.ClientHeader)
+	frameS      = []byte("S")
+	frameGate   = []byte(wire.InternalService)
+	frameWorker = []byte(wire.WorkerHeader)
+	cmdReply    = []byte{byte(wire.CmdReply)}
+)
+
+// remember appends id to the last 64 ids.
+func remember(ids [][]byte, id []byte) [][]byte {
+	if len(ids) == 64 {
+		copy(ids, ids[1:])
+		ids = ids[:63]
+	}
+	return append(ids, id)
+}
+
+// send is RawPeer.Send without its per-call testing.T.Helper (costly at
+// a million steps).
+func send(p *gatetest.RawPeer, frames ...[]byte) {
+	s := p.Socket()
+	for i, f := range frames {
+		flag := zmq.SNDMORE
+		if i == len(frames)-1 {
+			flag = 0
+		}
+		if _, err := s.SendBytes(f, flag); err != nil {
+			panic(fmt.Sprintf("send to the broker: %v", err))
+		}
 	}
 }
 
@@ -241,16 +444,40 @@ func (m *capModel) cancel() {
 	}
 	base := c.out[m.rng.IntN(len(c.out))]
 	m.seq++
-	c.c.Request(wire.InternalService, []byte(fmt.Sprintf("c%07d", m.seq)), call(m.t, "cancel", base)...)
+	body := call(m.t, "cancel", base)
+	send(c.c.RawPeer, frameEmpty, frameClient, frameGate, strconv.AppendInt([]byte("c"), int64(m.seq), 10), body[0], body[1], body[2])
+}
+
+// credit grants a random cumulative credit (often more than was relayed:
+// the broker caps it) for a random request of a random client.
+func (m *capModel) credit() {
+	c := m.clients[m.rng.IntN(len(m.clients))]
+	ids := c.flow
+	if m.rng.IntN(8) == 0 {
+		ids = c.out // mostly requests without a window: dropped
+	}
+	if len(ids) == 0 {
+		return
+	}
+	base := ids[m.rng.IntN(len(ids))]
+	items, n := int64(m.rng.IntN(8)), int64(m.rng.IntN(64))
+	if m.rng.IntN(2) == 0 {
+		items, n = 1<<40, 1<<40
+	}
+	m.seq++
+	send(c.c.RawPeer, frameEmpty, frameClient, frameGate, strconv.AppendInt([]byte("k"), int64(m.seq), 10), m.creditFn, mp(m.t, []any{base, items, n}))
 }
 
 func (m *capModel) clientGone() {
 	i := m.rng.IntN(len(m.clients))
 	m.clients[i].c.Close()
-	m.clients[i] = &capClient{c: m.h.RawClient(m.t)}
+	m.clients[i] = m.newClient()
 }
 
-// reply sends the next reply message of a random held request.
+// reply sends the next reply message of a random held request. A relayed
+// request whose window is used up mostly waits (nothing is sent) or ends,
+// and now and then gets one more item anyway: a flow violation, which the
+// broker answers with CANCEL.
 func (m *capModel) reply() {
 	var ws []*capWorker
 	for _, w := range m.workers {
@@ -268,26 +495,43 @@ func (m *capModel) reply() {
 		r.mode = 1 + m.rng.IntN(3)
 	}
 	final := r.mode == 1 || m.rng.IntN(3) == 0
+	if !final && r.relay && !r.win.MaySend(r.sent, r.credit) {
+		switch m.rng.IntN(16) {
+		case 0: // violate the window
+		case 1, 2, 3, 4, 5, 6, 7:
+			final = true
+		default:
+			m.nwait++
+			return // wait for credit
+		}
+	}
 	var body [][]byte
 	switch {
 	case r.mode == 1:
-		body = [][]byte{result(m.t, 1)}
+		body = m.single
 	case !final && r.mode == 2:
-		body = wire.StreamItemBody(mp(m.t, 1))
+		body = m.item
 	case !final:
-		body = wire.HugeChunkBody([]byte("chunk"))
+		body = m.chunk
 	case r.mode == 2 && m.rng.IntN(2) == 0:
-		body = wire.StreamEndBody()
+		body = m.streamEnd
 	case r.mode == 2:
-		body = wire.StreamErrorBody(mp(m.t, []string{"E", "E()", ""}))
+		body = m.streamErr
 	case m.rng.IntN(2) == 0:
-		body = wire.HugeEndBody()
+		body = m.hugeEnd
 	default:
-		body = wire.HugeErrorBody(mp(m.t, []string{"E", "E()", ""}))
+		body = m.hugeErr
 	}
-	w.w.Reply(r.client, r.rid, body...)
+	out := append(m.scratch[:0], frameEmpty, frameWorker, cmdReply, r.client, frameEmpty, r.rid)
+	out = append(out, body...)
+	send(w.w.RawPeer, out...)
+	m.scratch = out[:0]
 	if final {
+		m.nfinal++
 		w.held = append(w.held[:i], w.held[i+1:]...)
+	} else {
+		r.sent.Items++
+		r.sent.Bytes += int64(len(body[1]))
 	}
 }
 
@@ -303,11 +547,11 @@ func (m *capModel) duplicateReady() {
 // holds (and will answer) its requests; a gate worker reconnects as a new
 // peer, its old calls cancelled.
 func (m *capModel) disconnected(w *capWorker) (replaced bool) {
-	if w.ack {
+	if w.kind != kindPlain {
 		for i, x := range m.workers {
 			if x == w {
 				w.w.Close()
-				m.workers[i] = m.newWorker(w.capacity, w.ack)
+				m.workers[i] = m.newWorker(w.capacity, w.kind)
 			}
 		}
 		return true
@@ -325,7 +569,7 @@ func (m *capModel) replaceWorker(disconnect bool) {
 		old.w.Disconnect([]byte("bye"))
 	}
 	old.w.Close()
-	m.workers[i] = m.newWorker(old.capacity, old.ack)
+	m.workers[i] = m.newWorker(old.capacity, old.kind)
 }
 
 // finish answers everything the workers hold until the broker is idle:
@@ -337,7 +581,7 @@ func (m *capModel) finish() {
 		m.pump()
 		for _, w := range m.workers {
 			for _, r := range w.held {
-				w.w.Reply(r.client, r.rid, result(m.t, "end"))
+				w.w.Reply(r.client, r.rid, m.endResult...)
 			}
 			w.held = w.held[:0]
 		}

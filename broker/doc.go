@@ -18,7 +18,14 @@
 // answering heartbeats gets no new work, and a worker never holds more
 // requests than its announced capacity. It also serves the internal
 // service "Gate" (get_services, query_service, info, keepalive, and the
-// gate extension cancel).
+// gate extensions cancel and credit).
+//
+// Between gate peers the broker relays flow control (docs/flow-control.md):
+// a request that announces a window and goes to a worker that announced
+// "gaterpc/3" is marked for relay, the reader's Gate.credit reaches the
+// worker as CREDIT, and a worker that sends beyond the window has its call
+// failed. Replies held for a client whose pipe is full are bounded by
+// WithPeerBuffer (flow-controlled ones by the window and the byte limit).
 //
 // One goroutine, the one running Serve, owns all sockets. It reads in
 // batches and never decodes request or reply bodies to route them. Other

@@ -13,7 +13,7 @@ const (
 	OutcomeError       = "error"         // final reply carried a remote exception
 	OutcomeExpired     = "expired"       // waited too long for a worker (BusyWorkerError)
 	OutcomeTimeout     = "timeout"       // caller budget ran out while queued (TimeoutError)
-	OutcomeFull        = "rejected_full" // queue full, too many handlers or client too slow (BusyWorkerError)
+	OutcomeFull        = "rejected_full" // queue full, too many handlers, client too slow or flow control violated (BusyWorkerError)
 	OutcomeNoService   = "no_service"    // unknown service or no live worker (ServiceUnAvailableError)
 	OutcomeCancelled   = "cancelled"     // cancelled by the client (Gate.cancel), or the client left
 	OutcomeWorkerLost  = "worker_lost"   // worker died, expired or left mid-request (WorkerLostError)

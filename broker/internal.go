@@ -82,7 +82,10 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 			return
 		}
 		reply(resultMap(appendBin(nil, []byte("400"))))
+	case wire.CreditFunction:
+		l.credit(client, nargs, args) // one-way: never answered
 	case "cancel":
+
 		v, _, ok := oneArg()
 		if !ok {
 			return

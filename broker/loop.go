@@ -36,6 +36,8 @@ var (
 	cmdCancel    = []byte{byte(wire.CmdCancel)}
 	gateCap      = []byte(wire.GateCapability)
 	gateCapAck   = []byte(wire.GateCapabilityAck)
+	gateCapFlow  = []byte(wire.GateCapabilityFlow)
+	cmdCredit    = []byte{byte(wire.CmdCredit)}
 )
 
 // reqState is where a request is in its life.
@@ -79,6 +81,7 @@ type worker struct {
 	unreachable bool // forgotten because its connection was gone (ghost.go)
 	gate        bool // announced wire.GateCapability: understands CANCEL
 	ack         bool // announced wire.GateCapabilityAck: a cancelled call still ends with a final reply
+	flow        bool // announced wire.GateCapabilityFlow: understands CREDIT (flow.go)
 	lastSent    time.Time
 	lastRecv    time.Time
 	lastHB      time.Time
@@ -112,6 +115,7 @@ type request struct {
 	promise   *service // early dispatch promised by startHandler, until submitted or finished
 	ready     bool     // middleware path: send on assignment, the dispatch hook needs no call
 	obs       RequestObserver
+	flow      *flowRec // relayed under flow control (flow.go); nil otherwise
 }
 
 // loop is the state owned by the socket goroutine.
@@ -145,8 +149,10 @@ type loop struct {
 	recvLim zmqx.Limits // frame count and size, checked as frames arrive
 	rep     gate.Reply  // scratch for RequestObserver.Reply
 
-	clientQ map[string]*peerQueue // clients with an overflow queue
-	pending []*peerQueue          // non-empty overflow queues, to flush
+	clientQ         map[string]*peerQueue // clients with an overflow queue
+	peakClientBytes int64                 // most bytes one client's overflow queue has held
+	creditBuf       []byte                // scratch for CREDIT payloads
+	pending         []*peerQueue          // non-empty overflow queues, to flush
 
 	ghosts    map[string]*ghost    // requests of forgotten workers, by routing id (ghost.go)
 	told      map[string]time.Time // routing ids sent DISCONNECT lately (unknownWorker)
@@ -376,13 +382,20 @@ func (l *loop) send(s *zmq.Socket, frames [][]byte) error { return zmqx.SendMess
 // toClient sends one reply message to a client (or queues it, see
 // sendClient). final marks the message that ends its request.
 func (l *loop) toClient(client, service, rid []byte, body [][]byte, final bool) {
+	l.relayMsg(client, service, rid, body, final, false)
+}
+
+// relayMsg is toClient for a worker's reply; flowed marks a stream item or
+// HugeData chunk of a request under flow control, which the overflow
+// queue counts against the client's byte budget only (outq.go).
+func (l *loop) relayMsg(client, service, rid []byte, body [][]byte, final, flowed bool) {
 	if l.closed {
 		return
 	}
 	out := append(l.out[:0], client, frameEmpty, frameClient, service, rid)
 	out = append(out, body...)
 	l.out = out[:0]
-	l.sendClient(client, out, final)
+	l.sendClient(client, out, final, flowed)
 	clear(out)
 }
 
@@ -661,6 +674,8 @@ func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
 	if r.obs != nil {
 		md, reencode = l.observeDispatch(r, md), true
 	}
+	md, flow, changed := flowMeta(w, md)
+	reencode = reencode || changed
 	wireRid := r.rid
 	if !r.budgetEnd.IsZero() {
 		wireRid = wire.EncodeRequestID(r.base, wire.RequestMeta{Budget: rem, MD: md})
@@ -694,6 +709,7 @@ func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
 	}
 	w.reqs[r.wireKey] = r
 	r.state = stInFlight
+	r.flow = flow
 	w.svc.inflight++
 	l.inflight++
 	l.dispatched++ // a plain counter: this is the per-request hot path
@@ -819,6 +835,8 @@ func (l *loop) onBackend(msg [][]byte) {
 				w.gate = true
 			case bytes.Equal(m.Extra[0], gateCapAck):
 				w.gate, w.ack = true, true
+			case bytes.Equal(m.Extra[0], gateCapFlow):
+				w.gate, w.ack, w.flow = true, true, true
 			}
 		}
 		if h := l.opts.hooks.OnHeartbeat; h != nil {
@@ -915,13 +933,23 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 		l.drop("backend", "unknown_request")
 		return
 	}
-	kind, _ := wire.ClassifyReply(m.Body)
+	kind, payload := wire.ClassifyReply(m.Body)
 	if r.detached {
 		if kind.Final() {
 			l.forget(r)
 			r.state = stDone
 		}
 		return
+	}
+	relayed := false
+	if f := r.flow; f != nil && (kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk) {
+		if !f.win.MaySend(f.sent, f.credit) {
+			l.flowViolation(r, kind)
+			return
+		}
+		f.sent.Items++
+		f.sent.Bytes += int64(len(payload))
+		relayed = true
 	}
 	if h := l.opts.hooks.OnReply; h != nil {
 		n := 0
@@ -951,7 +979,7 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 		if r.mw != nil {
 			r.final = final
 		}
-		l.toClient(r.client, r.svcFrame, r.rid, m.Body, final)
+		l.relayMsg(r.client, r.svcFrame, r.rid, m.Body, final, relayed)
 		// The client may have been failed (too slow) or be gone.
 		if r.detached {
 			if kind.Final() {
@@ -1202,10 +1230,11 @@ func (l *loop) snapshot() Stats {
 		Workers:            len(l.workers),
 		Requests:           len(l.reqs),
 		Handlers:           int(l.handlers.Load()),
-		Buffered:           l.buffered(),
+		MaxClientBuffered:  l.peakClientBytes,
 		AuthFailures:       l.authFailures(),
 		ServicesPruned:     l.pruned,
 	}
+	st.Buffered, st.BufferedBytes = l.buffered()
 	if l.dispatched > 0 {
 		st.Outcomes["dispatched"] = l.dispatched
 	}

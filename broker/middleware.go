@@ -100,7 +100,7 @@ func (l *loop) startHandler(r *request) {
 	l.handlers.Add(1)
 	b := l.b
 	b.handlers.Add(1)
-	go b.runHandler(l, r, req, early)
+	go b.runHandler(l, r, r.mw, req, early)
 }
 
 // unpromise returns the early-dispatch capacity r was promised, if any.
@@ -117,14 +117,14 @@ func (b *Broker) post(l *loop, fn func()) error {
 }
 
 // runHandler is the request goroutine: chain(inner).ServeRPC.
-func (b *Broker) runHandler(l *loop, r *request, req *gate.Request, early bool) {
+func (b *Broker) runHandler(l *loop, r *request, mw *mwReq, req *gate.Request, early bool) {
 	defer b.handlers.Done()
 	ctx, cancel := context.WithCancel(b.baseCtx)
 	if !req.Deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(b.baseCtx, req.Deadline)
 	}
 	defer cancel()
-	h := &handler{b: b, l: l, r: r, early: early}
+	h := &handler{b: b, l: l, r: r, mw: mw, early: early}
 	err := b.chain(gate.HandlerFunc(h.serve)).ServeRPC(ctx, req, gate.ReplyWriterFunc(h.relay))
 	if h.done {
 		// The loop finished the request (evDone) and has nothing left to
@@ -139,6 +139,7 @@ type handler struct {
 	b       *Broker
 	l       *loop
 	r       *request
+	mw      *mwReq      // r.mw as it was when the goroutine started: the loop clears r.mw at shutdown
 	early   bool        // run the dispatch hook before submitting (see startHandler)
 	done    bool        // serve saw evDone; request goroutine only
 	passing atomic.Bool // serve is showing a relayed reply to the chain
@@ -155,7 +156,7 @@ type handler struct {
 // cancels the rest of the request. Replies the middleware sends on its own
 // (outside next, e.g. when it refuses a request) go to the client.
 func (h *handler) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-	l, r := h.l, h.r
+	l, r, mw := h.l, h.r, h.mw
 	md := req.Metadata
 	// Without a dispatch hook, or with one run early, the loop sends the
 	// request when it assigns a worker, without asking back (evAssigned).
@@ -175,12 +176,12 @@ func (h *handler) serve(ctx context.Context, req *gate.Request, w gate.ReplyWrit
 	var evs []mwEvent
 	for {
 		select {
-		case <-r.mw.sig:
+		case <-mw.sig:
 		case <-ctx.Done():
 			_ = h.b.post(l, func() { l.abandon(r) })
 			return ctx.Err()
 		}
-		evs = r.mw.take(evs)
+		evs = mw.take(evs)
 		for i := range evs {
 			ev := &evs[i]
 			switch ev.kind {

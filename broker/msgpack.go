@@ -161,3 +161,42 @@ func methodName(body [][]byte) string {
 	}
 	return string(v)
 }
+
+// readUint reads a non-negative msgpack integer (any int or uint format)
+// below 2^62 and returns it with the remaining input.
+func readUint(b []byte) (v int64, rest []byte, err error) {
+	if len(b) == 0 {
+		return 0, nil, errMsgpack
+	}
+	c := b[0]
+	var u uint64
+	var n int
+	switch {
+	case c <= 0x7f:
+		return int64(c), b[1:], nil
+	case c == 0xcc || c == 0xd0:
+		n = 1
+	case c == 0xcd || c == 0xd1:
+		n = 2
+	case c == 0xce || c == 0xd2:
+		n = 4
+	case c == 0xcf || c == 0xd3:
+		n = 8
+	default:
+		return 0, nil, errMsgpack
+	}
+	if len(b) < 1+n {
+		return 0, nil, errMsgpack
+	}
+	for _, x := range b[1 : 1+n] {
+		u = u<<8 | uint64(x)
+	}
+	signed := c >= 0xd0
+	if signed && u>>(8*n-1) != 0 { // negative
+		return 0, nil, errMsgpack
+	}
+	if u >= 1<<62 {
+		return 0, nil, errMsgpack
+	}
+	return int64(u), b[1+n:], nil
+}

@@ -227,6 +227,9 @@ func WithHWM(n int) Option {
 // the stream's error marker, so a stream never loses items silently) and
 // cancelled at gate workers; a REQUEST for a worker that reaches it is
 // answered with BusyWorkerError. Final replies are queued past the limit.
+// Stream items and HugeData chunks under flow control (docs/flow-control.md)
+// are bounded by the reader's window: they do not count towards messages,
+// only towards bytes.
 // Zero keeps a default; bytes -1 means no byte limit.
 func WithPeerBuffer(messages int, bytes int64) Option {
 	return optionFunc(func(o *options) error {

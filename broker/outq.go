@@ -27,6 +27,11 @@ import (
 // final replies (one per request) are always queued, so every stream ends
 // with its end or error marker and never loses items in the middle.
 //
+// Stream items and HugeData chunks of a request under flow control
+// (flow.go) do not count towards the message limit: the reader's window
+// bounds them. They count towards the byte limit, so a client with many
+// open windows is bounded too.
+//
 // On EHOSTUNREACH a client's requests are cancelled (counted as
 // "frontend/client_gone"); a worker is forgotten as if it had sent
 // DISCONNECT and the REQUEST that could not be sent goes to another worker.
@@ -37,25 +42,39 @@ type peerQueue struct {
 	id     []byte
 	front  bool    // frontend (client) queue; else backend (worker)
 	w      *worker // backend: the worker
-	msgs   [][][]byte
+	msgs   []qmsg
 	head   int
 	bytes  int64
+	plain  int  // messages not under flow control (counted by the message limit)
 	listed bool // in loop.pending
 	dead   bool // peer gone: drop everything
 }
 
+// qmsg is one queued message; flowed marks a reply under flow control.
+type qmsg struct {
+	frames [][]byte
+	flowed bool
+}
+
 func (q *peerQueue) len() int { return len(q.msgs) - q.head }
 
-func (q *peerQueue) push(frames [][]byte) {
+func (q *peerQueue) push(frames [][]byte, flowed bool) {
 	m := make([][]byte, len(frames)) // frames is the loop's scratch slice
 	copy(m, frames)
-	q.msgs = append(q.msgs, m)
+	q.msgs = append(q.msgs, qmsg{frames: m, flowed: flowed})
 	q.bytes += msgSize(m)
+	if !flowed {
+		q.plain++
+	}
 }
 
 func (q *peerQueue) pop() {
-	q.bytes -= msgSize(q.msgs[q.head])
-	q.msgs[q.head] = nil
+	m := &q.msgs[q.head]
+	q.bytes -= msgSize(m.frames)
+	if !m.flowed {
+		q.plain--
+	}
+	*m = qmsg{}
 	q.head++
 	if q.head == len(q.msgs) {
 		q.msgs, q.head = q.msgs[:0], 0
@@ -74,9 +93,15 @@ func msgSize(frames [][]byte) int64 {
 	return n
 }
 
-// full reports whether q has reached the WithPeerBuffer limit.
+// full reports whether q has reached the WithPeerBuffer limit: its
+// messages not under flow control, or its bytes.
 func (l *loop) full(q *peerQueue) bool {
-	return q.len() >= l.opts.bufMsgs || (l.opts.bufBytes > 0 && q.bytes >= l.opts.bufBytes)
+	return q.plain >= l.opts.bufMsgs || l.fullBytes(q)
+}
+
+// fullBytes reports whether q has reached the WithPeerBuffer byte limit.
+func (l *loop) fullBytes(q *peerQueue) bool {
+	return l.opts.bufBytes > 0 && q.bytes >= l.opts.bufBytes
 }
 
 func hexID(id []byte) string { return hex.EncodeToString(id) }
@@ -118,15 +143,15 @@ func (l *loop) unlist(q *peerQueue) {
 	}
 }
 
-// buffered is the number of messages held in overflow queues.
-func (l *loop) buffered() int {
-	n := 0
+// buffered is the number of messages and bytes held in overflow queues.
+func (l *loop) buffered() (n int, bytes int64) {
 	for _, q := range l.pending {
 		if !q.dead {
 			n += q.len()
+			bytes += q.bytes
 		}
 	}
-	return n
+	return n, bytes
 }
 
 // flush sends what the overflow queues hold, oldest first, until a pipe
@@ -157,7 +182,7 @@ func (l *loop) flushQueue(q *peerQueue) {
 		s = l.front
 	}
 	for q.len() > 0 {
-		err := l.send(s, q.msgs[q.head])
+		err := l.send(s, q.msgs[q.head].frames)
 		if err == nil {
 			q.pop()
 			continue
@@ -190,10 +215,10 @@ func socketName(front bool) string {
 // sendClient sends one message (routing id first) to a client, or queues
 // it behind earlier messages the client has not taken yet. final marks a
 // message that ends its request; those are queued even past the limit.
-func (l *loop) sendClient(client []byte, out [][]byte, final bool) {
+func (l *loop) sendClient(client []byte, out [][]byte, final, flowed bool) {
 	if len(l.clientQ) > 0 {
 		if q := l.clientQ[string(client)]; q != nil {
-			l.enqueueClient(q, out, final)
+			l.enqueueClient(q, out, final, flowed)
 			return
 		}
 	}
@@ -203,7 +228,7 @@ func (l *loop) sendClient(client []byte, out [][]byte, final bool) {
 	}
 	switch errnoOf(err) {
 	case errAgain:
-		l.enqueueClient(l.newQueue(client, true, nil), out, final)
+		l.enqueueClient(l.newQueue(client, true, nil), out, final, flowed)
 	case errUnreachable:
 		l.clientGone(client)
 	default:
@@ -211,9 +236,10 @@ func (l *loop) sendClient(client []byte, out [][]byte, final bool) {
 	}
 }
 
-func (l *loop) enqueueClient(q *peerQueue, out [][]byte, final bool) {
-	if final || !l.full(q) {
-		q.push(out)
+func (l *loop) enqueueClient(q *peerQueue, out [][]byte, final, flowed bool) {
+	if final || (flowed && !l.fullBytes(q)) || (!flowed && !l.full(q)) {
+		q.push(out, flowed)
+		l.peakClientBytes = max(l.peakClientBytes, q.bytes)
 		return
 	}
 	// The client does not keep up: fail its requests rather than lose
@@ -293,7 +319,7 @@ func (l *loop) sendWorker(w *worker, out [][]byte, force bool) bool {
 			l.drop("backend", "worker_slow")
 			return false
 		}
-		q.push(out)
+		q.push(out, false)
 		return true
 	}
 	err := l.send(l.back, out)
@@ -302,7 +328,7 @@ func (l *loop) sendWorker(w *worker, out [][]byte, force bool) bool {
 	}
 	switch errnoOf(err) {
 	case errAgain:
-		l.newQueue(w.id, false, w).push(out)
+		l.newQueue(w.id, false, w).push(out, false)
 		return true
 	case errUnreachable:
 		l.workerUnreachable(w)

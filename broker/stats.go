@@ -13,6 +13,12 @@ type Stats struct {
 	Requests int // live worker-service requests: queued, assigned or in flight
 	Handlers int // middleware request goroutines running
 	Buffered int // messages held for peers whose pipe is full (WithPeerBuffer)
+	// BufferedBytes is the size of those messages, all frames counted.
+	BufferedBytes int64
+	// MaxClientBuffered is the most bytes one client's overflow queue has
+	// held since the broker started. Under flow control it stays within
+	// the client's open windows (docs/flow-control.md).
+	MaxClientBuffered int64
 
 	ServicesPruned uint64 // services forgotten after their last worker left (WithServicePrune)
 
@@ -38,7 +44,11 @@ type Stats struct {
 	// reasons are the wire.ProtocolError reasons plus "oversize",
 	// "duplicate_request", "unknown_worker", "unknown_request",
 	// "reserved_service", "shutting_down", "send_failed" and
-	// "handler_overflow". Outbound trouble is counted too:
+	// "handler_overflow". Flow control (docs/flow-control.md):
+	// "backend/flow_violation" (a worker sent beyond the reader's window:
+	// the call failed), "frontend/bad_credit" (a malformed Gate.credit)
+	// and "frontend/unknown_request" (a Gate.credit for no live request
+	// under flow control). Outbound trouble is counted too:
 	// "frontend/client_slow" (a reply not relayed because the client's
 	// overflow queue was full; its requests failed), "frontend/client_gone"
 	// (a client left with requests live: they were cancelled),

@@ -37,6 +37,8 @@ type config struct {
 	QueueTimeout    time.Duration
 	HWM             int
 	MaxMsgSize      int64
+	PeerBufMsgs     int
+	PeerBufBytes    int64
 	ShutdownTimeout time.Duration
 	MetricsAddr     string
 	Pprof           bool
@@ -94,6 +96,10 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs.IntVar(&c.HWM, "hwm", settings.HWM, "send and receive high-water mark of both sockets, in messages, > 0 (env GATE_HWM)")
 	queueLimit := f.Int("queue-limit", "GATE_QUEUE_LIMIT", broker.DefaultQueueLimit, "max queued requests per service, > 0")
 	maxMsg := f.Int("max-msg-size", "GATE_MAX_MSG_SIZE", broker.DefaultMaxMsgSize, "max inbound message size in bytes, > 0 (-1 = unlimited)")
+	peerMsgs := f.Int("peer-buffer-msgs", "GATE_PEER_BUFFER_MSGS", broker.DefaultPeerBufferMessages,
+		"messages held for one peer whose pipe is full, > 0; past it a client's calls fail as too slow (flow-controlled replies not counted)")
+	peerBytes := f.Int("peer-buffer-bytes", "GATE_PEER_BUFFER_BYTES", broker.DefaultPeerBufferBytes,
+		"bytes held for one peer whose pipe is full, all replies counted, > 0 (-1 = no byte limit)")
 	shutdown := f.Duration("shutdown-timeout", "GATE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "graceful drain limit on SIGINT/SIGTERM, > 0")
 	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9100); empty: no HTTP server")
 	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
@@ -106,6 +112,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	curve()
 	c.Frontend, c.Backend, c.QueueLimit, c.MaxMsgSize = *frontend, *backend, *queueLimit, int64(*maxMsg)
 	c.ShutdownTimeout, c.MetricsAddr, c.Pprof = *shutdown, *metricsAddr, *pprof
+	c.PeerBufMsgs, c.PeerBufBytes = *peerMsgs, int64(*peerBytes)
 	c.LogLevel, c.LogFormat = *logLevel, strings.ToLower(*logFormat)
 	switch {
 	case fs.NArg() > 0:
@@ -122,6 +129,10 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return c, cli.Usagef("-queue-limit %d: want at least 1", c.QueueLimit)
 	case c.MaxMsgSize == 0 || c.MaxMsgSize < -1:
 		return c, cli.Usagef("-max-msg-size %d: want > 0, or -1 for unlimited", c.MaxMsgSize)
+	case c.PeerBufMsgs < 1:
+		return c, cli.Usagef("-peer-buffer-msgs %d: want at least 1", c.PeerBufMsgs)
+	case c.PeerBufBytes == 0 || c.PeerBufBytes < -1:
+		return c, cli.Usagef("-peer-buffer-bytes %d: want > 0, or -1 for no byte limit", c.PeerBufBytes)
 	case c.ShutdownTimeout <= 0:
 		return c, cli.Usagef("-shutdown-timeout %v: want > 0", c.ShutdownTimeout)
 	}
@@ -205,7 +216,8 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		slog.String("frontend", cfg.Frontend), slog.String("backend", cfg.Backend),
 		slog.Duration("heartbeat", cfg.Heartbeat), slog.Int("liveness", cfg.Liveness),
 		slog.Int("queue_limit", cfg.QueueLimit), slog.Duration("queue_timeout", cfg.QueueTimeout), slog.Int("hwm", cfg.HWM),
-		slog.Int64("max_msg_size", cfg.MaxMsgSize), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout),
+		slog.Int64("max_msg_size", cfg.MaxMsgSize), slog.Int("peer_buffer_msgs", cfg.PeerBufMsgs),
+		slog.Int64("peer_buffer_bytes", cfg.PeerBufBytes), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout),
 		slog.String("metrics_addr", tel.MetricsAddr()), slog.Bool("tracing", !noTracing))
 
 	hooks, err := tel.BrokerHooks()
@@ -221,6 +233,7 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		broker.WithQueueTimeout(cfg.QueueTimeout),
 		broker.WithMaxMsgSize(cfg.MaxMsgSize),
 		broker.WithHWM(cfg.HWM),
+		broker.WithPeerBuffer(cfg.PeerBufMsgs, cfg.PeerBufBytes),
 		broker.WithLogger(logger),
 		broker.WithHooks(hooks),
 	}

@@ -16,6 +16,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 	"go.uber.org/goleak"
 
+	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/internal/cli"
 	"github.com/gaterpc/gate/internal/gatetest"
 	"github.com/gaterpc/gate/internal/wire"
@@ -112,8 +113,13 @@ func TestConfig(t *testing.T) {
 	}{
 		{"defaults", nil, nil, func(c config) bool {
 			return c.Frontend == "tcp://127.0.0.1:5555" && c.Backend == "tcp://127.0.0.1:5556" && c.Heartbeat == 5*time.Second &&
-				c.Liveness == 3 && c.QueueTimeout == 30*time.Second && c.HWM == 3000 && c.LogFormat == "auto"
+				c.Liveness == 3 && c.QueueTimeout == 30*time.Second && c.HWM == 3000 && c.LogFormat == "auto" &&
+				c.PeerBufMsgs == broker.DefaultPeerBufferMessages && c.PeerBufBytes == broker.DefaultPeerBufferBytes
 		}, 0, ""},
+		{"peer buffer", []string{"-peer-buffer-bytes", "-1"}, map[string]string{"GATE_PEER_BUFFER_MSGS": "100000", "GATE_PEER_BUFFER_BYTES": "5"},
+			func(c config) bool { return c.PeerBufMsgs == 100000 && c.PeerBufBytes == -1 }, 0, ""},
+		{"zero peer buffer msgs", []string{"-peer-buffer-msgs", "0"}, nil, nil, 2, "-peer-buffer-msgs 0"},
+		{"bad peer buffer bytes", nil, map[string]string{"GATE_PEER_BUFFER_BYTES": "-2"}, nil, 2, "-peer-buffer-bytes -2"},
 		{"env", nil, map[string]string{"GATE_FRONTEND": "ipc:///tmp/f", "GATE_QUEUE_LIMIT": "7", "GATE_TIMEOUT": "3s", "GATE_MAX_MSG_SIZE": "-1", "GATE_HWM": "50", "GATE_HEARTBEAT": "1.5"},
 			func(c config) bool {
 				return c.Frontend == "ipc:///tmp/f" && c.QueueLimit == 7 && c.QueueTimeout == 3*time.Second && c.MaxMsgSize == -1 && c.HWM == 50 && c.Heartbeat == 1500*time.Millisecond
@@ -158,7 +164,7 @@ func TestHelpVersion(t *testing.T) {
 			t.Errorf("gate-broker %q: exit %d, stdout %q, stderr %q; want exit 0, all on stdout", args, code, out.String(), errb.String())
 		}
 		if args[0] == "-h" {
-			for _, want := range []string{"gate-broker ", "gate-broker health", "gate-broker version", "auto (tint text on a terminal, JSON otherwise), text or json", "env GATE_TIMEOUT", "env GATE_HWM"} {
+			for _, want := range []string{"gate-broker ", "gate-broker health", "gate-broker version", "auto (tint text on a terminal, JSON otherwise), text or json", "env GATE_TIMEOUT", "env GATE_HWM", "-peer-buffer-msgs", "-peer-buffer-bytes", "GATE_PEER_BUFFER_MSGS"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("-h lacks %q:\n%s", want, out.String())
 				}
