@@ -25,7 +25,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Extra flags of `make compare` (cd bench && go run . -h lists them).
 COMPARE_FLAGS ?=
 
-.PHONY: help deps run test vet bench fuzz lint generate check-generated compare
+.PHONY: help deps run test vet bench fuzz lint generate check-generated compare capacity
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,6 +51,12 @@ vet: ## go vet over everything (library module, then each of SUBMODS)
 test: deps vet ## deps, go vet, then go test -race over everything, SUBMODS included (CI runs this)
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	@for m in $(SUBMODS); do echo "test $$m"; (cd $$m && $(GO) test $(TESTFLAGS) ./...) || exit 1; done
+	$(MAKE) --no-print-directory capacity
+
+CAPACITY_STEPS ?= 500000
+
+capacity: deps ## the broker's capacity/flow invariant, CAPACITY_STEPS randomized steps per mode (2 modes) without -race (the race run above does fewer)
+	GATE_CAPACITY_STEPS=$(CAPACITY_STEPS) $(GO) test -count=1 -timeout 10m -run '^TestCapacityInvariantRandomized$$' ./broker
 
 bench: deps ## run every benchmark once with -benchmem (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
