@@ -65,7 +65,7 @@ type Client struct {
 
 	newID func() []byte // base request ids; replaced in tests
 
-	window wire.Window        // the announced flow-control window
+	window wire.Window       // the announced flow-control window
 	flowMD map[string]string // the pairs announcing it; nil when flow control is off
 
 	anySpec *callSpec // template of anySpec
