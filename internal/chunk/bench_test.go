@@ -122,4 +122,3 @@ func BenchmarkAssembleBomb(b *testing.B) {
 		}
 	}
 }
-

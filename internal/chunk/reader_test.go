@@ -119,7 +119,6 @@ func TestReaderErrors(t *testing.T) {
 	}
 }
 
-
 // TestReaderBomb: a Reader holds no output, so a bomb refused at the cap
 // costs the decoder's state and one chunk, not the cap.
 func TestReaderBomb(t *testing.T) {
