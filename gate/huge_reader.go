@@ -60,9 +60,11 @@ type rawResult []byte
 // method gives an error with code InvalidArgument: use [Client.Stream].
 // The caller must Close the reader.
 //
-// The first message must arrive within the ctx deadline (or the client's
-// default timeout when ctx has none) and each next one within
-// Settings.ReplyTimeout of the previous while the reader waits for it.
+// Like a [Stream], the reader lives until the value ends, fails, ctx is
+// done, or Close: a ctx deadline bounds the whole read (and travels to the
+// worker as the call's budget). Each message must arrive within
+// Settings.ReplyTimeout of the previous one (the first one of the call),
+// not counting the time the producer waits for the reader's credit.
 func (c *Client) CallReader(ctx context.Context, method string, args ...any) (*HugeReader, error) {
 	args, kw := splitKW(args)
 	svc, fn := c.splitMethod(method)
@@ -79,14 +81,8 @@ func (c *Client) openReader(ctx context.Context, service, fn string, args []any,
 	if c.isClosing() {
 		return nil, ErrClosed
 	}
-	parent := ctx
-	var cancelTimeout context.CancelFunc = func() {}
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancelTimeout = context.WithTimeout(ctx, c.timeout)
-	}
 	req, err := c.newRequest(ctx, service, fn, args, kwargs)
 	if err != nil {
-		cancelTimeout()
 		return nil, err
 	}
 	spec := anySpec(c)
@@ -96,15 +92,12 @@ func (c *Client) openReader(ctx context.Context, service, fn string, args []any,
 	req.spec = spec
 	rctx, cancel := context.WithCancel(ctx)
 	r := &HugeReader{
-		c:   c,
-		ctx: rctx,
-		cancel: func() {
-			cancel()
-			cancelTimeout()
-		},
-		msgs: make(chan hugeMsg, 2),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		c:      c,
+		ctx:    rctx,
+		cancel: cancel,
+		msgs:   make(chan hugeMsg, 2),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	w := ReplyWriterFunc(func(ctx context.Context, rep *Reply) error {
 		var m hugeMsg
@@ -140,7 +133,9 @@ func (c *Client) openReader(ctx context.Context, service, fn string, args []any,
 			case <-r.stop:
 				err = errStreamClosed
 			default:
-				err = c.ctxError(parent, ctx, service, fn, err)
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					err = fmt.Errorf("gate: %s.%s: %w", service, fn, err)
+				}
 			}
 		}
 		r.err = err
