@@ -547,6 +547,54 @@ func TestClientHugeReader(t *testing.T) {
 			}
 		})
 	}
+	t.Run("paused reader", func(t *testing.T) {
+		rb := startRawBroker(t, true)
+		set := flowSettings(8, 64<<10)
+		set.ReplyTimeout = 300 * time.Millisecond
+		c := testClient(t, rb.endpoint, rb.zctx, WithSettings(set))
+		ctx := testCtx(t)
+		bodies, _ := hugeBodies(t, "gzip", value, 16<<10)
+		readc := make(chan error, 1)
+		go func() {
+			r, err := c.CallReader(ctx, "Svc.blob")
+			if err != nil {
+				readc <- err
+				return
+			}
+			defer r.Close()
+			buf := make([]byte, 1<<20)
+			if _, err := io.ReadFull(r, buf); err != nil {
+				readc <- err
+				return
+			}
+			time.Sleep(2 * set.ReplyTimeout) // the producer waits for credit meanwhile
+			n, err := io.Copy(io.Discard, r)
+			if err == nil && n+int64(len(buf)) != int64(len(value))+5 {
+				err = fmt.Errorf("read %d bytes, want %d", n+int64(len(buf)), len(value)+5)
+			}
+			readc <- err
+		}()
+		routing, req := rb.recvFn(t, ctx, "blob")
+		p := newWindowedPeer(t, rb, routing, req)
+		if !p.send(t, ctx, bodies...) {
+			t.Fatalf("cancelled: %v", <-readc)
+		}
+		if err := <-readc; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("streaming method", func(t *testing.T) {
+		rb := startRawBroker(t, true)
+		c := testClient(t, rb.endpoint, rb.zctx)
+		ctx := testCtx(t)
+		go func() {
+			routing, req := rb.recvFn(t, ctx, "gen")
+			rb.reply(routing, req, itemBody(t, 1)...)
+		}()
+		if _, err := c.CallReader(ctx, "Svc.gen"); CodeOf(err) != InvalidArgument || !strings.Contains(err.Error(), "Client.Stream") {
+			t.Fatalf("CallReader of a stream = %v, want InvalidArgument pointing to Client.Stream", err)
+		}
+	})
 	t.Run("single reply", func(t *testing.T) {
 		rb := startRawBroker(t, true)
 		c := testClient(t, rb.endpoint, rb.zctx)
