@@ -65,6 +65,9 @@ type Client struct {
 
 	newID func() []byte // base request ids; replaced in tests
 
+	window wire.Window       // the announced flow-control window
+	flowMD map[string]string // the pairs announcing it; nil when flow control is off
+
 	anySpec *callSpec // template of anySpec
 }
 
@@ -109,6 +112,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		done:     make(chan struct{}),
 		newID:    randomID,
 	}
+	c.window, c.flowMD = flowPairs(set)
 	c.anySpec = &callSpec{value: cd.Decode, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
 	if o.service != "" {
 		c.service = o.service
@@ -307,8 +311,19 @@ type callSpec struct {
 	// (0 = only ctx).
 	perMsg, first time.Duration
 	// collect: items are kept by the writer (Call) rather than handed to a
-	// reader, so the handler bounds their total size.
+	// reader, so the handler bounds their total size; an item counts as
+	// consumed once the writer took it.
 	collect bool
+	// reader: an application reads the items (Stream, HugeReader) and
+	// reports their consumption itself; a producer overrunning the
+	// window fails the call.
+	reader bool
+	// passHuge: HugeData chunks go to the writer undecompressed (as
+	// Reply.Value, a []byte) for a HugeReader to decompress.
+	passHuge bool
+	// cur is the call of the current attempt, set by roundTrip before any
+	// reply reaches the writer: a reader reports consumption to it.
+	cur *call
 }
 
 // anySpec returns a fresh copy of the client's generic spec (made once:
@@ -443,8 +458,9 @@ func (c *Client) roundTrip(ctx context.Context, req *Request, w ReplyWriter) err
 	spec := req.spec
 	if spec == nil { // a Request the middleware built from scratch
 		spec = anySpec(c)
+		spec.collect = true
 	}
-	meta := wire.RequestMeta{MD: req.Metadata}
+	meta := wire.RequestMeta{MD: c.requestMD(req.Metadata)}
 	if !req.Deadline.IsZero() {
 		meta.Budget = time.Until(req.Deadline)
 		if meta.Budget <= 0 {
@@ -452,13 +468,17 @@ func (c *Client) roundTrip(ctx context.Context, req *Request, w ReplyWriter) err
 		}
 	}
 	if len(meta.MD) > wire.MaxExtPairs {
-		return Errorf(InvalidArgument, "%d metadata entries, at most %d", len(meta.MD), wire.MaxExtPairs)
+		return Errorf(InvalidArgument, "%d metadata entries (%d of them for flow control), at most %d",
+			len(meta.MD), len(c.flowMD), wire.MaxExtPairs)
 	}
 	id := wire.EncodeRequestID(req.ID, meta)
 	if len(id) > wire.MaxExtLen {
 		return Errorf(InvalidArgument, "request id with metadata is %d bytes, at most %d", len(id), wire.MaxExtLen)
 	}
-	cl := newCall(id, req.Service, c.set.HugeDataMaxSize+4<<20)
+	maxBytes := c.set.HugeDataMaxSize + 4<<20
+	cl := newCall(id, req.Service, maxBytes)
+	cl.flow.init(c, spec, maxBytes)
+	spec.cur = cl
 	if err := c.pending.add(ctx, cl); err != nil {
 		return err
 	}
@@ -534,6 +554,9 @@ func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyW
 			if err := w.Send(ctx, &Reply{Kind: m.kind, Value: v, Body: m.body}); err != nil {
 				return err
 			}
+			if !spec.reader {
+				c.consumed(ctx, cl, 1, int64(len(m.payload)))
+			}
 
 		case ReplyStreamEnd:
 			return w.Send(ctx, &Reply{Kind: m.kind, Body: m.body})
@@ -551,6 +574,12 @@ func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyW
 			return e
 
 		case ReplyHugeChunk:
+			if spec.passHuge {
+				if err := w.Send(ctx, &Reply{Kind: m.kind, Value: m.payload, Body: m.body}); err != nil {
+					return err
+				}
+				continue
+			}
 			if asm == nil {
 				// The payload's msgpack header sizes the buffer once, and a
 				// header announcing more than HugeDataMaxSize fails at once.
@@ -563,11 +592,15 @@ func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyW
 			if err := asm.Write(m.payload); err != nil {
 				return hugeError(err)
 			}
+			c.consumed(ctx, cl, 1, int64(len(m.payload)))
 			if err := w.Send(ctx, &Reply{Kind: m.kind, Body: m.body}); err != nil {
 				return err
 			}
 
 		case ReplyHugeEnd:
+			if spec.passHuge {
+				return w.Send(ctx, &Reply{Kind: m.kind, Body: m.body})
+			}
 			if asm == nil {
 				return Errorf(Internal, "huge reply: end marker without data")
 			}

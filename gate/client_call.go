@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gaterpc/gate/internal/bounded"
+	"github.com/gaterpc/gate/internal/wire"
 )
 
 // inbound is one reply message for a call, as the client loop hands it
@@ -23,7 +24,8 @@ type inbound struct {
 //
 // The loop only appends (never blocks); the caller's goroutine pops,
 // decodes and decompresses. The queue is bounded by maxBytes (body bytes
-// plus msgOverhead per message); an overflow fails the call with
+// plus msgOverhead per message) and, for a reader the application drives,
+// by the call's window (see callFlow); an overflow fails the call with
 // ResourceExhausted (see [Stream] for why the loop cannot wait instead).
 type call struct {
 	key     string // string(id): the pending-table key
@@ -31,6 +33,7 @@ type call struct {
 	service string
 
 	maxBytes int64
+	flow     callFlow
 
 	mu     sync.Mutex
 	q      []inbound
@@ -67,6 +70,13 @@ func (c *call) push(m inbound) bool {
 	if c.err != nil || c.final {
 		return true // already finished; late messages are dropped
 	}
+	if m.kind == wire.ReplyStreamItem || m.kind == wire.ReplyHugeChunk {
+		if err := c.flow.received(m.kind, int64(len(m.payload))); err != nil {
+			c.err = err
+			c.wake()
+			return false
+		}
+	}
 	n := msgCost(m)
 	if c.bytes+n > c.maxBytes {
 		c.err = Errorf(ResourceExhausted, "reply buffer full: %d messages, %d bytes unread", len(c.q)-c.head, c.bytes)
@@ -94,7 +104,8 @@ func (c *call) fail(err error) {
 }
 
 // next returns the next message, waiting until ctx is done or, when
-// timeout > 0, for at most timeout. timer is reused across calls.
+// timeout > 0, for at most timeout while the producer may send (see
+// callFlow.stalled). timer is reused across calls.
 func (c *call) next(ctx context.Context, timeout time.Duration, timer **time.Timer) (inbound, error) {
 	for {
 		c.mu.Lock()
@@ -117,14 +128,20 @@ func (c *call) next(ctx context.Context, timeout time.Duration, timer **time.Tim
 			c.mu.Unlock()
 			return inbound{}, err
 		}
+		// A producer waiting for credit is not late: the timeout runs only
+		// while the window has room (a grant wakes this wait).
+		wait := timeout
+		if c.flow.stalled() {
+			wait = 0
+		}
 		c.mu.Unlock()
 
 		var expired <-chan time.Time
-		if timeout > 0 {
+		if wait > 0 {
 			if *timer == nil {
-				*timer = time.NewTimer(timeout)
+				*timer = time.NewTimer(wait)
 			} else {
-				(*timer).Reset(timeout)
+				(*timer).Reset(wait)
 			}
 			expired = (*timer).C
 		}

@@ -1,8 +1,10 @@
 package gate_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"time"
@@ -35,6 +37,9 @@ func exampleStack(zctx *zmq.Context, name string) (frontend string, stop func())
 				}
 			}
 		}, nil
+	})
+	_ = gate.Func1(svc, "blob", func(_ context.Context, n int) (gate.HugeValue, error) {
+		return gate.Huge(bytes.Repeat([]byte("x"), n)), nil
 	})
 	w, err := svc.NewWorker(backend, gate.WithZMQContext(zctx), gate.WithLogger(quiet))
 	if err != nil {
@@ -120,4 +125,37 @@ func ExampleClient_Stream() {
 	// item 0
 	// item 1
 	// item 2
+}
+
+func ExampleClient_CallReader() {
+	zctx, _ := zmq.NewContext()
+	defer zctx.Term()
+	frontend, stop := exampleStack(zctx, "example-reader")
+	defer stop()
+
+	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitReady(ctx, c)
+
+	// A HugeData reply, read as it arrives rather than held whole.
+	r, err := c.CallReader(ctx, "Demo.blob", 3<<20)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer r.Close()
+	body, size, err := gate.ReadBinary(r) // the value is one bytes
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	n, err := io.Copy(io.Discard, body)
+	fmt.Println(size, n, err)
+	// Output: 3145728 3145728 <nil>
 }

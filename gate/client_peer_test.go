@@ -71,6 +71,9 @@ func (rb *rawBroker) run(ready chan<- error) {
 		err = s.SetLinger(0)
 	}
 	if err == nil {
+		err = s.SetSndhwm(0) // a producer without a window must not lose replies here
+	}
+	if err == nil {
 		err = s.Bind(rb.endpoint)
 	}
 	ready <- err

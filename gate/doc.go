@@ -79,6 +79,15 @@
 // variables) and individual options on top. [CommonOption] values work
 // for clients and workers alike.
 //
+// # Streams, huge replies and flow control
+//
+// A client reads a stream item by item with [Client.Stream] and a huge
+// value as a byte stream with [Client.CallReader] (and [ReadBinary] for a
+// bytes value). Between gate peers the reader grants its producer a
+// credit window (Settings.StreamReplyMaxSize items, Settings.FlowWindowBytes
+// bytes; docs/flow-control.md), so a slow reader slows the producer down
+// instead of failing or buffering without bound.
+//
 // # Concurrency
 //
 // Each Client and Worker owns one ZeroMQ socket driven by one goroutine;

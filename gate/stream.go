@@ -7,6 +7,8 @@ import (
 	"io"
 	"iter"
 	"sync"
+
+	"github.com/gaterpc/gate/internal/wire"
 )
 
 // Stream is the reply of a streaming method (a worker generator), read
@@ -23,19 +25,28 @@ import (
 //
 // Flow control: one socket carries every call of a Client, so the client
 // loop cannot stop reading for one slow stream (the Python client blocks
-// its whole receive loop instead, stalling every other call). Items are
-// therefore buffered: up to Settings.StreamReplyMaxSize decoded items in
-// the Stream, and behind them undecoded messages up to
-// Settings.HugeDataMaxSize bytes. A reader that falls further behind gets
-// an error with code ResourceExhausted, and the request is cancelled at the
-// broker. Each item must arrive within Settings.ReplyTimeout of the
+// its whole receive loop instead, stalling every other call). The stream
+// instead grants its producer a window (docs/flow-control.md): at most
+// Settings.StreamReplyMaxSize items and Settings.FlowWindowBytes payload
+// bytes beyond what Recv has returned. A gate worker behind a gate broker
+// waits for the reader, so a slow reader never fails and never buffers
+// more than one window. A producer that does not honour the window (a
+// gaterpc 0.2.12 worker or broker in the path, or FlowWindowBytes = 0, in
+// which case the byte half of the window is Settings.HugeDataMaxSize)
+// fails the stream with code ResourceExhausted ("stream reader too slow")
+// when it gets a window ahead of the reader, and the request is cancelled
+// at the broker. Each item must arrive within Settings.ReplyTimeout of the
 // previous one (the first one of the call), else the stream fails with
-// [ErrTimeout].
+// [ErrTimeout]; a paused reader does not count against it.
 //
 // Close (or breaking out of the range loop over All) drops the request and
 // sends Gate.cancel to the broker, which stops a gate worker's generator.
 // Recv and All are for one goroutine; Close may be called from any.
 type Stream struct {
+	c *Client
+	// ctx is the call's context, kept for the credits Recv sends (like
+	// grpc's ClientStream).
+	ctx    context.Context
 	items  chan streamItem
 	stop   chan struct{}
 	done   chan struct{}
@@ -47,7 +58,9 @@ type Stream struct {
 }
 
 type streamItem struct {
-	v any
+	v  any
+	cl *call // the call it arrived on (credit), nil if not a stream item
+	n  int64 // payload bytes
 }
 
 // Stream calls a streaming method and returns the stream of its items.
@@ -77,9 +90,12 @@ func (c *Client) openStream(ctx context.Context, service, fn string, args []any,
 		return nil, err
 	}
 	spec.first = c.set.ReplyTimeout
+	spec.reader = true
 	req.spec = spec
 	sctx, cancel := context.WithCancel(ctx)
 	s := &Stream{
+		c:      c,
+		ctx:    sctx,
 		items:  make(chan streamItem, c.set.StreamReplyMaxSize),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -91,8 +107,14 @@ func (c *Client) openStream(ctx context.Context, service, fn string, args []any,
 			if r.Err != nil {
 				return nil // reported by the handler's status
 			}
+			it := streamItem{v: r.Value}
+			if r.Kind == ReplyStreamItem {
+				if k, p := wire.ClassifyReply(r.Body); k == ReplyStreamItem {
+					it.cl, it.n = spec.cur, int64(len(p))
+				}
+			}
 			select {
-			case s.items <- streamItem{v: r.Value}:
+			case s.items <- it:
 				return nil
 			case <-s.stop:
 				return errStreamClosed
@@ -138,6 +160,9 @@ func (s *Stream) Recv() (any, error) {
 	}
 	it, ok := <-s.items
 	if ok {
+		if it.cl != nil {
+			s.c.consumed(s.ctx, it.cl, 1, it.n)
+		}
 		return it.v, nil
 	}
 	<-s.done

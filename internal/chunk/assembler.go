@@ -208,21 +208,29 @@ func (a *Assembler) release() {
 // choose picks the decoder from the buffered prefix.
 func (a *Assembler) choose() error {
 	a.chosen = true
-	prefix := a.in.peek(SniffLen)
+	c, name, err := pick(&a.o, a.in.peek(SniffLen))
+	if err != nil {
+		return err
+	}
+	a.name, a.o.comp = name, c
+	return nil
+}
+
+// pick chooses the decompressor for a payload starting with prefix: the
+// sniffed format, else the configured compressor (refused if that format
+// has a magic number the prefix lacks).
+func pick(o *options, prefix []byte) (Compressor, string, error) {
 	if name, ok := Sniff(prefix); ok {
 		c, ok := Lookup(name)
 		if !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownCompressor, name)
+			return nil, "", fmt.Errorf("%w: %q", ErrUnknownCompressor, name)
 		}
-		a.name = name
-		a.o.comp = c
-		return nil
+		return c, name, nil
 	}
-	if a.o.name != "" && hasMagic(canonical(a.o.name)) {
-		return fmt.Errorf("%w: not %s (starts %x)", ErrCorrupt, canonical(a.o.name), prefix)
+	if o.name != "" && hasMagic(canonical(o.name)) {
+		return nil, "", fmt.Errorf("%w: not %s (starts %x)", ErrCorrupt, canonical(o.name), prefix)
 	}
-	a.name = a.o.name
-	return nil
+	return o.comp, o.name, nil
 }
 
 func canonical(name string) string {

@@ -2,6 +2,9 @@ package chunk
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -66,6 +69,55 @@ func BenchmarkAssemble(b *testing.B) {
 				if out, _ := Join(chunks); !bytes.Equal(out, in) {
 					b.Fatal("round trip mismatch")
 				}
+			})
+		}
+	}
+}
+
+// BenchmarkAssembleBomb feeds decompression bombs (128 MiB of zeros,
+// compressed, in 256 KiB chunks) to an Assembler capped at 32 MiB and
+// reports the bytes allocated per refused bomb, also as a multiple of the
+// cap (alloc/cap): the cap must cost the cap plus a small constant.
+// "bin" starts with a msgpack bin32 header that announces just under the
+// cap (the size-hint path), "raw" has no header.
+func BenchmarkAssembleBomb(b *testing.B) {
+	const limit, size = 32 << 20, 128 << 20
+	for _, name := range []string{GzipName, ZstdName} {
+		for _, shape := range []string{"bin", "raw"} {
+			b.Run(name+"/"+shape, func(b *testing.B) {
+				raw := make([]byte, size)
+				if shape == "bin" {
+					raw[0] = 0xc6
+					binary.BigEndian.PutUint32(raw[1:], limit-5)
+				}
+				chunks, err := Split(raw, WithCompression(name), WithChunkSize(256<<10))
+				if err != nil {
+					b.Fatal(err)
+				}
+				raw = nil
+				b.ReportAllocs()
+				var ms0, ms1 runtime.MemStats
+				runtime.ReadMemStats(&ms0)
+				for b.Loop() {
+					a, err := NewAssembler(WithCompression(name), WithMaxSize(limit), WithSizeHint(binHint))
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, c := range chunks {
+						if err = a.Write(c); err != nil {
+							break
+						}
+					}
+					if err == nil {
+						_, err = a.Finish()
+					}
+					if !errors.Is(err, ErrTooLarge) {
+						b.Fatalf("bomb: %v, want ErrTooLarge", err)
+					}
+					_ = a.Close()
+				}
+				runtime.ReadMemStats(&ms1)
+				b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(b.N)/limit, "alloc/cap")
 			})
 		}
 	}
