@@ -63,6 +63,12 @@ type callFlow struct {
 	// the announced window, or, with flow control off, StreamReplyMaxSize
 	// items and the call's byte cap.
 	win wire.Window
+	// limit bounds what a stream reader buffers from a producer that does
+	// not honour win (a 0.2.12 worker or broker in the path): a budget of
+	// streamBudgetItems windows of items and at least streamBudgetBytes
+	// bytes, within the call's byte cap. A producer that honours win never
+	// comes near it.
+	limit wire.Window
 	// credit: the window was announced; grant credit as messages are
 	// consumed.
 	credit bool
@@ -77,28 +83,40 @@ type callFlow struct {
 	grantItems, grantBytes atomic.Int64 // last credit sent
 }
 
+// The budget of a stream reader towards a producer without flow control
+// (docs/flow-control.md §6): streamBudgetItems windows of items and at
+// least streamBudgetBytes bytes.
+const (
+	streamBudgetItems = 16
+	streamBudgetBytes = 64 << 20
+)
+
 func (f *callFlow) init(c *Client, spec *callSpec, maxBytes int64) {
 	if c.flowMD != nil {
 		f.win, f.credit = c.window, true
 	} else {
 		f.win = wire.Window{Items: int64(c.set.StreamReplyMaxSize), Bytes: maxBytes}
 	}
+	f.limit = wire.Window{
+		Items: streamBudgetItems * f.win.Items,
+		Bytes: min(maxBytes, max(streamBudgetItems*f.win.Bytes, streamBudgetBytes)),
+	}
 	f.strict = spec.reader
 }
 
 // received counts one stream item or HugeData chunk of n payload bytes
 // (loop goroutine, under call.mu). For an application reader, a stream
-// item that no producer honouring the window could have sent (the reader
-// has not consumed enough) fails the call. HugeData chunks are never
+// item beyond the budget of a producer that does not honour the window
+// (limit) fails the call; one that honours it never gets there. HugeData chunks are never
 // refused here: from a producer without flow control (0.2.12) they are
 // bounded by the call's byte cap.
 func (f *callFlow) received(kind wire.ReplyKind, n int64) error {
 	if f.strict && kind == wire.ReplyStreamItem {
 		consumed := wire.Credit{Items: f.items.Load(), Bytes: f.bytes.Load()}
-		if !f.win.MaySend(f.recv, consumed) {
+		if !f.limit.MaySend(f.recv, consumed) {
 			o := consumed.Outstanding(f.recv)
-			return Errorf(ResourceExhausted, "stream reader too slow: %d items, %d bytes unread (window %d items, %d bytes)",
-				o.Items, o.Bytes, f.win.Items, f.win.Bytes)
+			return Errorf(ResourceExhausted, "stream reader too slow: %d items, %d bytes unread (limit %d items, %d bytes for a producer without flow control)",
+				o.Items, o.Bytes, f.limit.Items, f.limit.Bytes)
 		}
 	}
 	f.recv.Items++

@@ -419,8 +419,8 @@ func TestClientFlowSlowReader(t *testing.T) {
 
 // TestClientStreamProducerWithoutWindow: a producer that ignores the
 // window (a gaterpc 0.2.12 worker or broker) fails the stream with
-// ResourceExhausted once it is a window ahead of the reader, with flow
-// control on or off; the request is cancelled.
+// ResourceExhausted once it is 16 windows of items ahead of the reader
+// (the §6 budget), with flow control on or off; the request is cancelled.
 func TestClientStreamProducerWithoutWindow(t *testing.T) {
 	for _, windowBytes := range []int64{0, 1 << 20} {
 		t.Run(fmt.Sprint("FlowWindowBytes=", windowBytes), func(t *testing.T) {
@@ -433,7 +433,7 @@ func TestClientStreamProducerWithoutWindow(t *testing.T) {
 			}
 			defer s.Close()
 			routing, req := rb.recvFn(t, ctx, "gen")
-			for i := range 500 {
+			for i := range 2000 {
 				rb.reply(routing, req, itemBody(t, i)...)
 			}
 			_, cr := rb.recvFn(t, ctx, "cancel") // the client gave up on its own
@@ -452,8 +452,8 @@ func TestClientStreamProducerWithoutWindow(t *testing.T) {
 				}
 				got++
 			}
-			if got != 100 || CodeOf(last) != ResourceExhausted || !strings.Contains(last.Error(), "stream reader too slow") {
-				t.Fatalf("%d items then %v; want the 100-item window then ResourceExhausted: stream reader too slow", got, last)
+			if got != 16*100 || CodeOf(last) != ResourceExhausted || !strings.Contains(last.Error(), "stream reader too slow") {
+				t.Fatalf("%d items then %v; want the 1600-item budget then ResourceExhausted: stream reader too slow", got, last)
 			}
 		})
 	}

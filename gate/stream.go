@@ -34,7 +34,8 @@ import (
 // gaterpc 0.2.12 worker or broker in the path, or FlowWindowBytes = 0, in
 // which case the byte half of the window is Settings.HugeDataMaxSize)
 // fails the stream with code ResourceExhausted ("stream reader too slow")
-// when it gets a window ahead of the reader, and the request is cancelled
+// when it gets 16 windows ahead of the reader (at least 64 MiB, at most
+// HugeDataMaxSize), and the request is cancelled
 // at the broker. Each item must arrive within Settings.ReplyTimeout of the
 // previous one (the first one of the call), else the stream fails with
 // [ErrTimeout]; a paused reader does not count against it.
