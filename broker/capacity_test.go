@@ -88,7 +88,7 @@ func TestCapacityInvariantRandomized(t *testing.T) {
 // capSteps is the number of steps per mode when GATE_CAPACITY_STEPS is
 // not set: 400,000 steps in all, about a minute under -race on a loaded
 // 2-core machine (each step is a few messages through the broker).
-const capSteps = 200_000
+const capSteps = 50_000
 
 type heldReq struct {
 	client, rid []byte
