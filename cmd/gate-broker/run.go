@@ -243,6 +243,11 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 
 	errc := make(chan error, 1)
 	go func() { errc <- br.Serve(context.Background()) }()
+	// libzmq's per-connection memory goes back to the OS after clients leave.
+	trimCtx, stopTrim := context.WithCancel(context.Background())
+	trimDone := make(chan struct{})
+	go func() { defer close(trimDone); broker.TrimNativeMemory(trimCtx, broker.DefaultNativeTrimInterval) }()
+	defer func() { stopTrim(); <-trimDone }()
 	select {
 	case err = <-errc: // failed to start or stopped by itself
 	case <-ctx.Done():
