@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,9 +85,11 @@ func (e *hostile) settled(t *testing.T, workers int) broker.Stats {
 	st := waitStats(t, e.h, "the broker idle", func(st broker.Stats) bool {
 		return st.Requests == 0 && st.InFlight == 0 && st.Buffered == 0 && st.Workers == workers
 	})
-	if h := heapInuse(); h > e.heap0+64<<20 {
+	h := heapInuse()
+	if h > e.heap0+64<<20 {
 		t.Errorf("Go heap in use %.1f MB after the attack, %.1f MB before", mib(h), mib(e.heap0))
 	}
+	t.Logf("after the attack: Go heap in use %.1f MB (%.1f MB before); test process %s", mib(h), mib(e.heap0), procMem())
 	return st
 }
 
@@ -123,4 +126,20 @@ func countDisconnects(w *gatetest.RawWorker, d time.Duration) int {
 		}
 	}
 	return n
+}
+
+// procMem is this process's VmRSS and VmHWM (peak) from /proc, for the
+// log: the broker under test runs in this process.
+func procMem() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "(no /proc)"
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") || strings.HasPrefix(line, "VmHWM:") {
+			out = append(out, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return strings.Join(out, ", ")
 }

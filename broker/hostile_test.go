@@ -151,7 +151,7 @@ func TestHostile(t *testing.T) {
 	t.Run("READY flood", func(t *testing.T) {
 		const maxServices = 32
 		env := startHostile(t, broker.WithMaxServices(maxServices))
-		n := scale(200, 3000)
+		n := scale(200, 900) // one zmq context: ZMQ_MAX_SOCKETS is 1023
 		flood := make([]*gatetest.RawWorker, n)
 		for i := range flood {
 			flood[i] = env.h.RawWorker(t)
