@@ -18,7 +18,7 @@ const DefaultNativeTrimInterval = 10 * time.Second
 // libzmq allocates each connection's pipes and buffers from the C heap.
 // After thousands of clients connect and leave, glibc keeps that freed
 // memory, so a broker's RSS stays near its peak and creeps up with each
-// wave of clients although the Go heap is small (docs/reliability.md:
+// wave of clients although the Go heap is small (docs/soak.md:
 // 5,000 clients per cycle left 330 MB after five cycles; with the
 // trimmer RSS falls back to ~30 MB within one interval). Run it next to
 // Serve in processes that face many short-lived clients:

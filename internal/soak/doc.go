@@ -12,5 +12,5 @@
 //
 // make soak, make scale and make churn run the full sizes through
 // cmd/gate-soak; the package's tests run small sizes in the normal test
-// run (docs/reliability.md lists the figures).
+// run (docs/soak.md lists the figures).
 package soak
