@@ -107,3 +107,18 @@ compose-test: ## build the image on local Debian base images, start the compose 
 	echo "compose-test: base images ready in $$(( $$(date +%s) - t0 ))s"; \
 	export GO_IMAGE RUNTIME_IMAGE PROMETHEUS_IMAGE GATE_COMPOSE_TEST=1; \
 	cd deploy && $(GO) test -count=1 -v -timeout $(COMPOSE_TIMEOUT) -run '^TestComposeStack$$' .
+
+# Long runs with real processes on 127.0.0.1 (internal/soak, cmd gate-soak);
+# the test run covers small sizes. SOAK_FLAGS passes extra flags.
+SOAK_FLAGS ?=
+
+.PHONY: soak scale churn
+
+soak: deps ## 1,000,000 echo calls + 10,000 streams through gate-broker and 2 gate-demo-workers; RSS/goroutines sampled; fails on any error or growth
+	$(GO) run ./internal/soak/cmd/gate-soak soak $(SOAK_FLAGS)
+
+scale: deps ## 1,000 idle workers + 10,000 idle clients (4 peer processes) on one broker; reports its idle CPU and RSS
+	$(GO) run ./internal/soak/cmd/gate-soak scale $(SOAK_FLAGS)
+
+churn: deps ## 5 waves of 5,000 clients that connect, call and leave; the broker's RSS after each wave
+	$(GO) run ./internal/soak/cmd/gate-soak churn $(SOAK_FLAGS)

@@ -877,11 +877,6 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 		l.disconnect(id)
 		return
 	}
-	capacity := m.Capacity
-	if capacity > l.opts.limits.maxCapacity {
-		capacity = l.opts.limits.maxCapacity
-		l.drop("backend", "capacity_clamped")
-	}
 	s := l.services[m.Service]
 	if s == nil {
 		if !l.roomForService() {
@@ -892,6 +887,12 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 		s = &service{name: m.Service, desc: m.Description}
 		l.services[m.Service] = s
 		l.order = append(l.order, m.Service)
+	}
+	// Counted only for a READY that is accepted.
+	capacity := m.Capacity
+	if capacity > l.opts.limits.maxCapacity {
+		capacity = l.opts.limits.maxCapacity
+		l.drop("backend", "capacity_clamped")
 	}
 	s.emptySince = time.Time{}
 	w = &worker{

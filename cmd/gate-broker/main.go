@@ -10,7 +10,9 @@
 // (gate.Settings.Timeout, 0.2.12's TIMEOUT), -hwm GATE_HWM, -queue-limit
 // GATE_QUEUE_LIMIT, -max-msg-size GATE_MAX_MSG_SIZE, -shutdown-timeout
 // GATE_SHUTDOWN_TIMEOUT, -metrics-addr GATE_METRICS_ADDR, -pprof
-// GATE_PPROF, -log-level GATE_LOG_LEVEL, -log-format GATE_LOG_FORMAT
+// GATE_PPROF, -native-trim GATE_NATIVE_TRIM (period at which libzmq's
+// freed C heap goes back to the OS; 0 turns it off), -log-level
+// GATE_LOG_LEVEL, -log-format GATE_LOG_FORMAT
 // (auto: tint text on a terminal, JSON otherwise). Every GATE_* variable
 // of gate.SettingsFromEnv is validated; a malformed or invalid value, or
 // a flag out of range (-heartbeat 0, -shutdown-timeout -1s), exits 2

@@ -40,6 +40,7 @@ type config struct {
 	PeerBufMsgs     int
 	PeerBufBytes    int64
 	ShutdownTimeout time.Duration
+	NativeTrim      time.Duration // period of broker.TrimNativeMemory; 0: off
 	MetricsAddr     string
 	Pprof           bool
 	LogLevel        string
@@ -101,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	peerBytes := f.Int("peer-buffer-bytes", "GATE_PEER_BUFFER_BYTES", broker.DefaultPeerBufferBytes,
 		"bytes held for one peer whose pipe is full, all replies counted, > 0 (-1 = no byte limit)")
 	shutdown := f.Duration("shutdown-timeout", "GATE_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "graceful drain limit on SIGINT/SIGTERM, > 0")
+	nativeTrim := f.Duration("native-trim", "GATE_NATIVE_TRIM", broker.DefaultNativeTrimInterval, "period at which libzmq's freed C heap is returned to the OS (glibc malloc_trim), >= 0 (0: never)")
 	metricsAddr := f.String("metrics-addr", "GATE_METRICS_ADDR", "", "listen address of /metrics, /healthz and /readyz (e.g. :9100); empty: no HTTP server")
 	pprof := f.Bool("pprof", "GATE_PPROF", false, "also serve /debug/pprof/ on -metrics-addr (keep that address private)")
 	logLevel := f.String("log-level", "GATE_LOG_LEVEL", "info", "debug, info, warn or error")
@@ -111,7 +113,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	curve()
 	c.Frontend, c.Backend, c.QueueLimit, c.MaxMsgSize = *frontend, *backend, *queueLimit, int64(*maxMsg)
-	c.ShutdownTimeout, c.MetricsAddr, c.Pprof = *shutdown, *metricsAddr, *pprof
+	c.ShutdownTimeout, c.MetricsAddr, c.Pprof, c.NativeTrim = *shutdown, *metricsAddr, *pprof, *nativeTrim
 	c.PeerBufMsgs, c.PeerBufBytes = *peerMsgs, int64(*peerBytes)
 	c.LogLevel, c.LogFormat = *logLevel, strings.ToLower(*logFormat)
 	switch {
@@ -135,6 +137,8 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return c, cli.Usagef("-peer-buffer-bytes %d: want > 0, or -1 for no byte limit", c.PeerBufBytes)
 	case c.ShutdownTimeout <= 0:
 		return c, cli.Usagef("-shutdown-timeout %v: want > 0", c.ShutdownTimeout)
+	case c.NativeTrim < 0:
+		return c, cli.Usagef("-native-trim %v: want >= 0", c.NativeTrim)
 	}
 	if _, err := cli.LogLevel(c.LogLevel); err != nil {
 		return c, cli.UsageError{Err: err}
@@ -256,6 +260,11 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 
 	errc := make(chan error, 1)
 	go func() { errc <- br.Serve(context.Background()) }()
+	// libzmq's per-connection memory goes back to the OS after clients leave.
+	trimCtx, stopTrim := context.WithCancel(context.Background())
+	trimDone := make(chan struct{})
+	go func() { defer close(trimDone); broker.TrimNativeMemory(trimCtx, cfg.NativeTrim) }()
+	defer func() { stopTrim(); <-trimDone }()
 	select {
 	case err = <-errc: // failed to start or stopped by itself
 	case <-ctx.Done():

@@ -137,6 +137,7 @@ func TestConfig(t *testing.T) {
 		{"zero hwm", nil, map[string]string{"GATE_HWM": "0"}, nil, 2, "-hwm 0"},
 		{"zero max msg size", []string{"-max-msg-size", "0"}, nil, nil, 2, "-max-msg-size 0"},
 		{"negative shutdown timeout", []string{"-shutdown-timeout", "-1s"}, nil, nil, 2, "-shutdown-timeout -1s"},
+		{"negative native trim", []string{"-native-trim", "-1s"}, nil, nil, 2, "-native-trim -1s"},
 		{"bad log format", []string{"-log-format", "xml"}, nil, nil, 2, "xml"},
 		{"bad log level", []string{"-log-level", "loud"}, nil, nil, 2, "loud"},
 	}
