@@ -31,6 +31,10 @@ type config struct {
 	HugeSizes      []int         `json:"huge_sizes"`
 	HugeCalls      int           `json:"huge_calls"`
 	HugeCompress   []string      `json:"huge_compress"`
+	HugeReader     []int         `json:"huge_reader_sizes"`
+	SlowSize       int           `json:"slow_reader_size"`
+	SlowRate       float64       `json:"slow_reader_rate"`
+	Pause          time.Duration `json:"pause_ns"`
 	Timeout        time.Duration `json:"timeout_ns"`
 
 	brokerBin, workerBin string
@@ -76,6 +80,10 @@ func parseConfig(args []string) (*config, error) {
 	hugeSizes := fs.String("huge-sizes", "8388608,100000000", "HugeData reply sizes in bytes (demo.blob, comma-separated); empty: no HugeData rows")
 	fs.IntVar(&c.HugeCalls, "huge-calls", 1, "HugeData calls per run")
 	compress := fs.String("huge-compress", "gzip,zstd", "HugeData compressors (the worker's GATE_HUGE_DATA_COMPRESS)")
+	hugeReader := fs.String("huge-reader-sizes", "100000000", "HugeData reply sizes read with Client.CallReader (streamed), every compressor; empty: none")
+	fs.IntVar(&c.SlowSize, "slow-reader-size", 1<<30, "HugeData reply (zstd) read by a reader limited to -slow-reader-rate, once (round 1); 0: none")
+	fs.Float64Var(&c.SlowRate, "slow-reader-rate", 10e6, "bytes/s of the -slow-reader-size reader")
+	fs.DurationVar(&c.Pause, "pause", 60*time.Second, "endless stream whose reader stops this long, then resumes, once (round 1); 0: none")
 	fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "bound of the whole run")
 	fs.StringVar(&c.brokerBin, "gate-broker", "bin/gate-broker", "gate-broker binary (go build ../cmd/gate-broker)")
 	fs.StringVar(&c.workerBin, "gate-demo-worker", "bin/gate-demo-worker", "gate-demo-worker binary (go build ../cmd/gate-demo-worker)")
@@ -102,6 +110,9 @@ func parseConfig(args []string) (*config, error) {
 	}
 	if c.HugeSizes, err = ints(*hugeSizes); err != nil {
 		return nil, fmt.Errorf("-huge-sizes: %w", err)
+	}
+	if c.HugeReader, err = ints(*hugeReader); err != nil {
+		return nil, fmt.Errorf("-huge-reader-sizes: %w", err)
 	}
 	if c.StreamInflight, err = ints(*streamInflight); err != nil {
 		return nil, fmt.Errorf("-stream-inflight: %w", err)
@@ -482,9 +493,18 @@ func (d *driver) countRuns() int {
 	}
 	if d.cfg.has("gate") {
 		n += len(d.cfg.StreamInflight)
-		n += len(d.cfg.HugeCompress) * len(d.cfg.HugeSizes)
+		n += len(d.cfg.HugeCompress) * (len(d.cfg.HugeSizes) + len(d.cfg.HugeReader))
 	}
-	return n * d.cfg.Rounds
+	n *= d.cfg.Rounds
+	if d.cfg.has("gate") {
+		if d.cfg.SlowSize > 0 {
+			n++
+		}
+		if d.cfg.Pause > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // runRound runs every workload once on every system, in an order that
@@ -515,17 +535,53 @@ func (d *driver) runRound(ctx context.Context, round int) {
 			d.rep.addStream(n, d.cfg.StreamSize, round, res, err)
 			d.progress(round, fmt.Sprintf("stream x%d %dB", n, d.cfg.StreamSize), res, err)
 		}
+		var kinds []hugeKind
 		for _, size := range d.cfg.HugeSizes {
 			for _, comp := range d.cfg.HugeCompress {
-				if ctx.Err() != nil {
-					return
-				}
-				h, err := d.runHuge(ctx, comp, size)
-				d.rep.addHuge(comp, size, round, h, err)
-				d.progress(round, fmt.Sprintf("huge %s %s", comp, sizeName(size)), h.Client, err)
+				kinds = append(kinds, hugeKind{comp: comp, size: size})
 			}
 		}
+		for _, size := range d.cfg.HugeReader {
+			for _, comp := range d.cfg.HugeCompress {
+				kinds = append(kinds, hugeKind{comp: comp, size: size, reader: true})
+			}
+		}
+		if round == 1 && d.cfg.SlowSize > 0 {
+			kinds = append(kinds, hugeKind{comp: "zstd", size: d.cfg.SlowSize, reader: true, rate: d.cfg.SlowRate})
+		}
+		for _, k := range kinds {
+			if ctx.Err() != nil {
+				return
+			}
+			h, err := d.runHuge(ctx, k)
+			d.rep.addHuge(k, round, h, err)
+			d.progress(round, "huge "+k.String(), h.Client, err)
+		}
+		if round == 1 && d.cfg.Pause > 0 && ctx.Err() == nil {
+			h, err := d.runPause(ctx, d.cfg.Pause)
+			d.rep.addPause(d.cfg.Pause, h, err)
+			d.progress(round, fmt.Sprintf("stream paused %s", d.cfg.Pause), h.Client, err)
+		}
 	}
+}
+
+// hugeKind is one HugeData workload.
+type hugeKind struct {
+	comp   string
+	size   int
+	reader bool    // Client.CallReader instead of Client.Call
+	rate   float64 // reader bytes/s, 0 = unlimited
+}
+
+func (k hugeKind) String() string {
+	s := k.comp + " " + sizeName(k.size)
+	if k.reader {
+		s += " reader"
+	}
+	if k.rate > 0 {
+		s += fmt.Sprintf(" @%.0f MB/s", k.rate/1e6)
+	}
+	return s
 }
 
 // runClient runs one client process against s and returns its result.
@@ -592,10 +648,31 @@ type hugeRun struct {
 	WorkerIdleKB, WorkerKB int64
 }
 
-func (d *driver) runHuge(ctx context.Context, comp string, size int) (hugeRun, error) {
+func (d *driver) runHuge(ctx context.Context, k hugeKind) (hugeRun, error) {
+	args := []string{"-mode", "huge", "-size", strconv.Itoa(k.size), "-calls", strconv.Itoa(d.cfg.HugeCalls), "-duration", "1ns"}
+	if k.reader {
+		args = append(args, "-reader", "-rate", strconv.FormatFloat(k.rate, 'f', -1, 64))
+	}
+	return d.runFresh(ctx, "huge-"+k.comp, k.comp, k.size, args)
+}
+
+// runPause runs the endless stream whose reader pauses, on a broker and
+// worker of its own.
+func (d *driver) runPause(ctx context.Context, pause time.Duration) (hugeRun, error) {
+	return d.runFresh(ctx, "pause", "gzip", 0, []string{"-mode", "pause", "-pause", pause.String(), "-duration", "3s"})
+}
+
+// runFresh starts a broker and a demo worker for one gate-client run and
+// reads their idle and peak RSS around it. size (the HugeData reply, 0 for
+// none) raises the client's HugeDataMaxSize when it needs more than the
+// default.
+func (d *driver) runFresh(ctx context.Context, name, comp string, size int, args []string) (hugeRun, error) {
 	var h hugeRun
 	env := append(baseEnv(), "GATE_HUGE_DATA_COMPRESS="+comp)
-	s, err := d.startGate(ctx, "huge-"+comp, env, false, nil)
+	if size > 200<<20 {
+		env = append(env, "GATE_HUGE_DATA_MAX_SIZE="+strconv.Itoa(size+(1<<20)))
+	}
+	s, err := d.startGate(ctx, name, env, false, nil)
 	if err != nil {
 		return h, err
 	}
@@ -616,8 +693,19 @@ func (d *driver) runHuge(ctx context.Context, comp string, size int) (hugeRun, e
 		return h, ctx.Err()
 	}
 	h.BrokerIdleKB, h.WorkerIdleKB = procKB(s.broker.pid(), "VmRSS"), procKB(s.worker.pid(), "VmRSS")
-	h.Client, err = d.runClient(ctx, s.stack, []string{"-mode", "huge", "-size", strconv.Itoa(size),
-		"-calls", strconv.Itoa(d.cfg.HugeCalls), "-duration", "1ns"}, 0)
+	var budget time.Duration
+	for i, a := range args {
+		switch {
+		case a == "-rate" && i+1 < len(args):
+			if r, _ := strconv.ParseFloat(args[i+1], 64); r > 0 {
+				budget = time.Duration(float64(size) / r * float64(time.Second))
+			}
+		case a == "-pause" && i+1 < len(args):
+			p, _ := time.ParseDuration(args[i+1])
+			budget = p + 10*time.Second
+		}
+	}
+	h.Client, err = d.runClient(ctx, s.stack, args, budget)
 	h.BrokerKB, h.WorkerKB = procKB(s.broker.pid(), "VmHWM"), procKB(s.worker.pid(), "VmHWM")
 	return h, err
 }

@@ -38,11 +38,16 @@ func runGateClient(ctx context.Context, args []string) error {
 	var mode, metricsAddr string
 	var tel bool
 	var calls int
+	var hf hugeFlags
+	var pause time.Duration
 	cf, err := newClientFlags("gate-client", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&mode, "mode", "echo", "echo, stream or huge")
+		fs.StringVar(&mode, "mode", "echo", "echo, stream, huge or pause")
 		fs.BoolVar(&tel, "telemetry", false, "client telemetry (telemetry/setup middleware)")
 		fs.StringVar(&metricsAddr, "metrics-addr", "", "with -telemetry: /metrics listen address")
 		fs.IntVar(&calls, "calls", 1, "huge: at least this many calls")
+		fs.BoolVar(&hf.reader, "reader", false, "huge: read the reply with Client.CallReader (streamed) instead of Client.Call")
+		fs.Float64Var(&hf.rate, "rate", 0, "huge with -reader: read at most this many bytes/s (0: as fast as possible)")
+		fs.DurationVar(&pause, "pause", 60*time.Second, "pause: how long the reader stops reading")
 	})
 	if err != nil {
 		return err
@@ -83,7 +88,9 @@ func runGateClient(ctx context.Context, args []string) error {
 	case "stream":
 		res, err = gateStream(ctx, c, cf)
 	case "huge":
-		res, err = gateHuge(ctx, c, cf, calls)
+		res, err = gateHuge(ctx, c, cf, calls, hf)
+	case "pause":
+		res, err = gatePause(ctx, c, cf, pause)
 	default:
 		err = fmt.Errorf("gate-client: unknown -mode %q", mode)
 	}
@@ -177,9 +184,17 @@ func gateStream(ctx context.Context, c *gate.Client, cf *clientFlags) (clientRes
 	return res, nil
 }
 
+// hugeFlags are the gate-client flags of the huge mode.
+type hugeFlags struct {
+	reader bool    // Client.CallReader + gate.ReadBinary instead of Client.Call
+	rate   float64 // bytes/s the reader consumes at most; 0 = unlimited
+}
+
 // gateHuge calls demo.blob(-size) one call after another for at least
 // -calls calls and -duration, and reports the decoded bytes per second.
-func gateHuge(ctx context.Context, c *gate.Client, cf *clientFlags, calls int) (clientResult, error) {
+// With -reader the reply is read as a stream (Client.CallReader), at most
+// -rate bytes/s, so that neither end holds the value.
+func gateHuge(ctx context.Context, c *gate.Client, cf *clientFlags, calls int, hf hugeFlags) (clientResult, error) {
 	if err := retry(ctx, 20*time.Second, func(ctx context.Context) error {
 		_, err := c.Call(ctx, "demo.blob", 16)
 		return err
@@ -193,23 +208,34 @@ func gateHuge(ctx context.Context, c *gate.Client, cf *clientFlags, calls int) (
 	var got int64
 	var n int
 	for n = 0; n < calls || time.Since(start) < cf.duration; n++ {
-		cctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+		timeout := 120 * time.Second
+		if hf.rate > 0 {
+			timeout += time.Duration(float64(cf.size) / hf.rate * float64(time.Second))
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
 		t0 := time.Now()
-		v, err := c.Call(cctx, "demo.blob", cf.size)
+		var size int64
+		var err error
+		if hf.reader {
+			size, err = readBlob(cctx, c, cf.size, hf.rate)
+		} else {
+			var v any
+			if v, err = c.Call(cctx, "demo.blob", cf.size); err == nil {
+				b, _ := v.([]byte)
+				size = int64(len(b))
+			}
+		}
 		cancel()
 		d := time.Since(t0)
-		if err == nil {
-			if b, ok := v.([]byte); !ok || len(b) != cf.size {
-				err = fmt.Errorf("%w: %T of %d bytes", errShort, v, len(b))
-			} else {
-				got += int64(len(b))
-			}
+		if err == nil && size != int64(cf.size) {
+			err = fmt.Errorf("%w: %d of %d bytes", errShort, size, cf.size)
 		}
 		if err != nil {
 			res.Errors++
 			res.LastError = err.Error()
 			break // a failed huge call is reported, not retried
 		}
+		got += size
 		lat = append(lat, int64(d))
 		if ctx.Err() != nil {
 			break
@@ -220,6 +246,102 @@ func gateHuge(ctx context.Context, c *gate.Client, cf *clientFlags, calls int) (
 	res.Calls = int64(len(lat))
 	res.P50us, res.P99us = float64(quantile(lat, .5))/1e3, float64(quantile(lat, .99))/1e3
 	res.Bytes = got
+	res.RSSIdleKB, res.RSSPeakKB = idle, procKB(0, "VmHWM")
+	return res, nil
+}
+
+// readBlob reads demo.blob(size) with Client.CallReader, at most rate
+// bytes/s (0: unlimited), and returns the number of payload bytes read.
+func readBlob(ctx context.Context, c *gate.Client, size int, rate float64) (int64, error) {
+	r, err := c.CallReader(ctx, "demo.blob", size)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	body, n, err := gate.ReadBinary(r)
+	if err != nil {
+		return 0, err
+	}
+	if n != int64(size) {
+		return 0, fmt.Errorf("%w: bin of %d bytes, want %d", errShort, n, size)
+	}
+	buf := make([]byte, 256<<10)
+	var read int64
+	start := time.Now()
+	for {
+		k, err := body.Read(buf)
+		read += int64(k)
+		if err == io.EOF {
+			return read, nil
+		}
+		if err != nil {
+			return read, err
+		}
+		if rate > 0 { // sleep until the bytes read so far are due
+			due := start.Add(time.Duration(float64(read) / rate * float64(time.Second)))
+			if wait := time.Until(due); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return read, ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+// gatePause reads demo.count(2^40) (an endless stream of 0, 1, 2, ...)
+// for -duration, stops reading for -pause, then reads for -duration
+// again, checking that every integer arrives once and in order. Items is
+// the count read, Errors counts a gap, a repeat or a failure; the RSS
+// fields are the client's own.
+func gatePause(ctx context.Context, c *gate.Client, cf *clientFlags, pause time.Duration) (clientResult, error) {
+	if err := retry(ctx, 20*time.Second, func(ctx context.Context) error {
+		_, err := c.Call(ctx, "demo.echo", 1)
+		return err
+	}); err != nil {
+		return clientResult{}, err
+	}
+	idle := procKB(0, "VmRSS")
+	sctx, cancel := context.WithTimeout(ctx, pause+2*cf.duration+60*time.Second)
+	defer cancel()
+	s, err := gate.StreamAs[int64](sctx, c, "demo.count", int64(1)<<40)
+	if err != nil {
+		return clientResult{}, err
+	}
+	defer s.Close()
+	var res clientResult
+	var next int64
+	read := func(d time.Duration) error {
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+			v, err := s.Recv()
+			if err != nil {
+				return err
+			}
+			if v != next {
+				return fmt.Errorf("item %d arrived where %d was due: lost or reordered", v, next)
+			}
+			next++
+		}
+		return nil
+	}
+	start := time.Now()
+	err = read(cf.duration)
+	if err == nil {
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err == nil {
+		err = read(cf.duration)
+	}
+	if err != nil {
+		res.Errors, res.LastError = 1, err.Error()
+	}
+	res.Items, res.ElapsedS = next, time.Since(start).Seconds()
 	res.RSSIdleKB, res.RSSPeakKB = idle, procKB(0, "VmHWM")
 	return res, nil
 }

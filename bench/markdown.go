@@ -64,7 +64,14 @@ func (r *report) markdown(mdPath, pngPath string) string {
 		b.WriteString("`gate.Client`, one call at a time; the worker's compressor is set with `GATE_HUGE_DATA_COMPRESS` (the client\n")
 		b.WriteString("recognises either). MB/s is decoded bytes per second of the call (10^6 bytes). Each run starts its own broker and\n")
 		b.WriteString("worker; RSS +MiB is the peak (`VmHWM` in `/proc/<pid>/status`) minus the idle `VmRSS` before the call,\n")
-		b.WriteString("the largest over the rounds.\n\n" + s)
+		b.WriteString("the largest over the rounds. \"Client.Call\" rows decode the whole value in the client (which therefore\n")
+		b.WriteString("holds it); \"streamed reader\" rows read it with `Client.CallReader` and `gate.ReadBinary` into io.Discard\n")
+		b.WriteString("(the worker generates the bytes while it sends them, `gate.HugeBinary`), at most the given rate when one is\n")
+		b.WriteString("shown; credit-based flow control (docs/flow-control.md) bounds every hop.\n\n" + s)
+	}
+	if s := r.pauseTable(); s != "" {
+		b.WriteString("\n## Paused reader\n\n`demo.count(2^40)` read with `gate.StreamAs[int64]` for 3 s, then not read for the pause, then read for 3 s\n")
+		b.WriteString("again; every integer must arrive once and in order. RSS +MiB as for HugeData.\n\n" + s)
 	}
 	if r.traced() {
 		fmt.Fprintf(&b, "\nThe OTLP sink received %d export requests (%.1f MB) over the tracing rows.\n", r.Sink.Requests, float64(r.Sink.Bytes)/1e6)

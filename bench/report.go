@@ -15,17 +15,18 @@ import (
 
 // report is the result of a run; -json prints it as is.
 type report struct {
-	Started time.Time  `json:"started"`
-	TookS   float64    `json:"took_s"`
-	Command string     `json:"command"`
-	ViaMake bool       `json:"via_make"`
-	Machine machine    `json:"machine"`
-	Config  *config    `json:"config"`
-	Echo    []*cell    `json:"echo"`
-	Stream  []*cell    `json:"stream,omitempty"`
-	Huge    []*huge    `json:"huge,omitempty"`
-	Sink    *sinkStats `json:"otlp_sink,omitempty"`
-	Targets []target   `json:"targets,omitempty"`
+	Started time.Time   `json:"started"`
+	TookS   float64     `json:"took_s"`
+	Command string      `json:"command"`
+	ViaMake bool        `json:"via_make"`
+	Machine machine     `json:"machine"`
+	Config  *config     `json:"config"`
+	Echo    []*cell     `json:"echo"`
+	Stream  []*cell     `json:"stream,omitempty"`
+	Huge    []*huge     `json:"huge,omitempty"`
+	Pause   []*pauseRow `json:"pause,omitempty"`
+	Sink    *sinkStats  `json:"otlp_sink,omitempty"`
+	Targets []target    `json:"targets,omitempty"`
 }
 
 type machine struct {
@@ -78,12 +79,16 @@ type cell struct {
 
 // huge is the HugeData row of one compressor.
 type huge struct {
-	Compress string       `json:"compress"`
-	Size     int          `json:"size"`
-	Runs     []hugeSample `json:"runs"`
-	MBPerS   float64      `json:"median_mb_per_s"`
-	MBMin    float64      `json:"min_mb_per_s"`
-	MBMax    float64      `json:"max_mb_per_s"`
+	Compress string `json:"compress"`
+	Size     int    `json:"size"`
+	// Reader: the client read the reply with Client.CallReader (streamed),
+	// at most RateMBs MB/s when RateMBs > 0; else Client.Call.
+	Reader  bool         `json:"reader,omitempty"`
+	RateMBs float64      `json:"reader_rate_mb_per_s,omitempty"`
+	Runs    []hugeSample `json:"runs"`
+	MBPerS  float64      `json:"median_mb_per_s"`
+	MBMin   float64      `json:"min_mb_per_s"`
+	MBMax   float64      `json:"max_mb_per_s"`
 	// Peak RSS above idle, MiB, the largest over the runs.
 	ClientMB float64 `json:"client_rss_above_idle_mib"`
 	BrokerMB float64 `json:"broker_rss_above_idle_mib"`
@@ -218,15 +223,16 @@ func (r *report) addStream(inflight, size, round int, res clientResult, err erro
 	c.Samples = append(c.Samples, s)
 }
 
-func (r *report) addHuge(comp string, size, round int, h hugeRun, err error) {
+func (r *report) addHuge(k hugeKind, round int, h hugeRun, err error) {
 	var row *huge
+	rate := k.rate / 1e6
 	for _, x := range r.Huge {
-		if x.Compress == comp && x.Size == size {
+		if x.Compress == k.comp && x.Size == k.size && x.Reader == k.reader && x.RateMBs == rate {
 			row = x
 		}
 	}
 	if row == nil {
-		row = &huge{Compress: comp, Size: size}
+		row = &huge{Compress: k.comp, Size: k.size, Reader: k.reader, RateMBs: rate}
 		r.Huge = append(r.Huge, row)
 	}
 	s := hugeSample{Round: round, Run: h}
@@ -371,20 +377,84 @@ func (r *report) targets() []target {
 		add(fmt.Sprintf("stream items/s, %d B items, %d stream(s)", c.Size, c.Inflight), "≥ 200k", c.Rate, "items/s", ge(200e3))
 	}
 	for _, h := range r.Huge {
-		what := fmt.Sprintf("HugeData %s reply, %s, end to end", sizeName(h.Size), h.Compress)
+		what := fmt.Sprintf("HugeData %s reply, %s, %s, end to end", sizeName(h.Size), h.Compress, h.how())
 		switch {
 		case h.MBPerS == 0:
 			ts = append(ts, target{What: what, Want: "completes", Unit: "failed", Met: new(bool)})
 			continue
-		case h.Compress == "zstd" && h.Size >= 100e6:
+		case h.RateMBs > 0:
+			add(what, "completes", h.MBPerS, "MB/s", func(float64) bool { return h.Failures == 0 })
+		case h.Reader && h.Compress == "zstd" && h.Size >= 100e6:
 			add(what, "≥ 300", h.MBPerS, "MB/s", ge(300))
 		default:
 			add(what, "reported", h.MBPerS, "MB/s", nil)
 		}
-		peak := max(h.ClientMB, h.BrokerMB, h.WorkerMB)
-		add(fmt.Sprintf("HugeData %s %s: largest peak RSS above idle (client, broker, worker)", sizeName(h.Size), h.Compress), "≤ 64", peak, "MiB", le(64))
+		if h.Reader {
+			peak := max(h.ClientMB, h.BrokerMB, h.WorkerMB)
+			add(fmt.Sprintf("HugeData %s %s %s: largest peak RSS above idle (client, broker, worker)", sizeName(h.Size), h.Compress, h.how()), "≤ 64", peak, "MiB", le(64))
+		} else {
+			peak := max(h.BrokerMB, h.WorkerMB)
+			add(fmt.Sprintf("HugeData %s %s %s: largest peak RSS above idle (broker, worker; the client holds the value)", sizeName(h.Size), h.Compress, h.how()), "≤ 64", peak, "MiB", le(64))
+		}
+	}
+	for _, p := range r.Pause {
+		what := fmt.Sprintf("endless stream, reader stops for %s then resumes: items lost or errors", time.Duration(p.PauseS*float64(time.Second)))
+		ts = append(ts, target{What: what, Want: "0", Got: float64(p.Errors), Unit: "", Met: ptr(p.Errors == 0 && p.Items > 0)})
+		add("the same: largest peak RSS above idle (client, broker, worker)", "≤ 64", max(p.ClientMB, p.BrokerMB, p.WorkerMB), "MiB", le(64))
 	}
 	return ts
+}
+
+// how says how the client read a HugeData reply.
+func (h *huge) how() string {
+	switch {
+	case h.RateMBs > 0:
+		return fmt.Sprintf("streamed reader at %.0f MB/s", h.RateMBs)
+	case h.Reader:
+		return "streamed reader"
+	}
+	return "Client.Call"
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// pauseRow is the endless-stream run whose reader pauses.
+type pauseRow struct {
+	PauseS   float64 `json:"pause_s"`
+	Items    int64   `json:"items"`
+	Errors   int64   `json:"errors"`
+	LastErr  string  `json:"last_error,omitempty"`
+	ClientMB float64 `json:"client_rss_above_idle_mib"`
+	BrokerMB float64 `json:"broker_rss_above_idle_mib"`
+	WorkerMB float64 `json:"worker_rss_above_idle_mib"`
+}
+
+func (r *report) addPause(pause time.Duration, h hugeRun, err error) {
+	p := &pauseRow{PauseS: pause.Seconds(), Items: h.Client.Items, Errors: h.Client.Errors, LastErr: h.Client.LastError,
+		ClientMB: float64(h.Client.RSSPeakKB-h.Client.RSSIdleKB) / 1024,
+		BrokerMB: float64(h.BrokerKB-h.BrokerIdleKB) / 1024,
+		WorkerMB: float64(h.WorkerKB-h.WorkerIdleKB) / 1024}
+	if err != nil {
+		p.Errors++
+		p.LastErr = err.Error()
+	}
+	r.Pause = append(r.Pause, p)
+}
+
+func (r *report) pauseTable() string {
+	if len(r.Pause) == 0 {
+		return ""
+	}
+	var rows [][]string
+	for _, p := range r.Pause {
+		status := "ok"
+		if p.Errors > 0 {
+			status = "failed: " + clip(p.LastErr, 240)
+		}
+		rows = append(rows, []string{fmt.Sprintf("%.0f s", p.PauseS), strconvI(int(p.Items)), status,
+			fmt.Sprintf("%.0f", p.ClientMB), fmt.Sprintf("%.0f", p.BrokerMB), fmt.Sprintf("%.0f", p.WorkerMB)})
+	}
+	return table([]string{"pause", "items read", "result", "client RSS +MiB", "broker RSS +MiB", "worker RSS +MiB"}, rows)
 }
 
 // sizeName is a size with binary units: 64 B, 1 KiB, 64 KiB, 1 MiB.
@@ -510,10 +580,10 @@ func (r *report) hugeTable() string {
 		if h.MBPerS > 0 {
 			rng = fmt.Sprintf("%.1f–%.1f", h.MBMin, h.MBMax)
 		}
-		rows = append(rows, []string{h.Compress, sizeName(h.Size), v, rng,
+		rows = append(rows, []string{h.Compress, sizeName(h.Size), h.how(), v, rng,
 			fmt.Sprintf("%.0f", h.ClientMB), fmt.Sprintf("%.0f", h.BrokerMB), fmt.Sprintf("%.0f", h.WorkerMB)})
 	}
-	return table([]string{"compressor", "reply", "MB/s", "range", "client RSS +MiB", "broker RSS +MiB", "worker RSS +MiB"}, rows)
+	return table([]string{"compressor", "reply", "read with", "MB/s", "range", "client RSS +MiB", "broker RSS +MiB", "worker RSS +MiB"}, rows)
 }
 
 func (r *report) targetTable() string {
@@ -559,6 +629,9 @@ func (r *report) text() string {
 	}
 	if s := r.hugeTable(); s != "" {
 		b.WriteString("\nHugeData replies (demo.blob, pseudo-random bytes)\n\n" + s)
+	}
+	if s := r.pauseTable(); s != "" {
+		b.WriteString("\nEndless stream (demo.count), reader paused\n\n" + s)
 	}
 	if s := r.targetTable(); s != "" {
 		b.WriteString("\n" + s)

@@ -26,9 +26,11 @@ func testReport() *report {
 	r.addEcho("nats", 64, 1<<20, 1, clientResult{Calls: 60, ElapsedS: 1, P50us: 800000, P99us: 1.6e6}, nil)
 	r.addEcho("gate-broker-raw", 64, 64, 1, clientResult{}, errors.New("raw-client: exit status 1"))
 	r.addStream(1, 100, 1, clientResult{Items: 150000, Bytes: 15e6, ElapsedS: 2}, nil)
-	r.addHuge("zstd", 100e6, 1, hugeRun{Client: clientResult{Calls: 1, Bytes: 100e6, ElapsedS: 0.25, RSSIdleKB: 10 << 10, RSSPeakKB: 50 << 10},
+	r.addHuge(hugeKind{comp: "zstd", size: 100e6, reader: true}, 1, hugeRun{Client: clientResult{Calls: 1, Bytes: 100e6, ElapsedS: 0.25, RSSIdleKB: 10 << 10, RSSPeakKB: 50 << 10},
 		BrokerIdleKB: 8 << 10, BrokerKB: 20 << 10, WorkerIdleKB: 9 << 10, WorkerKB: 90 << 10}, nil)
-	r.addHuge("gzip", 100e6, 1, hugeRun{Client: clientResult{Errors: 1, LastError: "TypeError | size limit"}}, nil)
+	r.addHuge(hugeKind{comp: "gzip", size: 100e6}, 1, hugeRun{Client: clientResult{Errors: 1, LastError: "TypeError | size limit"}}, nil)
+	r.addPause(60*time.Second, hugeRun{Client: clientResult{Items: 5000, RSSIdleKB: 10 << 10, RSSPeakKB: 12 << 10},
+		BrokerIdleKB: 8 << 10, BrokerKB: 9 << 10, WorkerIdleKB: 9 << 10, WorkerKB: 10 << 10}, nil)
 	r.Sink = &sinkStats{Requests: 3, Bytes: 2e6}
 	r.finish(90 * time.Second)
 	return r
@@ -66,11 +68,12 @@ func TestFinish(t *testing.T) {
 		}
 	}
 	for what, want := range map[string]bool{
-		"full stack ÷ NATS, calls/s, 64 B, 64 in flight":                             false,
-		"metrics + logs ÷ off, calls/s, 64 B, 64 in flight":                          false, // 19000/21000
-		"HugeData 100 MB reply, zstd, end to end":                                    true,
-		"HugeData 100 MB zstd: largest peak RSS above idle (client, broker, worker)": false, // worker +81 MiB
-		"HugeData 100 MB reply, gzip, end to end":                                    false, // failed
+		"full stack ÷ NATS, calls/s, 64 B, 64 in flight":                                             false,
+		"metrics + logs ÷ off, calls/s, 64 B, 64 in flight":                                          false, // 19000/21000
+		"HugeData 100 MB reply, zstd, streamed reader, end to end":                                   true,
+		"HugeData 100 MB zstd streamed reader: largest peak RSS above idle (client, broker, worker)": false, // worker +81 MiB
+		"HugeData 100 MB reply, gzip, Client.Call, end to end":                                       false, // failed
+		"endless stream, reader stops for 1m0s then resumes: items lost or errors":                   true,
 	} {
 		got, ok := met[what]
 		if !ok || got != want {
@@ -91,8 +94,9 @@ func TestTables(t *testing.T) {
 		"| 64 | 64 B | gate-trace10 | 17.0k | 17.0k–17.0k | 3.40 ms | 9.90 ms | 0.42× | 0.34× |\n| 64 | 1 MiB | nats", // sorted by workload, then system
 		"+ tracing 10% ÷ off, calls/s, 64 B, 64 in flight | ≥ 0.90 | 0.81× | not met |",
 		"| 1 | 100 B | 75.0k | 75.0k–75.0k | 7.5 |",
-		"| zstd | 100 MB | 400.0 | 400.0–400.0 | 40 | 12 | 81 |",
+		"| zstd | 100 MB | streamed reader | 400.0 | 400.0–400.0 | 40 | 12 | 81 |",
 		"TypeError / size limit", // a '|' in an error must not break the table
+		"| 60 s | 5000 | ok | 2 | 1 | 1 |",
 		"OTLP sink received 3 export requests",
 	} {
 		if !strings.Contains(text, want) {
