@@ -64,6 +64,7 @@ type Client struct {
 	losses   atomic.Uint64
 
 	newID func() []byte // base request ids; replaced in tests
+	retry *retrier      // nil: no retries (WithRetry)
 
 	anySpec *callSpec // template of anySpec
 }
@@ -108,6 +109,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		newID:    randomID,
+		retry:    newRetrier(o.retry),
 	}
 	c.anySpec = &callSpec{value: cd.Decode, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
 	if o.service != "" {
@@ -309,6 +311,7 @@ type callSpec struct {
 	// collect: items are kept by the writer (Call) rather than handed to a
 	// reader, so the handler bounds their total size.
 	collect bool
+	attempt int // retries before this attempt (see Request.Attempt)
 }
 
 // anySpec returns a fresh copy of the client's generic spec (made once:
@@ -416,8 +419,7 @@ func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any
 	}
 	spec.collect = true
 	req.spec = spec
-	w := &collector{max: c.set.HugeDataMaxSize}
-	err = c.handler.ServeRPC(ctx, req, w)
+	w, err := c.serveWithRetry(ctx, req)
 	if err != nil {
 		return nil, c.ctxError(parent, ctx, service, fn, err)
 	}
