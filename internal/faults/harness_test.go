@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -192,7 +193,11 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 func newClient(t testing.TB, endpoint string, opts ...gate.ClientOption) *gate.Client {
 	t.Helper()
-	all := append([]gate.ClientOption{gate.WithHeartbeat(hb), gate.WithLiveness(3), gate.WithTimeout(testTimeout)}, opts...)
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("GATE_TEST_LOG") != "" {
+		log = slog.Default()
+	}
+	all := append([]gate.ClientOption{gate.WithHeartbeat(hb), gate.WithLiveness(3), gate.WithTimeout(testTimeout), gate.WithLogger(log)}, opts...)
 	c, err := gate.NewClient(endpoint, all...)
 	if err != nil {
 		t.Fatal(err)
