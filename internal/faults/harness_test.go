@@ -108,8 +108,8 @@ func (b *brokerProc) restart(t testing.TB) {
 	waitFor(t, "broker /metrics", func() bool { _, err := b.scrape(); return err == nil })
 }
 
-// scrape reads the broker's /metrics into sums by metric name (all
-// label sets added up).
+// scrape reads the broker's /metrics: each series under its full name
+// (`name{a="x",b="y"}`) and, under the bare name, the sum of its series.
 func (b *brokerProc) scrape() (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -135,14 +135,16 @@ func (b *brokerProc) scrape() (map[string]float64, error) {
 		if sp < 0 {
 			continue
 		}
-		name := line[:sp]
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
-		}
+		series := line[:sp]
 		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err == nil {
-			m[name] += v
+		if err != nil {
+			continue
 		}
+		if i := strings.IndexByte(series, '{'); i >= 0 {
+			m[series] = v // one series, labels as exposed (sorted by name)
+			series = series[:i]
+		}
+		m[series] += v
 	}
 	return m, sc.Err()
 }
@@ -172,6 +174,12 @@ func (b *brokerProc) idle(t testing.TB) {
 	t.Helper()
 	b.waitMetric(t, "gaterpc_broker_live_requests", func(v float64) bool { return v == 0 })
 	b.waitMetric(t, "gaterpc_broker_inflight_requests", func(v float64) bool { return v == 0 })
+	// A request detached from its caller keeps its worker busy until the
+	// worker's final reply: idle workers only means every call ended there.
+	b.waitMetric(t, "gaterpc_broker_workers", func(v float64) bool {
+		m, err := b.scrape()
+		return err == nil && m[`gaterpc_broker_workers{service="demo",state="idle"}`] == v
+	})
 }
 
 func startWorker(t testing.TB, endpoint string, args ...string) *proc {
