@@ -221,8 +221,7 @@ func TestRetryBudget(t *testing.T) {
 	}
 }
 
-// TestRetryDeadlineBoundsAttempts: the ctx deadline bounds all attempts,
-// and the last attempt's error is returned.
+// TestRetryDeadlineBoundsAttempts: the ctx deadline bounds all attempts.
 func TestRetryDeadlineBoundsAttempts(t *testing.T) {
 	h := clBroker(t, gatetest.Inproc)
 	c := clNewClient(t, h, gate.WithRetry(fastRetry(1<<30)))
@@ -230,8 +229,10 @@ func TestRetryDeadlineBoundsAttempts(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.Call(ctx, "E2E.echo", 1)
-	if !errors.Is(err, gate.ErrNoService) {
-		t.Fatalf("Call = %v, want ErrNoService (the last attempt's error)", err)
+	// The last attempt's error, or the deadline's if it ran out during an
+	// attempt.
+	if !errors.Is(err, gate.ErrNoService) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call = %v, want ErrNoService or DeadlineExceeded", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Call returned after %v; the 400ms deadline should bound it", d)

@@ -72,7 +72,9 @@ func TestBrokerRestart(t *testing.T) {
 			idemAt := time.Since(restartAt)
 			t.Logf("broker back after %v down: service answers %v (%.1f intervals) after the restart; idempotent call in flight at the kill: %v, %v after the restart",
 				down, back.Round(time.Millisecond), intervals(back), err, idemAt.Round(time.Millisecond))
-			if err != nil {
+			// Its retries (a few, within the budget) cover a 2 s outage; a
+			// longer one may exhaust them: then it fails with ErrBrokerLost.
+			if err != nil && (down <= 2*time.Second || !errors.Is(err, gate.ErrBrokerLost)) {
 				t.Errorf("idempotent call in flight at the kill = %v, want it retried and answered", err)
 			}
 			if intervals(back) > recoveryBound {
