@@ -121,3 +121,28 @@ func ExampleClient_Stream() {
 	// item 1
 	// item 2
 }
+
+// A client built with WithRetry sends a call marked Idempotent again when
+// the broker or the worker was lost before the reply, or no worker served
+// the service yet, within the call's deadline and the retry budget.
+func ExampleWithRetry() {
+	zctx, _ := zmq.NewContext()
+	defer zctx.Term()
+	frontend, stop := exampleStack(zctx, "example-retry")
+	defer stop()
+
+	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx),
+		gate.WithRetry(gate.RetryPolicy{MaxAttempts: 5, InitialBackoff: 20 * time.Millisecond}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Retried while the worker is still registering.
+	sum, err := c.Call(gate.Idempotent(ctx), "Demo.add", 2, 3)
+	fmt.Println(sum, err)
+	// Output: 5 <nil>
+}
