@@ -38,8 +38,10 @@ type KW map[string]any
 // wire.EncodeRequestID; 0.2.12 peers echo it verbatim. When idle the client
 // sends Gate.keepalive(b"heartbeat") every Settings.Heartbeat; when nothing
 // arrives for Heartbeat×Liveness it declares the broker lost, fails every
-// pending call with [ErrBrokerLost] and reconnects with a fresh DEALER and
-// routing id after a backoff.
+// pending call with [ErrBrokerLost] and reconnects at once with a fresh
+// DEALER and routing id, whose silence window is longer by a backoff.
+// Calls marked [Idempotent] are retried by a client built with
+// [WithRetry].
 type Client struct {
 	endpoint string
 	set      Settings

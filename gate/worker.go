@@ -59,9 +59,10 @@ func WithCapacity(n int) WorkerOption {
 
 // Worker serves one [Service] to a broker: it connects a DEALER to the
 // broker's backend, announces READY name:description:capacity, answers
-// requests through its middleware chain, heartbeats, and reconnects with
-// backoff and a fresh routing id when the broker goes silent or sends
-// DISCONNECT.
+// requests through its middleware chain, heartbeats, and reconnects with a
+// fresh routing id when the broker goes silent (at once, the backoff
+// lengthening the new connection's silence window) or sends DISCONNECT
+// (after the backoff).
 //
 // Lifecycle follows net/http: [Worker.Serve] blocks; [Worker.Shutdown]
 // finishes in-flight calls, then sends DISCONNECT; [Worker.Close] stops at
