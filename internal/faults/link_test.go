@@ -16,7 +16,7 @@ import (
 // intervals). Either way the call fails with the error of the hop that
 // broke, and the service answers again once the link is back.
 func TestLinkFaults(t *testing.T) {
-	const callBudget = 4 * time.Second
+	const callBudget = 3 * time.Second
 	cases := []struct {
 		name   string
 		worker bool // the broker↔worker link, else client↔broker

@@ -30,9 +30,13 @@ func TestWorkerKilled(t *testing.T) {
 		run func(ctx context.Context, c *gate.Client, started func()) error
 	}{
 		{"call", func(ctx context.Context, c *gate.Client, started func()) error {
-			go started()
-			_, err := c.Call(ctx, "demo.sleep", 60.0)
-			return err
+			errc := make(chan error, 1)
+			go func() {
+				_, err := c.Call(ctx, "demo.sleep", 60.0)
+				errc <- err
+			}()
+			started()
+			return <-errc
 		}},
 		{"stream", func(ctx context.Context, c *gate.Client, started func()) error {
 			s, err := c.Stream(ctx, "demo.count", 1<<40)
@@ -52,7 +56,7 @@ func TestWorkerKilled(t *testing.T) {
 		}},
 		{"huge", func(ctx context.Context, c *gate.Client, started func()) error {
 			// Kill at the first chunk, seen by a client middleware.
-			_, err := c.Call(context.WithValue(ctx, hugeStarted{}, started), "demo.blob", 96<<20)
+			_, err := c.Call(context.WithValue(ctx, hugeStarted{}, started), "demo.blob", 32<<20)
 			return err
 		}},
 	}
