@@ -38,15 +38,17 @@ const (
 // Application errors, timeouts, cancellations, ResourceExhausted and
 // everything else are returned at once. The ctx deadline (or the client's
 // default timeout) bounds all attempts together: a backoff that would end
-// after it is not waited for, and the last attempt's error is returned.
+// after it is not waited for, and the last attempt's error is returned (or
+// the deadline's, when it passes during an attempt).
 //
 // The budget is a token bucket shared by all calls of the client, as in
 // gRPC's retry throttling: it starts full at BudgetTokens; every failure
-// that could be retried takes one token, every successful call gives
-// BudgetRatio back; a retry is made only while more than half of the
-// tokens are left. So while a service is down, a client sends at most
-// about BudgetTokens/2 retries before it stops amplifying the outage, and
-// it retries again once successes have refilled the bucket.
+// of an idempotent call that could be retried takes one token, every
+// successful call gives BudgetRatio back; a retry is made only while more
+// than half of the tokens are left. So while a service is down, a client
+// sends at most about BudgetTokens/2 retries before it stops amplifying
+// the outage, and it retries again once successes have refilled the
+// bucket.
 type RetryPolicy struct {
 	// MaxAttempts is the most attempts of one call, the first included
 	// (1 disables retries).
@@ -226,14 +228,14 @@ func (c *Client) serveWithRetry(ctx context.Context, req *Request) (*collector, 
 		w := &collector{max: c.set.HugeDataMaxSize}
 		err := c.handler.ServeRPC(ctx, r, w)
 		rt := c.retry
-		if rt == nil || !IsIdempotent(ctx) {
+		if rt == nil {
 			return w, err
 		}
 		if err == nil {
-			rt.succeeded()
+			rt.succeeded() // any call's success refills the budget
 			return w, nil
 		}
-		if !retryable(err) || !rt.failed() || n+1 >= rt.p.MaxAttempts {
+		if !IsIdempotent(ctx) || !retryable(err) || !rt.failed() || n+1 >= rt.p.MaxAttempts {
 			return w, err
 		}
 		wait := rt.backoff(n + 1)
