@@ -38,8 +38,10 @@ type KW map[string]any
 // wire.EncodeRequestID; 0.2.12 peers echo it verbatim. When idle the client
 // sends Gate.keepalive(b"heartbeat") every Settings.Heartbeat; when nothing
 // arrives for Heartbeat×Liveness it declares the broker lost, fails every
-// pending call with [ErrBrokerLost] and reconnects with a fresh DEALER and
-// routing id after a backoff.
+// pending call with [ErrBrokerLost] and reconnects at once with a fresh
+// DEALER and routing id, whose silence window is longer by a backoff.
+// Calls marked [Idempotent] are retried by a client built with
+// [WithRetry].
 type Client struct {
 	endpoint string
 	set      Settings
@@ -64,6 +66,7 @@ type Client struct {
 	losses   atomic.Uint64
 
 	newID func() []byte // base request ids; replaced in tests
+	retry *retrier      // nil: no retries (WithRetry)
 
 	window wire.Window       // the announced flow-control window
 	flowMD map[string]string // the pairs announcing it; nil when flow control is off
@@ -111,6 +114,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		newID:    randomID,
+		retry:    newRetrier(o.retry),
 	}
 	c.window, c.flowMD = flowPairs(set)
 	c.anySpec = &callSpec{value: cd.Decode, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
@@ -323,7 +327,8 @@ type callSpec struct {
 	passHuge bool
 	// cur is the call of the current attempt, set by roundTrip before any
 	// reply reaches the writer: a reader reports consumption to it.
-	cur *call
+	cur     *call
+	attempt int // retries before this attempt (see Request.Attempt)
 }
 
 // anySpec returns a fresh copy of the client's generic spec (made once:
@@ -431,8 +436,7 @@ func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any
 	}
 	spec.collect = true
 	req.spec = spec
-	w := &collector{max: c.set.HugeDataMaxSize}
-	err = c.handler.ServeRPC(ctx, req, w)
+	w, err := c.serveWithRetry(ctx, req)
 	if err != nil {
 		return nil, c.ctxError(parent, ctx, service, fn, err)
 	}

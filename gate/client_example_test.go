@@ -159,3 +159,7 @@ func ExampleClient_CallReader() {
 	fmt.Println(size, n, err)
 	// Output: 3145728 3145728 <nil>
 }
+
+// A client built with WithRetry sends a call marked Idempotent again when
+// the broker or the worker was lost before the reply, or no worker served
+// the service yet, within the call's deadline and the retry budget.

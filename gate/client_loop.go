@@ -257,8 +257,8 @@ func (l *clientLoop) tick(now time.Time) {
 }
 
 // lost handles a silent broker: every pending call fails at once with
-// ErrBrokerLost, the DEALER is closed, and a new one is made after a
-// backoff.
+// ErrBrokerLost, the DEALER is closed, and a new one is made at once whose
+// silence window is longer by a backoff.
 func (l *clientLoop) lost(now time.Time) {
 	c := l.c
 	n := c.pending.failAll(fmt.Errorf("%w: no message for %v", ErrBrokerLost, now.Sub(l.lastRecv).Round(time.Millisecond)), false)
@@ -266,6 +266,11 @@ func (l *clientLoop) lost(now time.Time) {
 	l.closeSocket()
 	wait := l.nextBackoff()
 	l.reconnectAt = now.Add(wait)
+	// Reconnect at once, the backoff lengthening the new socket's silence
+	// window instead: a socket is always there to notice a restarted broker.
+	if !c.isClosing() && l.connect(now) == nil {
+		l.lastRecv = now.Add(wait)
+	}
 	c.losses.Add(1)
 	c.log.LogAttrs(context.Background(), slog.LevelWarn, "gate client: broker lost",
 		slog.String("endpoint", c.endpoint), slog.Int("failed_calls", n), slog.Duration("reconnect_in", wait))

@@ -16,6 +16,7 @@ type clientOptions struct {
 	service    string        // default service; "" = Settings.DefaultService
 	timeout    time.Duration // default call timeout; 0 = Settings.ReplyTimeout
 	compressor string        // HugeData fallback; "" = Settings.HugeDataCompress
+	retry      *RetryPolicy  // nil: no retries
 	err        error
 }
 

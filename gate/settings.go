@@ -140,7 +140,8 @@ type Settings struct {
 	Secure bool
 	// ReconnectBackoff and ReconnectBackoffMax bound the exponential
 	// backoff (with jitter) between reconnect attempts after the broker
-	// is lost or disconnects the peer.
+	// disconnects the peer; after a silent broker the peer reconnects at
+	// once and the backoff lengthens the new connection's silence window.
 	// Env GATE_RECONNECT_BACKOFF, GATE_RECONNECT_BACKOFF_MAX.
 	ReconnectBackoff    time.Duration
 	ReconnectBackoffMax time.Duration

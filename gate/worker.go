@@ -59,9 +59,10 @@ func WithCapacity(n int) WorkerOption {
 
 // Worker serves one [Service] to a broker: it connects a DEALER to the
 // broker's backend, announces READY name:description:capacity, answers
-// requests through its middleware chain, heartbeats, and reconnects with
-// backoff and a fresh routing id when the broker goes silent or sends
-// DISCONNECT.
+// requests through its middleware chain, heartbeats, and reconnects with a
+// fresh routing id when the broker goes silent (at once, the backoff
+// lengthening the new connection's silence window) or sends DISCONNECT
+// (after the backoff).
 //
 // Lifecycle follows net/http: [Worker.Serve] blocks; [Worker.Shutdown]
 // finishes in-flight calls, then sends DISCONNECT; [Worker.Close] stops at
@@ -326,6 +327,7 @@ type workerLoop struct {
 	lastHBReply time.Time
 	backoff     time.Duration
 	reconnectAt time.Time
+	grace       time.Duration // added to the next connection's silence window
 }
 
 func (w *Worker) loop() (err error) {
@@ -434,7 +436,7 @@ func (l *workerLoop) connect(now time.Time) error {
 	}
 	l.sock = sock
 	l.gen++
-	l.lastRecv = now
+	l.lastRecv, l.grace = now.Add(l.grace), 0
 	l.send(wire.WorkerMessage{Command: wire.CmdReady, Service: w.svc.name, Description: w.svc.description, Capacity: w.s.MessageMax}.Frames())
 	// Announce CmdCancel support, with a final reply for every cancelled
 	// call (serveCall). 0.2.12 brokers ignore heartbeats with extra
@@ -466,14 +468,22 @@ func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
 }
 
 // reconnect drops the connection and schedules a new one with backoff.
+// After a silent broker the new socket is made at once and the backoff
+// lengthens its silence window instead, so that a socket is always there
+// (its READY queued) to register as soon as a restarted broker is back.
 func (l *workerLoop) reconnect(now time.Time, reason string) {
 	l.closeSocket(false, 0)
 	d := l.backoff/2 + rand.N(l.backoff/2+1)
 	l.reconnectAt = now.Add(d)
+	if reason == reasonSilent {
+		l.reconnectAt, l.grace = now, d
+	}
 	l.backoff = min(l.backoff*2, l.w.s.ReconnectBackoffMax)
 	l.w.log.LogAttrs(context.Background(), slog.LevelWarn, "worker lost broker, reconnecting",
 		slog.String("gaterpc.service", l.w.svc.name), slog.String("reason", reason), slog.Duration("backoff", d))
 }
+
+const reasonSilent = "broker silent"
 
 func (l *workerLoop) send(frames [][]byte) {
 	if l.sock == nil {
@@ -640,7 +650,7 @@ func (l *workerLoop) tick(now time.Time) {
 		l.receive() // input that arrived while the loop was busy
 	}
 	if l.sock != nil && now.Sub(l.lastRecv) > hb*time.Duration(l.w.s.Liveness) {
-		l.reconnect(now, "broker silent")
+		l.reconnect(now, reasonSilent)
 		return
 	}
 	if now.Sub(l.lastSend) >= hb {

@@ -46,6 +46,7 @@ const (
 	AttrDispatchAttempt = attribute.Key("gaterpc.dispatch.attempt")
 	AttrWorkerID        = attribute.Key("gaterpc.worker.id") // dispatch spans: the worker's routing id (hex)
 	AttrRemoteParent    = attribute.Key("gaterpc.parent.missing")
+	AttrAttempt         = attribute.Key("gaterpc.attempt") // client spans of a retry: 2, 3... (gate.Request.Attempt)
 )
 
 // Semantic-convention keys (semconv v1.43.0, the RPC conventions with

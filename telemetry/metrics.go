@@ -301,17 +301,28 @@ func (m *red) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter, 
 
 // ClientMetrics records RPC metrics at the client hop:
 // rpc_client_call_duration_seconds{rpc_method, rpc_response_status_code}
-// and rpc_client_{request,response}_size_bytes{rpc_method}. It is safe for
-// concurrent use.
-type ClientMetrics struct{ red *red }
+// and rpc_client_{request,response}_size_bytes{rpc_method}, each attempt
+// of a retried call (gate.WithRetry) counted as one call; and
+// gaterpc_client_retries_total{rpc_method, rpc_response_status_code}, the
+// retries (attempts after the first) by outcome. It is safe for concurrent
+// use.
+type ClientMetrics struct {
+	red     *red
+	retries *prometheus.CounterVec
+}
 
 // NewClientMetrics creates the client metrics and registers them with
 // reg (nil: not registered). Options: WithMethods, WithMaxMethods,
 // WithBuckets, WithSizeBuckets, WithNativeHistograms, WithExemplars. The
 // error is reg's registration error.
 func NewClientMetrics(reg prometheus.Registerer, opts ...Option) (*ClientMetrics, error) {
-	m := &ClientMetrics{red: newRED(newConfig(opts), "client")}
-	if err := register(reg, m.red.collectors()...); err != nil {
+	m := &ClientMetrics{red: newRED(newConfig(opts), "client"),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gaterpc_client_retries_total",
+			Help: "Retries of idempotent calls (attempts after the first), by method and the attempt's status code.",
+		}, []string{labelMethod, labelStatus}),
+	}
+	if err := register(reg, append(m.red.collectors(), m.retries)...); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -323,7 +334,12 @@ func (m *ClientMetrics) Middleware() gate.Middleware {
 	return func(next gate.Handler) gate.Handler {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 			method, _ := m.red.methods.method(req.Info())
-			return m.red.serve(ctx, req, w, next, &replyCounter{}, method)
+			rc := &replyCounter{}
+			err := m.red.serve(ctx, req, w, next, rc, method)
+			if req.Attempt() > 1 {
+				m.retries.WithLabelValues(method, rc.code(err).String()).Inc()
+			}
+			return err
 		})
 	}
 }

@@ -140,6 +140,9 @@ func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWri
 	} else {
 		ctx, span = t.tracer.Start(ctx, name, kindClient, attrs)
 	}
+	if n := req.Attempt(); n > 1 {
+		span.SetAttributes(AttrAttempt.Int(n))
+	}
 	if req.Metadata == nil {
 		req.Metadata = make(map[string]string, 3)
 	}
