@@ -48,6 +48,12 @@ var (
 		"Services forgotten after their last worker had been gone for the prune interval.", nil, nil)
 	descHandlers = prometheus.NewDesc("gaterpc_broker_middleware_handlers",
 		"Broker middleware request goroutines running.", nil, nil)
+	descBufMsgs = prometheus.NewDesc("gaterpc_broker_peer_buffer_messages",
+		"Messages the broker holds for peers whose pipe is full (WithPeerBuffer).", nil, nil)
+	descBufBytes = prometheus.NewDesc("gaterpc_broker_peer_buffer_bytes",
+		"Bytes of the messages the broker holds for peers whose pipe is full.", nil, nil)
+	descBufPeak = prometheus.NewDesc("gaterpc_broker_client_buffer_peak_bytes",
+		"The most bytes one client's overflow queue has held since the broker started; flow control keeps it within the client's open windows.", nil, nil)
 )
 
 // BrokerCollector is a prometheus.Collector that takes a broker Stats
@@ -74,7 +80,7 @@ func NewBrokerCollector(src interface{ Stats() broker.Stats }, opts ...Option) *
 func (c *BrokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueued, descOldest, descInflight, descWorkers, descCapacity,
 		descDispatch, descHBSent, descHBRecv, descExpire, descDropped, descLiveWorkers, descLiveRequests, descHandlers,
-		descStalled, descPruned} {
+		descStalled, descPruned, descBufMsgs, descBufBytes, descBufPeak} {
 		ch <- d
 	}
 }
@@ -147,6 +153,9 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLiveWorkers, float64(s.Workers))
 	gauge(descLiveRequests, float64(s.Requests))
 	gauge(descHandlers, float64(s.Handlers))
+	gauge(descBufMsgs, float64(s.Buffered))
+	gauge(descBufBytes, float64(s.BufferedBytes))
+	gauge(descBufPeak, float64(s.MaxClientBuffered))
 	counter(descPruned, float64(s.ServicesPruned))
 }
 
