@@ -289,7 +289,7 @@ func niceCeil(v float64) float64 {
 // summary: the target table as text lines, coloured met / not met.
 func (cv *canvas) summary(area image.Rectangle, r *report) {
 	y := area.Min.Y
-	cv.text(area.Min.X, y, "targets (issues 12, 13): measured / wanted", colInk, -1)
+	cv.text(area.Min.X, y, "targets: measured / wanted", colInk, -1)
 	y += 22
 	for _, t := range r.Targets {
 		c := colInk

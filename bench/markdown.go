@@ -41,7 +41,7 @@ func (r *report) markdown(mdPath, pngPath string) string {
 		fmt.Fprintf(&b, "![calls/s of every workload, telemetry modes and targets](%s)\n\n", filepath.ToSlash(rel))
 	}
 	if s := r.targetTable(); s != "" {
-		b.WriteString("## Targets\n\nEach target of issues 12 and 13 that this run measures, from the medians below.")
+		b.WriteString("## Targets\n\nEach of the project's speed and memory targets that this run measures, from the medians below.")
 		if busy(m) {
 			b.WriteString(" On a machine this busy the\nrounds of one row differ by up to 2× (the range column below), so a ratio near its bound is no verdict\neither way: rerun on a quiet machine before reading one.")
 		}

@@ -75,7 +75,7 @@ func TestE2EPrometheusEvaluatesEveryQuery(t *testing.T) {
 	for _, c := range e2eCmds {
 		if m, _ := filepath.Glob(filepath.Join(root, c, "*.go")); len(m) == 0 {
 			t.Fatalf("%s has no Go files yet: this end-to-end test needs gate-broker, gate-demo-worker "+
-				"and gatectl (issue 7) to build; it starts them with the flags documented in dashboards/e2e_test.go", c)
+				"and gatectl to build; it starts them with the flags documented in dashboards/e2e_test.go", c)
 		}
 	}
 	promBin, err := exec.LookPath("prometheus")

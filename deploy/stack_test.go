@@ -1,6 +1,6 @@
 package deploy
 
-// The compose stack, started for real (issue 14). TestComposeStack builds
+// The compose stack, started for real. TestComposeStack builds
 // the gate image with docker compose, starts broker, two demo workers,
 // traffic and Prometheus (the default profile: Grafana and Jaeger, which
 // need public images, are in the `ui` profile), and checks what an operator

@@ -177,8 +177,8 @@ func msgCost(m inbound) int64 {
 var errItemTimeout = fmt.Errorf("%w: no reply message within the reply timeout", ErrTimeout)
 
 // pendingTable is the client's table of calls awaiting replies, keyed by
-// the exact request id bytes sent: a [BoundedMap] (the seed's BoundedDict)
-// that add waits on for room until its ctx is done, plus a closed state.
+// the exact request id bytes sent: a bounded map (gaterpc's BoundedDict) that
+// add waits on for room until its ctx is done, plus a closed state.
 // Safe for concurrent use; the loop uses only the non-blocking methods.
 type pendingTable struct {
 	m      *BoundedMap[string, *call]
