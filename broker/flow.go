@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -79,13 +80,13 @@ func (l *loop) credit(client []byte, nargs int, args []byte) {
 		l.drop("frontend", "bad_credit")
 		return
 	}
-	rid, _, rest, err := readStrOrBin(args)
+	rid, _, rest, err := codec.ReadStrOrBin(args)
 	var c wire.Credit
 	if err == nil {
-		c.Items, rest, err = readUint(rest)
+		c.Items, rest, err = codec.ReadUint(rest)
 	}
 	if err == nil {
-		c.Bytes, _, err = readUint(rest)
+		c.Bytes, _, err = codec.ReadUint(rest)
 	}
 	if err != nil || len(rid) == 0 {
 		l.drop("frontend", "bad_credit")

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -16,14 +17,14 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 		l.toClient(client, frameGate, cr.RequestID, [][]byte{body}, true)
 	}
 	typeErr := func(msg string) {
-		reply(exceptionMap("TypeError", "TypeError("+pyRepr(msg)+")", ""))
+		reply(codec.ExceptionMap("TypeError", "TypeError("+pyRepr(msg)+")", ""))
 	}
 	body := cr.Body
 	if len(body) == 0 || len(body) > 3 {
 		typeErr("malformed request: " + strconv.Itoa(len(body)) + " body frames, want 1 to 3")
 		return
 	}
-	fnb, isStr, rest, err := readStrOrBin(body[0])
+	fnb, isStr, rest, err := codec.ReadStrOrBin(body[0])
 	if err != nil || !isStr || len(rest) != 0 {
 		typeErr("malformed request: function name is not a msgpack str")
 		return
@@ -31,7 +32,7 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 	fn := string(fnb)
 	nargs, args := 0, []byte(nil)
 	if len(body) >= 2 {
-		if nargs, args, err = readArrayHeader(body[1]); err != nil {
+		if nargs, args, err = codec.ReadArrayHeader(body[1]); err != nil {
 			typeErr("malformed request: args is not a msgpack array")
 			return
 		}
@@ -41,7 +42,7 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 			typeErr(fn + "() takes 1 positional argument but " + strconv.Itoa(nargs) + " were given")
 			return nil, false, false
 		}
-		v, isStr, _, err := readStrOrBin(args)
+		v, isStr, _, err := codec.ReadStrOrBin(args)
 		if err != nil {
 			return nil, false, true // some other type: the function decides
 		}
@@ -53,24 +54,24 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 	switch fn {
 	case "get_services":
 		names := append(append(make([]string, 0, len(l.order)+1), l.order...), wire.InternalService)
-		reply(resultMap(appendStrArray(nil, names)))
+		reply(codec.ResultMap(codec.AppendStrArray(nil, names)))
 	case "query_service":
 		v, isStr, ok := oneArg()
 		if !ok {
 			return
 		}
 		if s := l.services[string(v)]; isStr && s != nil {
-			reply(resultMap(appendStr(nil, s.desc)))
+			reply(codec.ResultMap(codec.AppendStr(nil, s.desc)))
 			return
 		}
-		reply(resultMap([]byte{0xc0}))
+		reply(codec.ResultMap([]byte{0xc0}))
 	case "info":
 		b := []byte{0x82}
-		b = appendStr(b, "my_id")
-		b = appendBin(b, l.b.id)
-		b = appendStr(b, "services")
-		b = appendStrArray(b, l.order)
-		reply(resultMap(b))
+		b = codec.AppendStr(b, "my_id")
+		b = codec.AppendBin(b, l.b.id)
+		b = codec.AppendStr(b, "services")
+		b = codec.AppendStrArray(b, l.order)
+		reply(codec.ResultMap(b))
 	case "keepalive":
 		v, isStr, ok := oneArg()
 		if !ok {
@@ -78,10 +79,10 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 		}
 		l.keepalives++
 		if !isStr && v != nil && string(v) == "heartbeat" {
-			reply(resultMap(appendBin(nil, []byte("200"))))
+			reply(codec.ResultMap(codec.AppendBin(nil, []byte("200"))))
 			return
 		}
-		reply(resultMap(appendBin(nil, []byte("400"))))
+		reply(codec.ResultMap(codec.AppendBin(nil, []byte("400"))))
 	case wire.CreditFunction:
 		l.credit(client, nargs, args) // one-way: never answered
 	case "cancel":
@@ -91,12 +92,12 @@ func (l *loop) internal(client []byte, cr wire.ClientRequest) {
 			return
 		}
 		if l.cancel(client, v) {
-			reply(resultMap([]byte{0xc3}))
+			reply(codec.ResultMap([]byte{0xc3}))
 		} else {
-			reply(resultMap([]byte{0xc2}))
+			reply(codec.ResultMap([]byte{0xc2}))
 		}
 	default:
-		reply(exceptionMap("AttributeError", "AttributeError("+pyRepr("Function not found: "+fn)+")", ""))
+		reply(codec.ExceptionMap("AttributeError", "AttributeError("+pyRepr("Function not found: "+fn)+")", ""))
 	}
 }
 
@@ -157,4 +158,16 @@ func sortedNames(m map[string]*service) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// methodName decodes body frame 0 as a msgpack str; "" if it is not one.
+func methodName(body [][]byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	v, isStr, rest, err := codec.ReadStrOrBin(body[0])
+	if err != nil || !isStr || len(rest) != 0 {
+		return ""
+	}
+	return string(v)
 }

@@ -14,6 +14,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/internal/zmqx"
 )
@@ -739,11 +740,11 @@ func (l *loop) fail(r *request, outcome, class, repr string) {
 	var body [][]byte
 	switch r.lastKind {
 	case wire.ReplyStreamItem:
-		body = wire.StreamErrorBody(exceptionTriple(class, repr, ""))
+		body = wire.StreamErrorBody(codec.AppendTriple(nil, class, repr, ""))
 	case wire.ReplyHugeChunk:
-		body = wire.HugeErrorBody(exceptionTriple(class, repr, ""))
+		body = wire.HugeErrorBody(codec.AppendTriple(nil, class, repr, ""))
 	default:
-		body = wire.SingleBody(exceptionMap(class, repr, ""))
+		body = wire.SingleBody(codec.ExceptionMap(class, repr, ""))
 	}
 	l.finish(r, outcome, body, errorFor(class, repr))
 }
@@ -997,7 +998,7 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 		return
 	}
 	outcome := OutcomeOK
-	if kind.IsError() || (kind == wire.ReplySingle && !bytes.HasSuffix(m.Body[0], noExceptionSuffix)) {
+	if kind.IsError() || (kind == wire.ReplySingle && !codec.HasNoException(m.Body[0])) {
 		outcome = OutcomeError
 	}
 	w = r.worker

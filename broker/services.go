@@ -75,14 +75,14 @@ func (l *loop) internalExt(fn string, nargs int, args []byte, reply func([]byte)
 		}
 		b, err := codec.Marshal(gateInterfaces)
 		if err != nil {
-			reply(exceptionMap("RuntimeError", "RuntimeError("+pyRepr(err.Error())+")", ""))
+			reply(codec.ExceptionMap("RuntimeError", "RuntimeError("+pyRepr(err.Error())+")", ""))
 			return true
 		}
-		reply(resultMap(b))
+		reply(codec.ResultMap(b))
 	case "service_stats":
 		var names []string
 		for i := 0; i < nargs; i++ {
-			v, isStr, rest, err := readStrOrBin(args)
+			v, isStr, rest, err := codec.ReadStrOrBin(args)
 			if err != nil || !isStr {
 				typeErr(fn + "() arguments must be service names (str)")
 				return true
@@ -91,10 +91,10 @@ func (l *loop) internalExt(fn string, nargs int, args []byte, reply func([]byte)
 		}
 		b, err := codec.Marshal(map[string]any{"services": l.serviceStats(names)})
 		if err != nil {
-			reply(exceptionMap("RuntimeError", "RuntimeError("+pyRepr(err.Error())+")", ""))
+			reply(codec.ExceptionMap("RuntimeError", "RuntimeError("+pyRepr(err.Error())+")", ""))
 			return true
 		}
-		reply(resultMap(b))
+		reply(codec.ResultMap(b))
 	default:
 		return false
 	}

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"context"
 	"sort"
 	"sync"
@@ -166,10 +165,6 @@ func (c *replyCounter) count(r *gate.Reply) {
 	}
 }
 
-// noExceptionSuffix ends a single reply body that carries no exception:
-// gaterpc 0.2.12 encodes {"result": ..., "exception": None} in that order.
-var noExceptionSuffix = []byte("\xa9exception\xc0")
-
 // wireException decodes the remote exception of a final reply body, or
 // returns nil.
 func wireException(r *gate.Reply) error {
@@ -179,7 +174,7 @@ func wireException(r *gate.Reply) error {
 	)
 	switch r.Kind {
 	case gate.ReplySingle:
-		if len(r.Body) == 0 || bytes.HasSuffix(r.Body[0], noExceptionSuffix) {
+		if len(r.Body) == 0 || codec.HasNoException(r.Body[0]) {
 			return nil // the common case, without decoding the value
 		}
 		_, exc, err = codec.DecodeReply(r.Body[0])

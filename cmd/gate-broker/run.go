@@ -19,6 +19,7 @@ import (
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/cli"
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/telemetry"
 	"github.com/gaterpc/gate/telemetry/setup"
@@ -365,13 +366,15 @@ func keepaliveProbe(ctx context.Context, endpoint string, timeout time.Duration,
 		return fmt.Errorf("health: connect %s: %w", endpoint, err)
 	}
 	rid := []byte(fmt.Sprintf("health-%d", time.Now().UnixNano()))
-	req := wire.ClientRequest{Service: wire.InternalService, RequestID: rid, Body: [][]byte{
-		[]byte("\xa9keepalive"), []byte("\x91\xc4\x09heartbeat"), {0x80},
-	}}
+	body, err := codec.EncodeRequestBody("keepalive", []any{[]byte("heartbeat")}, nil)
+	if err != nil {
+		return err
+	}
+	req := wire.ClientRequest{Service: wire.InternalService, RequestID: rid, Body: body}
 	if _, err := s.SendMessage(req.Frames()); err != nil {
 		return fmt.Errorf("health: send: %w", err)
 	}
-	want := []byte("\x82\xa6result\xc4\x03200\xa9exception\xc0")
+	want := codec.ResultMap(codec.AppendBin(nil, []byte("200"))) // keepalive's answer: b"200"
 	poller := zmq.NewPoller()
 	poller.Add(s, zmq.POLLIN)
 	deadline := time.Now().Add(timeout)

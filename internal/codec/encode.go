@@ -174,18 +174,7 @@ func (e *encoder) str(s string) error {
 	if !utf8.ValidString(s) {
 		return malformed("string is not valid UTF-8 (use []byte for binary data)")
 	}
-	n := len(s)
-	switch {
-	case n <= 31:
-		e.b = append(e.b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		e.b = append(e.b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xda), uint16(n))
-	default:
-		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xdb), uint32(n))
-	}
-	e.b = append(e.b, s...)
+	e.b = AppendStr(e.b, s)
 	return nil
 }
 
@@ -193,16 +182,7 @@ func (e *encoder) bin(p []byte) error {
 	if len(p) > e.c.maxBin {
 		return limit("bin of %d bytes exceeds MaxBinLen %d", len(p), e.c.maxBin)
 	}
-	n := len(p)
-	switch {
-	case n <= math.MaxUint8:
-		e.b = append(e.b, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xc5), uint16(n))
-	default:
-		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xc6), uint32(n))
-	}
-	e.b = append(e.b, p...)
+	e.b = AppendBin(e.b, p)
 	return nil
 }
 
@@ -260,14 +240,7 @@ func (e *encoder) arrayHeader(n, depth int) error {
 	if depth >= e.c.maxDepth {
 		return limit("nesting deeper than MaxDepth %d", e.c.maxDepth)
 	}
-	switch {
-	case n <= 15:
-		e.b = append(e.b, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xdc), uint16(n))
-	default:
-		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xdd), uint32(n))
-	}
+	e.b = AppendArrayHeader(e.b, n)
 	return nil
 }
 
@@ -278,14 +251,7 @@ func (e *encoder) mapHeader(n, depth int) error {
 	if depth >= e.c.maxDepth {
 		return limit("nesting deeper than MaxDepth %d", e.c.maxDepth)
 	}
-	switch {
-	case n <= 15:
-		e.b = append(e.b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xde), uint16(n))
-	default:
-		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xdf), uint32(n))
-	}
+	e.b = AppendMapHeader(e.b, n)
 	return nil
 }
 
