@@ -51,3 +51,19 @@ func BenchmarkRequestID(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeRequestIDFlow decodes the id of a traced call with flow
+// control on: a budget, traceparent, gate.window and gate.chunk.
+func BenchmarkDecodeRequestIDFlow(b *testing.B) {
+	id := EncodeRequestID([]byte("0123456789abcdef"), RequestMeta{Budget: 1500000000, MD: map[string]string{
+		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		MetaWindow:    Window{Items: 1024, Bytes: 8 << 20}.String(),
+		MetaChunk:     "262144",
+	}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := DecodeRequestID(id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
