@@ -178,17 +178,67 @@ type Zstd struct {
 	MaxWindow uint64
 }
 
-// NewWriter implements [Compressor].
+// NewWriter implements [Compressor]. Encoders are reused: a writer that
+// closes without error returns its encoder (some 18 MB of state at the
+// default level) to a pool for the next NewWriter at the same level.
 func (Zstd) NewWriter(w io.Writer, level int) (io.WriteCloser, error) {
+	if level <= 0 {
+		level = 0
+	}
+	pool := zstdPool(level)
+	if enc, ok := pool.Get().(*zstd.Encoder); ok {
+		enc.Reset(w)
+		return &zstdWriter{enc: enc, pool: pool}, nil
+	}
 	opts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 	if level > 0 {
 		opts = append(opts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)))
 	}
-	zw, err := zstd.NewWriter(w, opts...)
+	enc, err := zstd.NewWriter(w, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: zstd: %w", ErrInvalidOption, err)
 	}
-	return zw, nil
+	return &zstdWriter{enc: enc, pool: pool}, nil
+}
+
+// zstdPools holds a *sync.Pool of idle encoders per level.
+var zstdPools sync.Map
+
+func zstdPool(level int) *sync.Pool {
+	if p, ok := zstdPools.Load(level); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := zstdPools.LoadOrStore(level, &sync.Pool{})
+	return p.(*sync.Pool)
+}
+
+// zstdWriter is a pooled encoder's writer.
+type zstdWriter struct {
+	enc  *zstd.Encoder
+	pool *sync.Pool
+}
+
+func (z *zstdWriter) Write(p []byte) (int, error) {
+	if z.enc == nil {
+		return 0, ErrClosed
+	}
+	return z.enc.Write(p)
+}
+
+// Close finishes the frame; the encoder goes back to the pool unless
+// writing the frame failed.
+func (z *zstdWriter) Close() error {
+	if z.enc == nil {
+		return ErrClosed
+	}
+	enc := z.enc
+	z.enc = nil
+	err := enc.Close()
+	if err == nil {
+		enc.Reset(nil) // drop the destination
+		z.pool.Put(enc)
+	}
+	return err
 }
 
 // NewReader implements [Compressor].
