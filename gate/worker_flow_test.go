@@ -492,3 +492,25 @@ func joinHuge(t *testing.T, b *fakeBackend, rid []byte, comp string) []byte {
 	}
 	return raw
 }
+
+// TestWorkerFlowEarlyCredit: a credit that reaches the worker right
+// behind its request, before the call's goroutine has set up its flow
+// control, is not lost.
+func TestWorkerFlowEarlyCredit(t *testing.T) {
+	b := newFakeBackend(t)
+	startWorker(t, b, countService(t, nil))
+	b.expectReady()
+	for i := range 20 {
+		client := []byte("c1")
+		rid := flowRID("e"+string(rune('a'+i)), relayed(wire.Window{Items: 2, Bytes: 1 << 20}))
+		body, _ := codec.EncodeRequestBody("count", []any{30}, nil)
+		// One send of both messages: the loop reads them in one batch.
+		b.request(client, rid, body...)
+		b.credit(client, rid, wire.Credit{Items: 28, Bytes: 1 << 10})
+		var next int64
+		streamItems(t, b, rid, 30, &next)
+		if kind, _ := b.replyFor(rid); kind != wire.ReplyStreamEnd {
+			t.Fatalf("got %v, want the end marker", kind)
+		}
+	}
+}
