@@ -514,3 +514,53 @@ func TestWorkerFlowEarlyCredit(t *testing.T) {
 		}
 	}
 }
+
+// procHugeBinary streams n pseudo-random bytes from a process-pool child.
+var procHugeBinary = MustProcessFunc("gate_test.huge_binary", func(_ context.Context, n int) (HugeValue, error) {
+	return HugeBinary(int64(n), rand.NewChaCha8([32]byte{6})), nil
+})
+
+// TestWorkerFlowProcessPool: a HugeBinary value from a process-pool child
+// reaches the parent in one piece and leaves it under the window like any
+// other HugeData reply.
+func TestWorkerFlowProcessPool(t *testing.T) {
+	pool, err := NewProcessPool(1)
+	mustOK(t, err)
+	t.Cleanup(func() { pool.Close() })
+	b := newFakeBackend(t)
+	svc := mustService(t, "P")
+	mustOK(t, svc.Register("blob", procHugeBinary, WithExecutor(pool)))
+	startWorker(t, b, svc, WithHugeData("zstd", 1, 1000))
+	b.expectReady()
+	const n = 200 << 10
+	client := []byte("c1")
+	rid := flowRID("p1", relayed(wire.Window{Items: 2, Bytes: 1 << 20}, wire.MetaChunk, "4096"))
+	body, _ := codec.EncodeRequestBody("blob", []any{n}, nil)
+	b.request(client, rid, body...)
+	var chunks [][]byte
+	for range 2 {
+		kind, c := b.replyFor(rid)
+		if kind != wire.ReplyHugeChunk {
+			t.Fatalf("reply kind %v, want a chunk", kind)
+		}
+		chunks = append(chunks, c)
+	}
+	b.silent(quiet)
+	b.credit(client, rid, wire.Credit{Items: 1 << 20, Bytes: 1 << 40})
+	for {
+		kind, c := b.replyFor(rid)
+		if kind == wire.ReplyHugeEnd {
+			break
+		}
+		chunks = append(chunks, c)
+	}
+	raw, err := chunk.Join(chunks, chunk.WithCompression("zstd"))
+	mustOK(t, err)
+	var got []byte
+	mustOK(t, codec.Unmarshal(raw, &got))
+	want := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{6}).Read(want)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes, want %d equal bytes", len(got), n)
+	}
+}
