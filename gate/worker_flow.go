@@ -62,13 +62,6 @@ func (f *flowCtl) acquire(ctx, call context.Context, n int) error {
 	}
 }
 
-// outstanding returns what has been sent beyond the credit, for tests.
-func (f *flowCtl) outstanding() wire.Credit {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.credit.Outstanding(f.sent)
-}
-
 // flowWaitError is what a reply writer returns when the call ended while
 // it waited for credit. A cancelled call gets context.Canceled (the
 // caller is gone: the worker sends only its final reply); a deadline
