@@ -444,6 +444,13 @@ func TestWorkerHugeSources(t *testing.T) {
 		t.Fatal("HugeFrom did not close its io.Closer source")
 	}
 
+	// A size outside the bin range is an error before anything is sent.
+	for _, size := range []int{-1, 1 << 32} {
+		if _, exc := decodeSingle(t, b.call("bad", "bin", []any{size}, nil)); exc == nil || !bytes.Contains([]byte(exc.Repr), []byte("bin range")) {
+			t.Fatalf("HugeBinary(%d): %v, want an exception about the bin range", size, exc)
+		}
+	}
+
 	rid = []byte("short")
 	body, _ = codec.EncodeRequestBody("short", []any{100000}, nil)
 	b.request([]byte("c1"), rid, body...)

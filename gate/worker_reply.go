@@ -24,7 +24,8 @@ import (
 type HugeValue struct {
 	v   any
 	src io.Reader // HugeFrom, HugeBinary: the source of the encoding
-	n   int64     // HugeBinary: the bin's length; -1 for HugeFrom
+	bin bool      // HugeBinary: src yields n bytes of a bin
+	n   int64
 }
 
 // HugeFrom returns a HugeData value whose msgpack encoding is read from r
@@ -35,7 +36,7 @@ type HugeValue struct {
 // ends the reply with a HugeData exception marker. If r is an
 // [io.Closer], the worker closes it when the reply is over, whether or
 // not it was sent.
-func HugeFrom(r io.Reader) HugeValue { return HugeValue{src: r, n: -1} }
+func HugeFrom(r io.Reader) HugeValue { return HugeValue{src: r} }
 
 // HugeBinary returns a HugeData value that the caller receives as a byte
 // string of n bytes ([]byte in Go, bytes in Python), read from r while it
@@ -50,16 +51,16 @@ func HugeFrom(r io.Reader) HugeValue { return HugeValue{src: r, n: -1} }
 //	st, err := f.Stat()
 //	if err != nil { f.Close(); return gate.HugeValue{}, err }
 //	return gate.HugeBinary(st.Size(), f), nil
-func HugeBinary(n int64, r io.Reader) HugeValue { return HugeValue{src: r, n: n} }
+func HugeBinary(n int64, r io.Reader) HugeValue { return HugeValue{src: r, bin: true, n: n} }
 
 // header returns the bytes the worker sends before the source's: the
 // bin32 header of a HugeBinary, nothing for HugeFrom.
 func (h HugeValue) header() ([]byte, error) {
-	if h.n < 0 {
+	if !h.bin {
 		return nil, nil
 	}
-	if h.n > math.MaxUint32 {
-		return nil, Errorf(InvalidArgument, "HugeBinary: %d bytes exceed msgpack's bin limit", h.n)
+	if h.n < 0 || h.n > math.MaxUint32 {
+		return nil, Errorf(InvalidArgument, "HugeBinary: size %d outside msgpack's bin range 0..%d", h.n, uint32(math.MaxUint32))
 	}
 	return binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(h.n)), nil
 }
@@ -77,7 +78,7 @@ func (h HugeValue) copySource(dst io.Writer) (int64, error) {
 		return total, err
 	}
 	buf := make([]byte, 128<<10)
-	if h.n < 0 {
+	if !h.bin {
 		k, err := io.CopyBuffer(dst, h.src, buf)
 		return total + k, err
 	}
@@ -228,6 +229,9 @@ func (r *replier) huge(ctx context.Context, enc []byte) error {
 // goes.
 func (r *replier) hugeFrom(ctx context.Context, h HugeValue) error {
 	defer h.closeSource()
+	if _, err := h.header(); err != nil {
+		return r.exception(ctx, err)
+	}
 	return r.hugeSend(ctx, true, h.copySource)
 }
 
