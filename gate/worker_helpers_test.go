@@ -115,7 +115,7 @@ func (b *fakeBackend) nextFrames(timeout time.Duration) [][]byte {
 // loaded machine takes seconds) does not see the worker give the backend
 // up for silence and re-register.
 func (b *fakeBackend) answerHeartbeat(id []byte) {
-	_, _ = b.sock.SendMessage(wire.WithRouting(id, [][]byte{[]byte(wire.WorkerHeader), {byte(wire.CmdHeartbeat)}}))
+	_, _ = b.sock.SendMessage(wire.WithRouting(id, wire.WorkerMessage{Command: wire.CmdHeartbeat}.Frames()))
 }
 
 func (b *fakeBackend) expectReady() wire.WorkerMessage {
