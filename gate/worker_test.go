@@ -575,6 +575,7 @@ func TestWorkerReconnects(t *testing.T) {
 	})
 	t.Run("silent broker", func(t *testing.T) {
 		b := newFakeBackend(t)
+		b.mute = true
 		startWorker(t, b, mustService(t, "R"), WithLiveness(3))
 		b.expectReady()
 		first := b.wid
