@@ -742,9 +742,16 @@ func (b *baseWriter) Send(ctx context.Context, r *Reply) error {
 	if b.final {
 		return fmt.Errorf("gate: %v reply after the final reply", r.Kind)
 	}
-	if f := b.c.flow; f != nil && held(r.Kind) && len(r.Body) > 0 {
-		if err := f.acquire(ctx, b.c.ctx, len(r.Body[len(r.Body)-1])); err != nil {
-			return err
+	if held(r.Kind) {
+		// Once the call is over (CANCEL, deadline, connection lost) its
+		// producer stops at the next item or chunk, window or not.
+		if err := b.c.ctx.Err(); err != nil {
+			return flowWaitError(err)
+		}
+		if f := b.c.flow; f != nil && len(r.Body) > 0 {
+			if err := f.acquire(ctx, b.c.ctx, len(r.Body[len(r.Body)-1])); err != nil {
+				return err
+			}
 		}
 	}
 	if r.Kind.Final() || r.Kind == wire.ReplyUnknown {

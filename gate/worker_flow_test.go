@@ -571,3 +571,35 @@ func TestWorkerFlowProcessPool(t *testing.T) {
 		t.Fatalf("got %d bytes, want %d equal bytes", len(got), n)
 	}
 }
+
+// TestWorkerHugeStopsOnCancel: without a window too, a cancelled call's
+// HugeData producer stops at its next chunk instead of sending the rest
+// of the value.
+func TestWorkerHugeStopsOnCancel(t *testing.T) {
+	b := newFakeBackend(t)
+	svc := mustService(t, "F")
+	mustOK(t, Func1(svc, "blob", func(context.Context, int) (HugeValue, error) {
+		return HugeBinary(1<<30, rand.NewChaCha8([32]byte{8})), nil
+	}))
+	startWorker(t, b, svc, WithHugeData("zstd", 1, 1000))
+	b.expectReady()
+	client, rid := []byte("c1"), []byte("big")
+	body, _ := codec.EncodeRequestBody("blob", []any{0}, nil)
+	b.request(client, rid, body...)
+	b.replyFor(rid) // the value is being sent
+	b.cancel(client, rid)
+	// 1 GiB is a million chunks: a producer that kept going would be far
+	// from done when this loop gives up.
+	for n := 0; ; n++ {
+		kind, _ := b.replyFor(rid)
+		if kind != wire.ReplyHugeChunk {
+			if kind != wire.ReplySingle {
+				t.Fatalf("after CANCEL: %v, want the final single reply", kind)
+			}
+			break
+		}
+		if n > 100_000 {
+			t.Fatal("the producer did not stop after CANCEL")
+		}
+	}
+}
