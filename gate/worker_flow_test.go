@@ -364,8 +364,8 @@ func TestWorkerFlowDeadlineWhileHeld(t *testing.T) {
 	}
 }
 
-// TestWorkerFlowCloseWhileHeld: closing the worker while a producer waits
-// for credit does not hang (goleak in TestMain checks that every
+// TestWorkerFlowCloseWhileHeld: shutting the worker down while producers
+// wait for credit does not hang (goleak in TestMain checks that every
 // goroutine, the compression pipeline's included, is gone).
 func TestWorkerFlowCloseWhileHeld(t *testing.T) {
 	b := newFakeBackend(t)
@@ -384,15 +384,19 @@ func TestWorkerFlowCloseWhileHeld(t *testing.T) {
 		}
 	}
 	b.silent(quiet / 3)
-	closed := make(chan struct{})
-	go func() {
-		w.Close()
-		close(closed)
-	}()
+	// A graceful Shutdown waits for the held calls until its ctx ends,
+	// then closes the worker.
+	ctx, cancel := context.WithTimeout(context.Background(), quiet)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- w.Shutdown(ctx) }()
 	select {
-	case <-closed:
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want DeadlineExceeded (the held calls never finish)", err)
+		}
 	case <-time.After(workerTestTimeout):
-		t.Fatal("Close hung with producers held by the window")
+		t.Fatal("Shutdown hung with producers held by the window")
 	}
 }
 
