@@ -543,8 +543,13 @@ func TestWorkerBudgetAndCancel(t *testing.T) {
 
 	// CANCEL from the broker
 	b.request([]byte("c"), []byte("tocancel"), body...)
-	<-waiting // the first wait call
-	<-waiting // this one: CANCEL before it starts would be a no-op
+	for range 2 { // the first wait call, then this one: CANCEL before it starts would be a no-op
+		select {
+		case <-waiting:
+		case <-time.After(workerRecvTimeout):
+			t.Fatal("the wait call did not start")
+		}
+	}
 	b.send(wire.WorkerMessage{Command: wire.CmdCancel, Client: []byte("c"), RequestID: []byte("tocancel")}.Frames()...)
 	select {
 	case err := <-cancelled:
