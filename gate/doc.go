@@ -41,7 +41,12 @@
 // iter.Seq2[T, error] (a stream: one reply per item, then an end or
 // exception marker), a [Huge] value (compressed and chunked HugeData;
 // values larger than Settings.AutoHugeThreshold are chunked
-// automatically), or an error. Errors become the exception triple
+// automatically), a [HugeFrom] or [HugeBinary] value (HugeData read from
+// an io.Reader while it is sent, so the worker never holds it), or an
+// error. Between gate peers the worker chunks HugeData at the size the
+// client asks for and, through a gate broker, holds stream items and
+// HugeData chunks to the client's flow-control window
+// (docs/flow-control.md): a slow reader slows the method down. Errors become the exception triple
 // [class, repr, traceback]: an [*Error] keeps its class (see
 // [NewException]), ctx errors become TimeoutError/CancelledError, and
 // other errors take the name of their Go type; the traceback names the Go

@@ -175,6 +175,13 @@ func childCall(cdc *codec.Codec, frame []byte) (kind int, payload []byte) {
 	}
 	kind = procValue
 	if h, ok := res.(HugeValue); ok {
+		if h.src != nil { // HugeFrom, HugeBinary: the parent gets the encoding in one piece
+			b, err := h.encoding()
+			if err != nil {
+				return fail(Errorf(Internal, "%s: huge source: %v", name, err), pf.a.where())
+			}
+			return procHuge, b
+		}
 		kind, res = procHuge, h.v
 	}
 	if ok, _ := iterate(ctx, res, func(any) bool { return false }); ok {
@@ -438,7 +445,7 @@ func decodeProcReply(b []byte) (any, error) {
 	case procValue:
 		return codec.RawMessage(payload), nil
 	case procHuge:
-		return HugeValue{codec.RawMessage(payload)}, nil
+		return HugeValue{v: codec.RawMessage(payload)}, nil
 	}
 	exc, err := codec.DecodeTriple(payload)
 	if err != nil {

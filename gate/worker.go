@@ -305,6 +305,11 @@ type workCall struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	canceled bool
+
+	// Flow control of a relayed call (set by serveCall under w.mu), and
+	// the credit that arrived before it was set.
+	flow  *flowCtl
+	early wire.Credit
 }
 
 func callKey(client, rid []byte) string {
@@ -439,9 +444,10 @@ func (l *workerLoop) connect(now time.Time) error {
 	l.lastRecv, l.grace = now.Add(l.grace), 0
 	l.send(wire.WorkerMessage{Command: wire.CmdReady, Service: w.svc.name, Description: w.svc.description, Capacity: w.s.MessageMax}.Frames())
 	// Announce CmdCancel support, with a final reply for every cancelled
-	// call (serveCall). 0.2.12 brokers ignore heartbeats with extra
-	// frames; plain heartbeats keep them happy.
-	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityAck)}}.Frames())
+	// call (serveCall), and CmdCredit support (worker_flow.go). 0.2.12
+	// brokers ignore heartbeats with extra frames; plain heartbeats keep
+	// them happy.
+	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityFlow)}}.Frames())
 	w.connects.Add(1)
 	w.connected.Store(true)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
@@ -566,6 +572,10 @@ func (l *workerLoop) handle(frames [][]byte) {
 		l.reconnect(now, "broker sent DISCONNECT")
 	case wire.CmdCancel:
 		w.cancelCall(callKey(m.Client, m.RequestID))
+	case wire.CmdCredit:
+		if c, err := wire.ParseCredit(m.Body[0]); err == nil { // ParseWorkerMessage checked it
+			w.credit(callKey(m.Client, m.RequestID), c)
+		}
 	case wire.CmdRequest:
 		l.request(m, now)
 	default:
@@ -695,7 +705,7 @@ func (c *workCall) stop() {
 // (cancelCall, cancelAll), and ending at deadline when it is not zero. It
 // is not derived from w.life, whose every child would take w.life's mutex
 // twice per call: the loop cancels every call in flight when it stops.
-func (w *Worker) callContext(c *workCall, deadline time.Time) context.Context {
+func (w *Worker) callContext(c *workCall, deadline time.Time, flow *flowCtl) context.Context {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if deadline.IsZero() {
@@ -705,6 +715,10 @@ func (w *Worker) callContext(c *workCall, deadline time.Time) context.Context {
 	}
 	w.mu.Lock()
 	c.ctx, c.cancel = ctx, cancel
+	if flow != nil {
+		c.flow = flow
+		flow.credit = c.early // no grant can race: c.flow was nil until now
+	}
 	if c.canceled || w.life.Err() != nil {
 		cancel()
 	}
@@ -734,9 +748,21 @@ type baseWriter struct {
 	final bool
 }
 
-func (b *baseWriter) Send(_ context.Context, r *Reply) error {
+func (b *baseWriter) Send(ctx context.Context, r *Reply) error {
 	if b.final {
 		return fmt.Errorf("gate: %v reply after the final reply", r.Kind)
+	}
+	if held(r.Kind) {
+		// Once the call is over (CANCEL, deadline, connection lost) its
+		// producer stops at the next item or chunk, window or not.
+		if err := b.c.ctx.Err(); err != nil {
+			return flowWaitError(err)
+		}
+		if f := b.c.flow; f != nil && len(r.Body) > 0 {
+			if err := f.acquire(ctx, b.c.ctx, len(r.Body[len(r.Body)-1])); err != nil {
+				return err
+			}
+		}
 	}
 	if r.Kind.Final() || r.Kind == wire.ReplyUnknown {
 		b.final = true
@@ -782,16 +808,26 @@ func (w *Worker) serveCall(c *workCall) {
 	if meta.Budget > 0 {
 		req.Deadline = c.recvd.Add(meta.Budget)
 	}
-	ctx := w.callContext(c, req.Deadline)
+	var flow *flowCtl
+	env := w.env
+	if meta.MD != nil {
+		flow = flowFor(meta.MD)
+		if n := chunkFor(meta.MD); n > 0 {
+			e := *w.env
+			e.chunk = n
+			env = &e
+		}
+	}
+	ctx := w.callContext(c, req.Deadline, flow)
 	defer w.finish(c)
 	req.SetRole(RoleWorker)
 	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
 	req.Method = p.fn
-	req.parsed, req.env = p, w.env
+	req.parsed, req.env = p, env
 	// SendResult and SendError get only the ctx and the writer: the env
 	// rides in the ctx too (with a ctx built from scratch they fall back
 	// to the default settings).
-	ctx = context.WithValue(ctx, replyEnvKey{}, w.env)
+	ctx = context.WithValue(ctx, replyEnvKey{}, env)
 	*bw = baseWriter{w: w, c: c}
 	err = w.handler.ServeRPC(ctx, req, bw)
 	if bw.final || errors.As(err, new(silentError)) {
@@ -804,7 +840,7 @@ func (w *Worker) serveCall(c *workCall) {
 		err = Errorf(Canceled, "call cancelled")
 	}
 	// A middleware (or a raw handler) returned without a final reply.
-	r := &replier{w: bw, cdc: w.env.cdc, s: &w.s}
+	r := &replier{w: bw, cdc: env.cdc, s: &w.s, chunk: env.chunk}
 	if err != nil {
 		_ = r.exception(ctx, err)
 	} else {
@@ -819,7 +855,11 @@ func (w *Worker) dispatch(ctx context.Context, req *Request, rw ReplyWriter) err
 		p = &parsedBody{}
 		p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(req.Body)
 	}
-	r := &replier{w: rw, cdc: w.env.cdc, s: &w.s}
+	env := req.env
+	if env == nil {
+		env = w.env
+	}
+	r := &replier{w: rw, cdc: env.cdc, s: &w.s, chunk: env.chunk}
 	if p.err != nil {
 		err := typeErrorf("malformed request: %v", p.err)
 		if w.s.Secure {

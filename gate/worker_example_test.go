@@ -1,9 +1,11 @@
 package gate_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -81,4 +83,49 @@ func ExampleWorker() {
 	// HELLO, GATE <nil>
 	// ValueError ValueError('name is empty')
 	// <nil> gate: closed
+}
+
+// A method returning HugeBinary sends n bytes read from a reader as
+// HugeData, without holding them: here a file-like source, which the
+// worker closes when the reply is over. The caller receives the bytes.
+func ExampleHugeBinary() {
+	zctx, _ := zmq.NewContext()
+	defer zctx.Term()
+	quiet := slog.New(slog.DiscardHandler)
+	front, back := "inproc://ex-huge-front", "inproc://ex-huge-back"
+	b, _ := broker.New(broker.WithZMQContext(zctx), broker.WithFrontend(front), broker.WithBackend(back), broker.WithLogger(quiet))
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- b.Serve(context.Background()) }()
+	defer func() { b.Close(); <-brokerDone }()
+
+	svc, _ := gate.NewService("Files", "")
+	_ = gate.Func1(svc, "read", func(_ context.Context, name string) (gate.HugeValue, error) {
+		data := strings.Repeat(name, 3) // stands for an *os.File and its Stat().Size()
+		return gate.HugeBinary(int64(len(data)), io.NopCloser(strings.NewReader(data))), nil
+	})
+	_ = gate.Func1(svc, "encoded", func(_ context.Context, _ int) (gate.HugeValue, error) {
+		// HugeFrom reads a msgpack encoding: here the fixarray [1, 2, 3].
+		return gate.HugeFrom(bytes.NewReader([]byte{0x93, 0x01, 0x02, 0x03})), nil
+	})
+	w, _ := svc.NewWorker(back, gate.WithZMQContext(zctx), gate.WithLogger(quiet))
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- w.Serve(context.Background()) }()
+	defer func() { w.Close(); <-workerDone }()
+
+	c, _ := gate.NewClient(front, gate.WithZMQContext(zctx), gate.WithLogger(quiet))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for { // wait for the worker's READY to reach the broker
+		if _, err := c.Call(ctx, "Files.get_interfaces"); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	v, err := c.Call(ctx, "Files.read", "ab")
+	fmt.Printf("%q %v\n", v, err)
+	fmt.Println(c.Call(ctx, "Files.encoded", 0))
+	// Output:
+	// "ababab" <nil>
+	// [1 2 3] <nil>
 }

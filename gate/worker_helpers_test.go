@@ -28,6 +28,7 @@ type fakeBackend struct {
 	sock     *zmq.Socket
 	endpoint string
 	wid      []byte // routing id of the last READY
+	mute     bool   // answer no heartbeats: the worker sees a silent broker
 }
 
 func newFakeBackend(t testing.TB) *fakeBackend {
@@ -115,7 +116,10 @@ func (b *fakeBackend) nextFrames(timeout time.Duration) [][]byte {
 // loaded machine takes seconds) does not see the worker give the backend
 // up for silence and re-register.
 func (b *fakeBackend) answerHeartbeat(id []byte) {
-	_, _ = b.sock.SendMessage(wire.WithRouting(id, [][]byte{[]byte(wire.WorkerHeader), {byte(wire.CmdHeartbeat)}}))
+	if b.mute {
+		return
+	}
+	_, _ = b.sock.SendMessage(wire.WithRouting(id, wire.WorkerMessage{Command: wire.CmdHeartbeat}.Frames()))
 }
 
 func (b *fakeBackend) expectReady() wire.WorkerMessage {

@@ -2,9 +2,12 @@ package gate
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
+	"math"
 	"reflect"
 	"strings"
 
@@ -14,18 +17,111 @@ import (
 )
 
 // HugeValue is a value a worker sends as HugeData: msgpack-encoded,
-// compressed with Settings.HugeDataCompress and cut into
-// Settings.HugeDataSizeOf chunks. Make one with [Huge].
-type HugeValue struct{ v any }
+// compressed with Settings.HugeDataCompress and cut into chunks of the
+// size the client asked for (docs/flow-control.md), or of
+// Settings.HugeDataSizeOf for clients that ask for nothing (0.2.12).
+// Make one with [Huge], or stream it with [HugeFrom] or [HugeBinary].
+type HugeValue struct {
+	v   any
+	src io.Reader // HugeFrom, HugeBinary: the source of the encoding
+	bin bool      // HugeBinary: src yields n bytes of a bin
+	n   int64
+}
+
+// HugeFrom returns a HugeData value whose msgpack encoding is read from r
+// while it is being sent: the worker compresses and chunks it as it
+// reads, so a value of any size (a 1 GB file) is sent with a few chunks in
+// memory. r must yield exactly one msgpack value; the worker does not
+// check it (the receiver fails to decode anything else). A read error
+// ends the reply with a HugeData exception marker. If r is an
+// [io.Closer], the worker closes it when the reply is over, whether or
+// not it was sent.
+func HugeFrom(r io.Reader) HugeValue { return HugeValue{src: r} }
+
+// HugeBinary returns a HugeData value that the caller receives as a byte
+// string of n bytes ([]byte in Go, bytes in Python), read from r while it
+// is being sent: the worker writes the msgpack bin32 header itself and
+// then copies exactly n bytes of r. Fewer than n bytes is an error that
+// ends the reply with a HugeData exception marker; bytes after the n-th
+// are not read. n must be in 0..2^32-1, msgpack's bin limit. If r is an
+// [io.Closer], the worker closes it when the reply is over.
+//
+//	f, err := os.Open(path)
+//	if err != nil { return gate.HugeValue{}, err }
+//	st, err := f.Stat()
+//	if err != nil { f.Close(); return gate.HugeValue{}, err }
+//	return gate.HugeBinary(st.Size(), f), nil
+func HugeBinary(n int64, r io.Reader) HugeValue { return HugeValue{src: r, bin: true, n: n} }
+
+// header returns the bytes the worker sends before the source's: the
+// bin32 header of a HugeBinary, nothing for HugeFrom.
+func (h HugeValue) header() ([]byte, error) {
+	if !h.bin {
+		return nil, nil
+	}
+	if h.n < 0 || h.n > math.MaxUint32 {
+		return nil, Errorf(InvalidArgument, "HugeBinary: size %d outside msgpack's bin range 0..%d", h.n, uint32(math.MaxUint32))
+	}
+	return binary.BigEndian.AppendUint32([]byte{0xc6}, uint32(h.n)), nil
+}
+
+// copySource writes the source of h (a HugeFrom or HugeBinary value) to
+// dst, header first, and returns the bytes of encoding written.
+func (h HugeValue) copySource(dst io.Writer) (int64, error) {
+	hdr, err := h.header()
+	if err != nil {
+		return 0, err
+	}
+	n, err := dst.Write(hdr)
+	total := int64(n)
+	if err != nil {
+		return total, err
+	}
+	buf := make([]byte, 128<<10)
+	if !h.bin {
+		k, err := io.CopyBuffer(dst, h.src, buf)
+		return total + k, err
+	}
+	k, err := io.CopyBuffer(dst, io.LimitReader(h.src, h.n), buf)
+	total += k
+	if err == nil && k < h.n {
+		err = fmt.Errorf("HugeBinary: source ended after %d of %d bytes: %w", k, h.n, io.ErrUnexpectedEOF)
+	}
+	return total, err
+}
+
+// closeSource closes the source of h if it is an io.Closer.
+func (h HugeValue) closeSource() {
+	if c, ok := h.src.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// encoding returns the whole encoding of a HugeFrom or HugeBinary value,
+// for process-pool children, which send their result in one piece.
+func (h HugeValue) encoding() ([]byte, error) {
+	defer h.closeSource()
+	var b bytesWriter
+	_, err := h.copySource(&b)
+	return b, err
+}
+
+type bytesWriter []byte
+
+func (b *bytesWriter) Write(p []byte) (int, error) {
+	*b = append(*b, p...)
+	return len(p), nil
+}
 
 // Huge wraps v so that a method returning it sends v as HugeData, like
 // 0.2.12's HugeData return value. The caller receives v itself. Values
 // whose encoding exceeds Settings.AutoHugeThreshold are sent this way
 // even without the wrapper. Note that a 0.2.12 Python client can receive
 // only one HugeData reply per process.
-func Huge(v any) HugeValue { return HugeValue{v} }
+func Huge(v any) HugeValue { return HugeValue{v: v} }
 
-// Value returns the wrapped value.
+// Value returns the wrapped value (nil for [HugeFrom] and [HugeBinary]
+// values, whose encoding is read while it is sent).
 func (h HugeValue) Value() any { return h.v }
 
 // Pre-encoded parts of a single reply map {"result": v, "exception": nil}.
@@ -41,6 +137,7 @@ type replier struct {
 	s     *Settings
 	where string       // Python-like location of the method, for tracebacks
 	fn    *funcAdapter // when set and where is empty, where comes from fn (made only for an exception)
+	chunk int          // HugeData chunk size the client asked for; 0: s.HugeDataSizeOf
 }
 
 func (r *replier) location() string {
@@ -59,6 +156,9 @@ func (r *replier) send(ctx context.Context, kind ReplyKind, v any, err error, bo
 func (r *replier) result(ctx context.Context, v any) error {
 	switch x := v.(type) {
 	case HugeValue:
+		if x.src != nil {
+			return r.hugeFrom(ctx, x)
+		}
 		enc, err := r.cdc.Marshal(x.v)
 		if err != nil {
 			return r.exception(ctx, encodeError(x.v, err))
@@ -112,34 +212,79 @@ func (r *replier) triple(err error) []byte {
 	return b
 }
 
+// pipelineDepth is how many compressed HugeData chunks may wait to be
+// sent while the next ones are being compressed.
+const pipelineDepth = 2
+
 // huge compresses and chunks an encoded value (docs/wire-protocol.md 7.3).
 func (r *replier) huge(ctx context.Context, enc []byte) error {
+	size := r.chunkSize()
+	return r.hugeSend(ctx, len(enc) > 2*size, func(s io.Writer) (int64, error) {
+		n, err := s.Write(enc)
+		return int64(n), err
+	})
+}
+
+// hugeFrom sends a HugeFrom or HugeBinary value, reading its source as it
+// goes.
+func (r *replier) hugeFrom(ctx context.Context, h HugeValue) error {
+	defer h.closeSource()
+	if _, err := h.header(); err != nil {
+		return r.exception(ctx, err)
+	}
+	return r.hugeSend(ctx, true, h.copySource)
+}
+
+func (r *replier) chunkSize() int {
+	if r.chunk > 0 {
+		return r.chunk
+	}
+	return r.s.HugeDataSizeOf
+}
+
+// hugeSend sends the encoding write produces as HugeData. With pipeline,
+// chunks are handed to the writer on a goroutine of the chunk Sender's
+// own while write goes on compressing (at most pipelineDepth chunks
+// ahead); the writer may block there on the reader's window.
+func (r *replier) hugeSend(ctx context.Context, pipeline bool, write func(io.Writer) (int64, error)) error {
 	var sendErr error
+	opts := []chunk.Option{chunk.WithCompression(r.s.HugeDataCompress), chunk.WithLevel(r.s.HugeDataCompressLevel), chunk.WithChunkSize(r.chunkSize())}
+	if pipeline {
+		opts = append(opts, chunk.WithPipeline(pipelineDepth))
+	}
 	s, err := chunk.NewSender(func(c []byte) error {
 		sendErr = r.send(ctx, ReplyHugeChunk, nil, nil, wire.HugeChunkBody(c))
 		return sendErr
-	}, chunk.WithCompression(r.s.HugeDataCompress), chunk.WithLevel(r.s.HugeDataCompressLevel), chunk.WithChunkSize(r.s.HugeDataSizeOf))
+	}, opts...)
 	if err != nil {
 		return r.exception(ctx, Errorf(Internal, "huge reply: %v", err))
 	}
-	if _, err = s.Write(enc); err == nil {
+	n, err := write(s)
+	if err == nil {
 		err = s.Close()
 	} else {
-		s.Abort()
+		s.Abort() // waits for the pipeline: sendErr is settled below
 	}
 	switch {
+	case sendErr != nil && !errors.As(sendErr, new(*Error)):
+		return sendErr // the writer failed or the caller is gone
 	case sendErr != nil:
-		return sendErr
+		err = sendErr // a deadline while waiting for credit
 	case err != nil:
-		herr := Errorf(Internal, "huge reply: %v", err)
-		if serr := r.send(ctx, ReplyHugeError, nil, herr, wire.HugeErrorBody(r.triple(herr))); serr != nil {
+		var ge *Error
+		if !errors.As(err, &ge) {
+			err = Errorf(Internal, "huge reply: %v", err)
+		}
+	}
+	if err != nil {
+		if serr := r.send(ctx, ReplyHugeError, nil, err, wire.HugeErrorBody(r.triple(err))); serr != nil {
 			return serr
 		}
-		return herr
+		return err
 	}
 	// The end marker's Value is the payload's size before compression,
 	// for middleware (the raw bytes of gaterpc_worker_huge_data_bytes_total).
-	return r.send(ctx, ReplyHugeEnd, len(enc), nil, wire.HugeEndBody())
+	return r.send(ctx, ReplyHugeEnd, int(n), nil, wire.HugeEndBody())
 }
 
 // stream sends v as a stream if it is an iter.Seq or an
@@ -377,8 +522,9 @@ type replyEnvKey struct{}
 
 // replyEnv is what a worker puts in a handler's ctx for SendResult.
 type replyEnv struct {
-	cdc *codec.Codec
-	s   *Settings
+	cdc   *codec.Codec
+	s     *Settings
+	chunk int // HugeData chunk size the client asked for; 0: s.HugeDataSizeOf
 }
 
 var defaultEnv = func() *replyEnv {
@@ -392,7 +538,7 @@ func replierFor(ctx context.Context, w ReplyWriter) *replier {
 	if env == nil {
 		env = defaultEnv
 	}
-	return &replier{w: w, cdc: env.cdc, s: env.s}
+	return &replier{w: w, cdc: env.cdc, s: env.s, chunk: env.chunk}
 }
 
 // String renders h for debugging.
@@ -436,7 +582,9 @@ func (s *StreamWriter) Send(v any) error {
 		return encodeError(v, err)
 	}
 	if err := s.r.send(s.ctx, ReplyStreamItem, v, nil, wire.StreamItemBody(enc)); err != nil {
-		s.err = err
+		if !errors.As(err, new(*Error)) { // an *Error (a deadline while waiting for credit) still lets the end marker go
+			s.err = err
+		}
 		return err
 	}
 	s.n++

@@ -110,7 +110,7 @@ func TestWorkerHeartbeats(t *testing.T) {
 		}
 		b.wid = frames[0]
 		if m.Command == wire.CmdHeartbeat {
-			if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapabilityAck {
+			if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapabilityFlow {
 				sawCapability = true
 				b.send(nil, []byte(wire.WorkerHeader), []byte{byte(wire.CmdHeartbeat)}) // solicit an answer
 			} else if len(m.Extra) == 0 {
@@ -543,8 +543,13 @@ func TestWorkerBudgetAndCancel(t *testing.T) {
 
 	// CANCEL from the broker
 	b.request([]byte("c"), []byte("tocancel"), body...)
-	<-waiting // the first wait call
-	<-waiting // this one: CANCEL before it starts would be a no-op
+	for range 2 { // the first wait call, then this one: CANCEL before it starts would be a no-op
+		select {
+		case <-waiting:
+		case <-time.After(workerRecvTimeout):
+			t.Fatal("the wait call did not start")
+		}
+	}
 	b.send(wire.WorkerMessage{Command: wire.CmdCancel, Client: []byte("c"), RequestID: []byte("tocancel")}.Frames()...)
 	select {
 	case err := <-cancelled:
@@ -575,6 +580,7 @@ func TestWorkerReconnects(t *testing.T) {
 	})
 	t.Run("silent broker", func(t *testing.T) {
 		b := newFakeBackend(t)
+		b.mute = true
 		startWorker(t, b, mustService(t, "R"), WithLiveness(3))
 		b.expectReady()
 		first := b.wid

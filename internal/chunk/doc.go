@@ -19,6 +19,11 @@
 //	}
 //	return s.Close()
 //
+// With [WithPipeline] the Sender hands chunks to emit on a goroutine of its
+// own while the caller goes on compressing, a bounded number of chunks
+// ahead; a worker uses it so that compression continues while a chunk
+// waits for the socket or for the reader's flow-control credit.
+//
 // The receiver side is [Assembler], which ignores empty chunks, detects the
 // format from its magic number ([Sniff]), decompresses incrementally, verifies
 // checksums and enforces caps on decompressed and compressed size, so a

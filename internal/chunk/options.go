@@ -63,6 +63,7 @@ type options struct {
 	maxCompressed int64
 	lookahead     int
 	sizeHint      func(prefix []byte) (int64, bool)
+	pipeline      int
 	err           error
 }
 
@@ -201,4 +202,23 @@ const SizeHintLen = 16
 // the Sender.
 func WithSizeHint(hint func(prefix []byte) (size int64, ok bool)) Option {
 	return func(o *options) { o.sizeHint = hint }
+}
+
+// MaxPipeline is the largest depth [WithPipeline] accepts.
+const MaxPipeline = 16
+
+// WithPipeline makes the [Sender] emit chunks on a goroutine of its own
+// while Write goes on compressing: at most depth finished chunks wait for
+// emit, so a pipelined Sender holds at most depth+2 chunks (the queued
+// ones, the one being emitted and the one being filled). depth 0 (the
+// default) emits synchronously; depth must be at most [MaxPipeline]. A
+// pipelined Sender must end with Close or Abort. Ignored by the Assembler.
+func WithPipeline(depth int) Option {
+	return func(o *options) {
+		if depth < 0 || depth > MaxPipeline {
+			o.invalid("pipeline depth %d: want 0..%d", depth, MaxPipeline)
+			return
+		}
+		o.pipeline = depth
+	}
 }

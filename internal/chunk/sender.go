@@ -3,6 +3,8 @@ package chunk
 import (
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 )
 
 // Sender compresses a payload written to it and emits the compressed stream as
@@ -19,10 +21,15 @@ import (
 //	}
 //	err = s.Close()
 //
-// The emit callback is called synchronously from Write and Close. It owns
-// each chunk it receives: the Sender never touches the slice again, so the
-// callback may queue it. An error from emit stops the Sender and is returned
-// from the current and every later call.
+// The emit callback is called synchronously from Write and Close, unless
+// [WithPipeline] is set: then it runs on a goroutine of the Sender's own
+// while Write goes on compressing, at most the given number of chunks
+// ahead, and a Sender must end with Close or Abort, which wait for that
+// goroutine. Either way emit is called by one goroutine at a time, in
+// chunk order. It owns each chunk it receives: the Sender never touches
+// the slice again, so the callback may queue it. An error from emit stops
+// the Sender and is returned from the current (or, pipelined, a later)
+// and every later call.
 //
 // A Sender is not safe for concurrent use.
 type Sender struct {
@@ -34,6 +41,62 @@ type Sender struct {
 	sent       int64
 	err        error
 	closed     bool
+	pipe       *pipe // nil: emit runs on the caller's goroutine
+}
+
+// pipe is a pipelined Sender's hand-off to its emitting goroutine.
+type pipe struct {
+	ch      chan []byte   // chunks to emit, bounded: the producer waits for room
+	failed  chan struct{} // closed when emit failed
+	done    chan struct{} // closed when the goroutine has exited
+	aborted atomic.Bool   // discard what is still queued
+	once    sync.Once
+	err     error // emit's error, set before failed is closed
+}
+
+func (p *pipe) run(emit func([]byte) error) {
+	defer close(p.done)
+	for c := range p.ch {
+		if p.aborted.Load() {
+			continue
+		}
+		if err := emit(c); err != nil {
+			p.once.Do(func() {
+				p.err = err
+				close(p.failed)
+			})
+			p.aborted.Store(true) // drain the rest so the producer never waits
+		}
+	}
+}
+
+// put queues c for the emitting goroutine; it returns emit's error once
+// emit has failed.
+func (p *pipe) put(c []byte) error {
+	select {
+	case <-p.failed:
+		return p.err
+	default:
+	}
+	select {
+	case p.ch <- c:
+		return nil
+	case <-p.failed:
+		return p.err
+	}
+}
+
+// stop lets the emitting goroutine finish and waits for it; it returns
+// emit's error, if any.
+func (p *pipe) stop() error {
+	close(p.ch)
+	<-p.done
+	select {
+	case <-p.failed:
+		return p.err
+	default:
+		return nil
+	}
 }
 
 var _ io.WriteCloser = (*Sender)(nil)
@@ -56,6 +119,10 @@ func NewSender(emit func(chunk []byte) error, opts ...Option) (*Sender, error) {
 		return nil, err
 	}
 	s.zw = zw
+	if o.pipeline > 0 {
+		s.pipe = &pipe{ch: make(chan []byte, o.pipeline), failed: make(chan struct{}), done: make(chan struct{})}
+		go s.pipe.run(emit)
+	}
 	return s, nil
 }
 
@@ -87,18 +154,22 @@ func (s *Sender) Close() error {
 	}
 	s.closed = true
 	cerr := s.zw.Close()
-	if s.err != nil {
-		return s.err
-	}
-	if cerr != nil {
+	if s.err == nil && cerr != nil {
 		s.err = fmt.Errorf("chunk: compress: %w", cerr)
-		return s.err
 	}
-	if len(s.buf) > 0 {
+	if s.err == nil && len(s.buf) > 0 {
 		s.flush()
 	}
 	if s.err == nil && s.emptyChunk {
-		s.err = s.emit([]byte{})
+		s.send([]byte{})
+	}
+	if s.pipe != nil {
+		if s.err != nil {
+			s.pipe.aborted.Store(true)
+		}
+		if perr := s.pipe.stop(); s.err == nil {
+			s.err = perr
+		}
 	}
 	return s.err
 }
@@ -114,6 +185,10 @@ func (s *Sender) Abort() {
 		s.err = ErrClosed // stop the chunkWriter while the compressor closes
 	}
 	_ = s.zw.Close()
+	if s.pipe != nil {
+		s.pipe.aborted.Store(true)
+		_ = s.pipe.stop()
+	}
 }
 
 // Sent returns the number of compressed bytes emitted so far.
@@ -123,7 +198,18 @@ func (s *Sender) flush() {
 	c := s.buf
 	s.buf = nil
 	s.sent += int64(len(c))
-	if err := s.emit(c); err != nil {
+	s.send(c)
+}
+
+// send hands c to emit, directly or through the pipe.
+func (s *Sender) send(c []byte) {
+	var err error
+	if s.pipe != nil {
+		err = s.pipe.put(c)
+	} else {
+		err = s.emit(c)
+	}
+	if err != nil {
 		s.err = err
 	}
 }

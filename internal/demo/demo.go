@@ -26,6 +26,12 @@ import (
 // DefaultName is the demo service's default name.
 const DefaultName = "demo"
 
+// MaxBlob is the largest size blob accepts: 1 GiB. The bytes are
+// generated while they are sent (gate.HugeBinary), so the worker never
+// holds the value; a client receiving more than its HugeDataMaxSize
+// (default 256 MiB) must raise it.
+const MaxBlob = 1 << 30
+
 // CPU is the process-pool function behind the cpu method: it hashes a
 // 32-byte block n times with SHA-256 and returns the hex digest.
 var CPU = gate.MustProcessFunc("demo.cpu", cpu)
@@ -50,7 +56,7 @@ func cpu(ctx context.Context, n int) (string, error) {
 //	sleep(seconds)         -> seconds, after sleeping (ends early with the caller's deadline)
 //	fail(message)          -> raises ValueError(message)
 //	count(n)               -> stream of 0..n-1
-//	blob(size)             -> HugeData of size pseudo-random bytes
+//	blob(size)             -> HugeData of size pseudo-random bytes, 0..MaxBlob
 //	huge(size)             -> the same as blob (the name the dashboards and docs use)
 //	cpu(n)                 -> SHA-256 chain of length n, on pool (or the worker's goroutine pool if nil)
 func NewService(name string, pool *gate.ProcessPool) (*gate.Service, error) {
@@ -76,8 +82,8 @@ func NewService(name string, pool *gate.ProcessPool) (*gate.Service, error) {
 		{"sleep", sleep, "Sleep for the given seconds (float), then return them.", nil},
 		{"fail", fail, "Raise ValueError(message).", nil},
 		{"count", count, "Stream the integers 0..n-1.", nil},
-		{"blob", blob, "Return size pseudo-random bytes as HugeData.", nil},
-		{"huge", blob, "Return size pseudo-random bytes as HugeData (alias of blob).", nil},
+		{"blob", blob, "Return size pseudo-random bytes (0..1 GiB) as HugeData.", nil},
+		{"huge", blob, "Return size pseudo-random bytes (0..1 GiB) as HugeData (alias of blob).", nil},
 		{"cpu", cpuFn, "Burn CPU: a SHA-256 chain of length n (runs on the process pool).", cpuOpts},
 	} {
 		if err := svc.Register(r.name, r.fn, append([]gate.MethodOption{gate.WithDoc(r.doc)}, r.opts...)...); err != nil {
@@ -129,11 +135,8 @@ func count(ctx context.Context, n int) (iter.Seq[int], error) {
 }
 
 func blob(_ context.Context, size int) (gate.HugeValue, error) {
-	if size < 0 || size > 256<<20 {
-		return gate.HugeValue{}, gate.Errorf(gate.InvalidArgument, "blob(size): want 0..256MiB, got %d", size)
+	if size < 0 || size > MaxBlob {
+		return gate.HugeValue{}, gate.Errorf(gate.InvalidArgument, "blob(size): want 0..1GiB, got %d", size)
 	}
-	b := make([]byte, size)
-	r := rand.NewChaCha8([32]byte{})
-	_, _ = r.Read(b)
-	return gate.Huge(b), nil
+	return gate.HugeBinary(int64(size), rand.NewChaCha8([32]byte{})), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -78,6 +79,17 @@ func TestMethods(t *testing.T) {
 	}
 	if _, err := c.Call(ctx, "demo.huge", -1); gate.CodeOf(err) != gate.InvalidArgument {
 		t.Fatalf("huge(-1) = %v, want InvalidArgument", err)
+	}
+	if _, err := c.Call(ctx, "demo.blob", demo.MaxBlob+1); gate.CodeOf(err) != gate.InvalidArgument {
+		t.Fatalf("blob(MaxBlob+1) = %v, want InvalidArgument", err)
+	}
+	// Streamed from the generator, the bytes are those of one ChaCha8
+	// stream with the zero seed.
+	big, err := c.Call(ctx, "demo.blob", 300000)
+	want := make([]byte, 300000)
+	_, _ = rand.NewChaCha8([32]byte{}).Read(want)
+	if err != nil || !bytes.Equal(big.([]byte), want) || !bytes.Equal(blob.([]byte), want[:1000]) {
+		t.Fatalf("blob(300000) = %v, want the zero-seed ChaCha8 stream", err)
 	}
 	got, err := c.Call(ctx, "demo.echo", "a", gate.KW{"k": int64(1)})
 	m, _ := got.(map[string]any)
