@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"sync/atomic"
 	"time"
 )
 
@@ -133,7 +134,8 @@ func DecodeRequestID(id []byte) (base []byte, meta RequestMeta, err error) {
 			return nil, RequestMeta{}, perr(ReasonExtension, "metadata keys not in ascending order")
 		}
 		prev = k
-		meta.MD[internKey(k)] = string(v)
+		key := internKey(k)
+		meta.MD[key] = internValue(key, v)
 	}
 	if len(p) != 0 {
 		return nil, RequestMeta{}, perr(ReasonExtension, "%d trailing bytes", len(p))
@@ -151,8 +153,41 @@ func internKey(k []byte) string {
 		return "tracestate"
 	case "baggage":
 		return "baggage"
+	case MetaWindow:
+		return MetaWindow
+	case MetaChunk:
+		return MetaChunk
+	case MetaRelay:
+		return MetaRelay
 	}
 	return string(k)
+}
+
+// lastValues remembers the last value seen for each flow-control key: a
+// client announces the same window and chunk size on every call, so
+// decoding them usually allocates nothing.
+var lastValues [3]atomic.Pointer[string]
+
+// internValue returns v as a string, reusing the last value of a
+// flow-control key when it is the same.
+func internValue(key string, v []byte) string {
+	var slot *atomic.Pointer[string]
+	switch key {
+	case MetaWindow:
+		slot = &lastValues[0]
+	case MetaChunk:
+		slot = &lastValues[1]
+	case MetaRelay:
+		slot = &lastValues[2]
+	default:
+		return string(v)
+	}
+	if p := slot.Load(); p != nil && *p == string(v) {
+		return *p
+	}
+	s := string(v)
+	slot.Store(&s)
+	return s
 }
 
 // uvarintLen is the length of the minimal uvarint encoding of v.
