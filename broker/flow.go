@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"time"
 
+	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 )
@@ -17,6 +19,96 @@ import (
 // Gate.credit, and the broker relays that credit to the worker as CREDIT.
 // The broker checks the producer's rule on every item or chunk it
 // relays; a worker that breaks it fails the call (flowViolation).
+
+// A relayed request's producer waits for the client's credit, so the
+// broker may send its client nothing for a long time and would never learn
+// (from a failed send) that the client is gone. It therefore watches the
+// clients of relayed requests: a gate client sends Gate.keepalive at least
+// once per heartbeat interval of its own, so a client silent for the
+// broker's heartbeat × liveness has vanished (or its link is down), and its
+// relayed requests are cancelled at the worker (outcome "cancelled").
+
+// flowClient is a client with relayed requests.
+type flowClient struct {
+	seen time.Time // the last message from it
+	reqs map[*request]struct{}
+}
+
+// watchClient starts watching r's client for silence (r is relayed).
+func (l *loop) watchClient(r *request) {
+	if l.flowClients == nil {
+		l.flowClients = make(map[string]*flowClient)
+	}
+	fc := l.flowClients[string(r.client)]
+	if fc == nil {
+		fc = &flowClient{seen: l.now, reqs: make(map[*request]struct{})}
+		l.flowClients[string(r.client)] = fc
+	}
+	fc.reqs[r] = struct{}{}
+}
+
+// unwatchClient forgets r (finished); a client without relayed requests
+// is no longer watched.
+func (l *loop) unwatchClient(r *request) {
+	fc := l.flowClients[string(r.client)]
+	if fc == nil {
+		return
+	}
+	delete(fc.reqs, r)
+	if len(fc.reqs) == 0 {
+		delete(l.flowClients, string(r.client))
+	}
+}
+
+// clientHeard records a message from a client (frontend).
+func (l *loop) clientHeard(id []byte) {
+	if len(l.flowClients) == 0 {
+		return
+	}
+	if fc := l.flowClients[string(id)]; fc != nil {
+		fc.seen = l.now
+	}
+}
+
+// expireSilentClients cancels the relayed requests of clients silent for
+// ttl.
+func (l *loop) expireSilentClients(ttl time.Duration) {
+	for id, fc := range l.flowClients {
+		if l.now.Sub(fc.seen) < ttl {
+			continue
+		}
+		l.log.LogAttrs(context.Background(), slog.LevelInfo, "client silent, cancelling its flow-controlled requests",
+			slog.String("client.id", hexID([]byte(id))), slog.Int("requests", len(fc.reqs)),
+			slog.Duration("silent", l.now.Sub(fc.seen)))
+		for r := range fc.reqs {
+			l.cancelSilent(r)
+		}
+		delete(l.flowClients, id)
+	}
+}
+
+// cancelSilent ends a relayed request whose client went silent: as
+// Gate.cancel does (relayed requests run on gaterpc/3 workers, which
+// understand CANCEL).
+func (l *loop) cancelSilent(r *request) {
+	err := gate.Errorf(gate.Canceled, "the client went silent")
+	switch r.state {
+	case stQueued:
+	case stAssigned:
+		delete(r.worker.pending, r)
+		l.release(r.worker)
+	case stInFlight:
+		if !l.cancelOnWorker(r) {
+			return
+		}
+		l.finish(r, OutcomeCancelled, nil, err)
+		l.detach(r)
+		return
+	default:
+		return
+	}
+	l.finish(r, OutcomeCancelled, nil, err)
+}
 
 // flowRec is the flow state of one relayed request.
 type flowRec struct {

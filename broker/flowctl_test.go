@@ -517,3 +517,64 @@ func TestFlowThroughMiddleware(t *testing.T) {
 		t.Fatalf("got %v, want the stream end", kind)
 	}
 }
+
+// TestFlowSilentClient: the producer of a relayed request waits for
+// credit, so the broker sends the client nothing and would not notice it
+// gone. A client silent for heartbeat × liveness has its relayed requests
+// cancelled at the worker; one that keeps sending keepalives keeps them.
+func TestFlowSilentClient(t *testing.T) {
+	h := gatetest.StartBroker(t) // heartbeat 100 ms, liveness 3
+	w := capabilityWorker(t, h, "S", 2, wire.GateCapabilityFlow)
+	live, silent := h.RawClient(t), h.RawClient(t)
+	liveID, silentID := flowID("live", wire.Window{Items: 4, Bytes: 4096}), flowID("silent", wire.Window{Items: 4, Bytes: 4096})
+	live.Request("S", liveID, call(t, "gen")...)
+	silent.Request("S", silentID, call(t, "gen")...)
+	reqs := map[string]wire.WorkerMessage{}
+	for range 2 {
+		r := w.NextRequest(recvTimeout)
+		reqs[string(r.Client)] = r
+	}
+	start := time.Now()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the live client's keepalives, as a gate client sends them
+		defer close(done)
+		tk := time.NewTicker(50 * time.Millisecond)
+		defer tk.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				live.Request(wire.InternalService, []byte(fmt.Sprintf("ka-%d", i)), mp(t, "keepalive"), mp(t, []any{[]byte("heartbeat")}), []byte{0x80})
+			}
+		}
+	}()
+	defer func() { // before the test ends, even when it fails
+		close(stop)
+		<-done
+	}()
+	m, err := w.NextMessage(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no CANCEL for the silent client's request: %v", err)
+	}
+	if m.Command != wire.CmdCancel || !bytes.Contains(m.RequestID, []byte("silent")) {
+		t.Fatalf("got %v of request %q, want the CANCEL of the silent client's request", m.Command, m.RequestID)
+	}
+	t.Logf("cancelled %v after the silent client's last message (heartbeat %v)", time.Since(start).Round(time.Millisecond), gatetest.Heartbeat)
+	var lr wire.WorkerMessage
+	for _, r := range reqs {
+		if bytes.Contains(r.RequestID, []byte("live")) {
+			lr = r
+		}
+	}
+	// Longer than heartbeat × liveness: the live client's request stays.
+	w.ExpectNoWork(600 * time.Millisecond)
+	w.Reply(lr.Client, lr.RequestID, wire.StreamEndBody()...)
+	for {
+		rep := live.NextReply(recvTimeout)
+		if kind, _ := wire.ClassifyReply(rep.Body); kind == wire.ReplyStreamEnd {
+			break
+		}
+	}
+}

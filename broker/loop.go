@@ -136,9 +136,12 @@ type loop struct {
 	order    []string // service names in registration order
 	workers  map[string]*worker
 	reqs     map[string]*request // live requests by client+base id
-	expiry   reqHeap
-	inflight int
-	handlers atomic.Int64 // middleware goroutines running (a finished one decrements it itself)
+	// flowClients are the clients of relayed requests, watched for
+	// silence (flow.go).
+	flowClients map[string]*flowClient
+	expiry      reqHeap
+	inflight    int
+	handlers    atomic.Int64 // middleware goroutines running (a finished one decrements it itself)
 
 	nextTick time.Time
 	draining bool
@@ -444,6 +447,7 @@ func (l *loop) onFrontend(msg [][]byte) {
 		l.dropErr("frontend", err)
 		return
 	}
+	l.clientHeard(client)
 	cr, err := wire.ParseClientRequest(rest)
 	if err != nil {
 		l.dropErr("frontend", err)
@@ -711,6 +715,9 @@ func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
 	w.reqs[r.wireKey] = r
 	r.state = stInFlight
 	r.flow = flow
+	if flow != nil {
+		l.watchClient(r)
+	}
 	w.svc.inflight++
 	l.inflight++
 	l.dispatched++ // a plain counter: this is the per-request hot path
@@ -766,6 +773,9 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 		delete(l.reqs, r.ckey)
 	}
 	r.ckey = ""
+	if r.flow != nil {
+		l.unwatchClient(r)
+	}
 	switch outcome {
 	case OutcomeOK, OutcomeError:
 	default:
@@ -1113,6 +1123,7 @@ func (l *loop) tick() {
 	for _, w := range dead {
 		l.removeWorker(w, GoneHeartbeat, true)
 	}
+	l.expireSilentClients(ttl)
 	if !l.now.Before(l.nextPrune) {
 		l.pruneServices()
 		l.pruneGhosts()
