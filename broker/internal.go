@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/pystr"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -145,7 +146,7 @@ func errorFor(class, repr string) error {
 }
 
 // pyRepr renders s like Python's repr of a str.
-func pyRepr(s string) string { return gate.PyRepr(s) }
+func pyRepr(s string) string { return pystr.Repr(s) }
 
 func sortedNames(m map[string]*service) []string {
 	names := make([]string, 0, len(m))

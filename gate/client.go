@@ -19,13 +19,6 @@ import (
 	"github.com/gaterpc/gate/internal/zmqx"
 )
 
-// KW holds keyword arguments. Passed as the last argument of [Client.Call]
-// (or of the other variadic call methods) it is sent as the request's
-// kwargs instead of as a positional argument:
-//
-//	c.Call(ctx, "Svc.echo", "a", 1, gate.KW{"k": true}) // echo("a", 1, k=True)
-type KW map[string]any
-
 // Client calls methods of gate-rpc services through a broker. It keeps one
 // DEALER socket to the broker's frontend, owned by one loop goroutine;
 // every call is pipelined over it. A Client is safe for concurrent use by
@@ -184,7 +177,7 @@ func (c *Client) Pending() int { return c.pending.len() }
 // Call calls method with args and returns the decoded result: nil, bool,
 // int64 (uint64 above MaxInt64), float64, string, []byte, []any,
 // map[string]any or map[any]any (non-str keys; bin keys become codec.Bin),
-// time.Time. A final argument of type [KW] is sent as keyword arguments.
+// time.Time. A final argument of type [Kwargs] is sent as keyword arguments.
 //
 // method is "Service.method"; the service may contain dots (the last dot
 // separates it from the method: "a.b.foo" calls foo of service "a.b"); a
@@ -285,7 +278,7 @@ func (c *Client) splitMethod(method string) (service, fn string) {
 
 func splitKW(args []any) ([]any, map[string]any) {
 	if n := len(args); n > 0 {
-		if kw, ok := args[n-1].(KW); ok {
+		if kw, ok := args[n-1].(Kwargs); ok {
 			return args[:n-1], kw
 		}
 	}
@@ -357,7 +350,7 @@ func (c *Client) newRequest(ctx context.Context, service, fn string, args []any,
 	if d, ok := ctx.Deadline(); ok {
 		req.Deadline = d
 	}
-	req.SetRole(RoleClient)
+	req.setRole(RoleClient)
 	return req, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/gaterpc/gate/internal/gatehook"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -81,8 +82,14 @@ type Request struct {
 // Info returns the hop and method of r.
 func (r *Request) Info() Info { return Info{Role: r.role, Service: r.Service, Method: r.Method} }
 
-// SetRole is used by the hops that build requests (client, broker, worker).
-func (r *Request) SetRole(role Role) { r.role = role }
+// setRole is used by the hops that build requests (client, broker,
+// worker); other packages of this module reach it through
+// internal/gatehook.
+func (r *Request) setRole(role Role) { r.role = role }
+
+func init() {
+	gatehook.InstallSetRole(func(req any, role uint8) { req.(*Request).setRole(Role(role)) })
+}
 
 // ReplyKind classifies one reply message.
 type ReplyKind = wire.ReplyKind

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/internal/pystr"
 )
 
 // ErrNoCurve is returned when CURVE is asked for but the libzmq this
@@ -193,26 +195,17 @@ func CheckKey(key string) error {
 	return nil
 }
 
-// IsComment reports whether a line of a key file is blank or a comment:
-// its first word starts with '#' and is not 40 characters long ('#' is a
-// Z85 character: a 40-character word is checked as a key, so a mangled
-// key is reported rather than skipped).
-func IsComment(line string) bool {
-	f := strings.Fields(line)
-	return len(f) == 0 || (strings.HasPrefix(f[0], "#") && len(f[0]) != KeyLen)
-}
-
-// ParseKey extracts one key from the text of a key file: blank lines and
-// comments (see [IsComment]) are skipped, surrounding white space is
+// parseKey extracts one key from the text of a key file: blank lines and
+// comments (a first word starting with '#' that is not a key) are skipped, surrounding white space is
 // ignored, and exactly one key must remain. The key is checked with
 // [CheckKey].
-func ParseKey(text []byte) (string, error) {
+func parseKey(text []byte) (string, error) {
 	var key string
 	n := 0
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if IsComment(line) {
+		if pystr.IsComment(line) {
 			continue
 		}
 		n++
@@ -234,14 +227,14 @@ func ParseKey(text []byte) (string, error) {
 	return key, nil
 }
 
-// ReadKeyFile reads one key from the file at path (see [ParseKey]). Errors
+// ReadKeyFile reads one key from the file at path (blank lines and # comments skipped, exactly one key). Errors
 // name the file.
 func ReadKeyFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("gate: read key: %w", err)
 	}
-	key, err := ParseKey(b)
+	key, err := parseKey(b)
 	if err != nil {
 		return "", fmt.Errorf("gate: key file %s: %w", path, err)
 	}

@@ -11,14 +11,14 @@ import (
 	"github.com/gaterpc/gate/internal/codec"
 )
 
-// DefaultDescription is the description a [Service] announces when none
+// defaultDescription is the description a [Service] announces when none
 // is given (0.2.12's default).
-const DefaultDescription = "gate-rpc service"
+const defaultDescription = "gate-rpc service"
 
-// GetInterfaces is the name of the built-in method every Service exposes,
+// getInterfacesName is the name of the built-in method every Service exposes,
 // as 0.2.12 workers do: it returns {name: {"doc": str|nil, "signature":
 // str}} for every method, itself included.
-const GetInterfaces = "get_interfaces"
+const getInterfacesName = "get_interfaces"
 
 // Service is a named set of methods (the seed's Service plus its
 // @interface methods). Workers created for it announce
@@ -38,11 +38,11 @@ type Service struct {
 // NewService returns a service with the built-in get_interfaces method.
 // name must be non-empty, must not contain ':' (the READY separator) and
 // must not be the broker's internal service "Gate"; the same holds for
-// description, which defaults to [DefaultDescription]. Errors wrap
-// [ErrInvalidOption].
+// description, which defaults to "gate-rpc service" (0.2.12's default).
+// Errors wrap [ErrInvalidOption].
 func NewService(name, description string) (*Service, error) {
 	if description == "" {
-		description = DefaultDescription
+		description = defaultDescription
 	}
 	if msg := checkServiceName("service name", name); msg != "" {
 		return nil, fmt.Errorf("gate: NewService: %w: %s", ErrInvalidOption, msg)
@@ -50,17 +50,17 @@ func NewService(name, description string) (*Service, error) {
 	if strings.Contains(description, ":") {
 		return nil, fmt.Errorf("gate: NewService: %w: description %q must not contain ':' (the READY separator)", ErrInvalidOption, description)
 	}
-	if name == DefaultInternalService {
+	if name == defaultInternalService {
 		return nil, fmt.Errorf("gate: NewService: %w: %q is reserved for the broker's internal service", ErrInvalidOption, name)
 	}
 	s := &Service{name: name, description: description, methods: map[string]*method{}}
-	gi, err := newFuncAdapter(GetInterfaces, s.getInterfaces)
+	gi, err := newFuncAdapter(getInterfacesName, s.getInterfaces)
 	if err != nil {
 		panic(err) // a bug in this package
 	}
-	s.methods[GetInterfaces] = &method{name: GetInterfaces, fn: gi, exec: Inline,
+	s.methods[getInterfacesName] = &method{name: getInterfacesName, fn: gi, exec: Inline,
 		doc: "List the service's methods: {name: {doc, signature}}.", signature: "() -> dict"}
-	s.order = append(s.order, GetInterfaces)
+	s.order = append(s.order, getInterfacesName)
 	return s, nil
 }
 
@@ -201,7 +201,7 @@ func (s *Service) RegisterStruct(v any, opts ...MethodOption) error {
 			continue
 		}
 		mo := append([]MethodOption{WithDoc(docs[mt.Name])}, opts...)
-		if err := s.Register(SnakeCase(mt.Name), rv.Method(i).Interface(), mo...); err != nil {
+		if err := s.Register(snakeCase(mt.Name), rv.Method(i).Interface(), mo...); err != nil {
 			return err
 		}
 		n++
@@ -248,10 +248,10 @@ func (s *Service) getInterfaces(context.Context) (codec.Map, error) {
 	return out, nil
 }
 
-// SnakeCase converts a Go identifier to the snake_case method name
+// snakeCase converts a Go identifier to the snake_case method name
 // RegisterStruct uses: "GetUser" → "get_user", "HTTPStatus" →
 // "http_status", "Echo" → "echo".
-func SnakeCase(s string) string {
+func snakeCase(s string) string {
 	r := []rune(s)
 	var b strings.Builder
 	for i, c := range r {

@@ -51,7 +51,7 @@ type streamItem struct {
 }
 
 // Stream calls a streaming method and returns the stream of its items.
-// method and args are as for [Client.Call] (a final [KW] argument gives
+// method and args are as for [Client.Call] (a final [Kwargs] argument gives
 // keyword arguments). The stream lives until it ends, fails, ctx is done,
 // or Close is called; the caller must call Close unless it ranged over All
 // to the end. Errors of the call itself (unknown service, remote

@@ -35,7 +35,7 @@ var byeFrame = []byte("bye")
 
 // WithPoolSize sets the size of the worker's default goroutine pool, the
 // executor of every method registered without [WithExecutor] (default
-// [DefaultPoolSize]).
+// 128).
 func WithPoolSize(n int) WorkerOption {
 	return workerOptionFunc(func(o *workerOptions) { o.poolSize = n })
 }
@@ -143,7 +143,7 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 	if svc == nil {
 		return nil, fmt.Errorf("gate: NewWorker: %w: nil service", ErrInvalidOption)
 	}
-	o := workerOptions{poolSize: DefaultPoolSize}
+	o := workerOptions{poolSize: defaultPoolSize}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyWorker(&o)
@@ -774,7 +774,7 @@ func (w *Worker) serveCall(c *workCall) {
 	}
 	ctx := w.callContext(c, req.Deadline)
 	defer w.finish(c)
-	req.SetRole(RoleWorker)
+	req.setRole(RoleWorker)
 	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
 	req.Method = p.fn
 	req.parsed, req.env = p, w.env

@@ -279,7 +279,7 @@ func exceptionTriple(err error, where string) (class, repr, tb string) {
 	case errors.As(err, &ge):
 		class = ge.Class
 		if class == "" {
-			class = ClassForCode(ge.Code)
+			class = classForCode(ge.Code)
 		}
 		repr = ge.Message
 		if repr == "" {
@@ -288,19 +288,19 @@ func exceptionTriple(err error, where string) (class, repr, tb string) {
 		tb = ge.Traceback
 		if errors.Unwrap(err) != nil && err != error(ge) && !strings.Contains(repr, err.Error()) {
 			// wrapped with context: keep the outer text visible
-			repr = class + "(" + PyRepr(err.Error()) + ")"
+			repr = class + "(" + pyRepr(err.Error()) + ")"
 		}
 	case errors.As(err, &ce):
 		class, repr, tb = ce.Class, ce.Repr, ce.Traceback
 	case errors.Is(err, context.DeadlineExceeded):
 		class = "TimeoutError"
-		repr = class + "(" + PyRepr(err.Error()) + ")"
+		repr = class + "(" + pyRepr(err.Error()) + ")"
 	case errors.Is(err, context.Canceled):
 		class = "CancelledError"
-		repr = class + "(" + PyRepr(err.Error()) + ")"
+		repr = class + "(" + pyRepr(err.Error()) + ")"
 	default:
 		class = goErrorClass(err)
-		repr = class + "(" + PyRepr(err.Error()) + ")"
+		repr = class + "(" + pyRepr(err.Error()) + ")"
 	}
 	if class == "" {
 		class = "Exception"
@@ -367,7 +367,7 @@ func DecodeArgs(req *Request) (args []any, kwargs Kwargs, err error) {
 	kwargs = make(Kwargs, len(rkw))
 	for k, v := range rkw {
 		if kwargs[k], err = codec.Decode(v); err != nil {
-			return nil, nil, typeErrorf("keyword argument %s: %v", PyRepr(k), err)
+			return nil, nil, typeErrorf("keyword argument %s: %v", pyRepr(k), err)
 		}
 	}
 	return args, kwargs, nil
@@ -403,7 +403,7 @@ func (h HugeValue) String() string { return fmt.Sprintf("Huge(%v)", h.v) }
 // NewException("ValueError", "boom!") is sent as ["ValueError",
 // "ValueError('boom!')", traceback]. Its Code comes from [CodeForClass].
 func NewException(class, message string) *Error {
-	return &Error{Code: CodeForClass(class), Class: class, Message: class + "(" + PyRepr(message) + ")"}
+	return &Error{Code: CodeForClass(class), Class: class, Message: class + "(" + pyRepr(message) + ")"}
 }
 
 // StreamWriter lets a method send a stream item by item, as an

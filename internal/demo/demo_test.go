@@ -79,7 +79,7 @@ func TestMethods(t *testing.T) {
 	if _, err := c.Call(ctx, "demo.huge", -1); gate.CodeOf(err) != gate.InvalidArgument {
 		t.Fatalf("huge(-1) = %v, want InvalidArgument", err)
 	}
-	got, err := c.Call(ctx, "demo.echo", "a", gate.KW{"k": int64(1)})
+	got, err := c.Call(ctx, "demo.echo", "a", gate.Kwargs{"k": int64(1)})
 	m, _ := got.(map[string]any)
 	if err != nil || len(m["args"].([]any)) != 1 || m["kwargs"].(map[string]any)["k"] != int64(1) {
 		t.Fatalf("echo = %v, %v", got, err)
