@@ -62,13 +62,9 @@ func clService(t testing.TB) *gate.Service {
 		}
 	}
 	must(gate.Func1(svc, "echo", func(_ context.Context, v any) (any, error) { return v, nil }))
-	must(svc.Handle("echo_kw", gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-		args, kw, err := gate.DecodeArgs(req)
-		if err != nil {
-			return gate.SendError(ctx, w, err)
-		}
-		return gate.SendResult(ctx, w, map[string]any{"args": args, "kwargs": map[string]any(kw)})
-	})))
+	must(svc.Register("echo_kw", func(_ context.Context, kw gate.Kwargs, args ...any) (map[string]any, error) {
+		return map[string]any{"args": args, "kwargs": map[string]any(kw)}, nil
+	}))
 	must(gate.Func1(svc, "fail", func(_ context.Context, msg string) (any, error) {
 		return nil, &gate.Error{Code: gate.InvalidArgument, Class: "ValueError", Message: "ValueError('" + msg + "')"}
 	}))

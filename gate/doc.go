@@ -28,14 +28,24 @@
 //
 // # Methods
 //
-// [Service.Register] maps wire arguments onto Go parameters: positional
-// arguments fill parameters in order (decoded straight into their
-// types), a variadic parameter takes the rest, a [Kwargs] parameter or a
-// trailing struct receives keyword arguments. Wrong arity or types are
-// answered with a TypeError exception that names the argument.
-// [Service.RegisterStruct] registers a value's methods under snake_case
-// names (GetUser → get_user); [Func0]…[Func3] are typed shorthands;
-// [Service.Handle] takes a raw [Handler].
+// There is one way to add a method: [Service.Register](name, fn, opts...).
+// It maps wire arguments onto fn's Go parameters: positional arguments
+// fill parameters in order (decoded straight into their types), a
+// variadic parameter takes the rest (Python's *args), a [Kwargs]
+// parameter receives the keyword arguments (**kwargs) and a trailing
+// struct receives them by field name. Wrong arity or types are answered
+// with a TypeError exception that names the argument. On top of it:
+//
+//   - [Func0]…[Func3] are Register with fn's types checked at compile
+//     time;
+//   - [Service.RegisterStruct] calls Register for each method of a value
+//     under its snake_case name (GetUser → get_user), the Go form of a
+//     Python class with @interface methods.
+//
+// [MethodOption] values set a method's doc string, signature and
+// executor. Code that must see the raw
+// request (its metadata, peer or body frames) is worker [Middleware]; it
+// may answer a call itself with [SendResult] or [SendError].
 //
 // A method may return a value (one reply), an iter.Seq[T] or
 // iter.Seq2[T, error] (a stream: one reply per item, then an end or

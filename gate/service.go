@@ -78,14 +78,12 @@ func (s *Service) Methods() []string {
 	return append([]string(nil), s.order...)
 }
 
-// method is one registered method: either a raw Handler or a function
-// adapter.
+// method is one registered method: a function adapter and its options.
 type method struct {
 	name      string
 	doc       string
 	signature string
 	exec      Executor // nil: the worker's default pool
-	handler   Handler  // set by Handle
 	fn        *funcAdapter
 	procName  string // set when fn is a ProcessFunc
 }
@@ -105,27 +103,6 @@ func WithDoc(doc string) MethodOption { return func(m *method) { m.doc = doc } }
 // WithSignature overrides the signature text get_interfaces reports (by
 // default derived from the Go function type).
 func WithSignature(sig string) MethodOption { return func(m *method) { m.signature = sig } }
-
-// Handle registers a raw handler under name. h receives the request with
-// its msgpack body frames (decode them with [DecodeArgs]) and must send
-// its replies itself, ending with a final one (see [SendResult],
-// [SendError]); if it returns without a final reply the worker sends one
-// built from the returned error (or a nil result).
-func (s *Service) Handle(name string, h Handler, opts ...MethodOption) error {
-	if h == nil {
-		return fmt.Errorf("gate: Handle %q: %w: nil handler", name, ErrInvalidOption)
-	}
-	m := &method{name: name, handler: h, signature: "(*args, **kwargs)"}
-	for _, o := range opts {
-		if o != nil {
-			o(m)
-		}
-	}
-	if _, ok := m.exec.(*ProcessPool); ok {
-		return fmt.Errorf("gate: Handle %q: %w: a raw Handler cannot run on a ProcessPool; register a ProcessFunc", name, ErrInvalidOption)
-	}
-	return s.add(m)
-}
 
 // Register registers fn, a Go function, as the method name. fn's first
 // parameter must be a context.Context; it may return nothing, an error, a

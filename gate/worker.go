@@ -793,7 +793,7 @@ func (w *Worker) serveCall(c *workCall) {
 		// (wire.GateCapabilityAck); the broker drops the reply itself.
 		err = Errorf(Canceled, "call cancelled")
 	}
-	// A middleware (or a raw handler) returned without a final reply.
+	// A middleware returned without a final reply.
 	r := &replier{w: bw, cdc: w.env.cdc, s: &w.s}
 	if err != nil {
 		_ = r.exception(ctx, err)
@@ -836,19 +836,6 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 		exec = w.pool
 	}
 	kind := execKind(exec)
-	if m.handler != nil {
-		w.waiting(kind, 1)
-		ran := false
-		err := exec.execute(ctx, func(ctx context.Context) error {
-			ran = true
-			w.waiting(kind, -1)
-			return m.handler.ServeRPC(ctx, req, r.w)
-		})
-		if !ran {
-			w.waiting(kind, -1)
-		}
-		return err
-	}
 	r.fn = m.fn
 	in, err := m.fn.bind(ctx, w.cdc, p.args, p.kwargs)
 	if err != nil {

@@ -334,8 +334,9 @@ func goErrorClass(err error) string {
 // SendResult sends v as the final reply of a call, as a method returning
 // v would: a single reply, a stream for an iter.Seq or iter.Seq2[T,
 // error], or HugeData for a [Huge] value or a large encoding. It is for
-// raw handlers registered with [Service.Handle]; settings are the
-// defaults unless the request came through a Worker.
+// worker middleware that answers a call itself instead of calling the
+// next handler; settings are the defaults unless the request came
+// through a Worker.
 func SendResult(ctx context.Context, w ReplyWriter, v any) error {
 	return replierFor(ctx, w).result(ctx, v)
 }
@@ -347,30 +348,6 @@ func SendError(ctx context.Context, w ReplyWriter, err error) error {
 		return SendResult(ctx, w, nil)
 	}
 	return replierFor(ctx, w).exception(ctx, err)
-}
-
-// DecodeArgs decodes a request's positional and keyword arguments into
-// generic values: nil, bool, int64 (uint64 above MaxInt64), float64,
-// string, []byte, []any, map[string]any (map[any]any for non-str keys).
-// Errors wrap a *Error with code InvalidArgument.
-func DecodeArgs(req *Request) (args []any, kwargs Kwargs, err error) {
-	_, rargs, rkw, err := codec.DecodeRequestBody(req.Body)
-	if err != nil {
-		return nil, nil, typeErrorf("malformed request: %v", err)
-	}
-	args = make([]any, len(rargs))
-	for i, a := range rargs {
-		if args[i], err = codec.Decode(a); err != nil {
-			return nil, nil, typeErrorf("argument %d: %v", i+1, err)
-		}
-	}
-	kwargs = make(Kwargs, len(rkw))
-	for k, v := range rkw {
-		if kwargs[k], err = codec.Decode(v); err != nil {
-			return nil, nil, typeErrorf("keyword argument %s: %v", pyRepr(k), err)
-		}
-	}
-	return args, kwargs, nil
 }
 
 type replyEnvKey struct{}
