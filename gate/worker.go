@@ -95,8 +95,8 @@ type Worker struct {
 	wg       sync.WaitGroup // request goroutines (runners)
 	work     chan *workCall // idle runners wait here for their next call
 
-	connects  atomic.Int64
-	connected atomic.Bool // a connection is up and READY was sent
+	connects atomic.Int64
+	reg      registration // wait.go: the broker has spoken since READY
 
 	depthHook func(service, executor string, depth int)
 	depths    [3]atomic.Int64 // waiting requests by execKind
@@ -129,12 +129,6 @@ func (w *Worker) waiting(k int, delta int64) {
 		w.depthHook(w.svc.name, execNames[k], int(n))
 	}
 }
-
-// Connected reports whether the worker has a connection to the broker on
-// which it announced READY: true from each (re)connect until the broker is
-// lost, sends DISCONNECT, or the worker stops. Binaries use it for
-// readiness probes. Safe for concurrent use.
-func (w *Worker) Connected() bool { return w.connected.Load() }
 
 // NewWorker returns a worker for svc that will connect to the broker
 // backend at endpoint (Settings.WorkerAddr when empty). It does not
@@ -441,7 +435,6 @@ func (l *workerLoop) connect(now time.Time) error {
 	// frames; plain heartbeats keep them happy.
 	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityAck)}}.Frames())
 	w.connects.Add(1)
-	w.connected.Store(true)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
 		slog.String("gaterpc.service", w.svc.name), slog.String("endpoint", w.endpoint), slog.Int("capacity", w.s.MessageMax))
 	return nil
@@ -461,7 +454,7 @@ func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
 	l.sock.Close()
 	l.sock = nil
 	l.e.detach()
-	l.w.connected.Store(false)
+	l.w.reg.lost()
 	l.w.cancelAll()
 }
 
@@ -544,6 +537,9 @@ func (l *workerLoop) handle(frames [][]byte) {
 	now := time.Now()
 	l.lastRecv = now
 	l.backoff = w.s.ReconnectBackoff
+	if m.Command != wire.CmdDisconnect {
+		w.reg.heard() // wait.go
+	}
 	switch m.Command {
 	case wire.CmdHeartbeat:
 		// Answer like a 0.2.12 worker, at most a few times per interval so

@@ -1,0 +1,138 @@
+package gate_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatetest"
+	"github.com/gaterpc/gate/internal/wire"
+)
+
+// TestWorkerWaitRegisteredNeedsTheBroker runs a worker against a fake
+// broker (a ROUTER the test owns): READY alone does not register the
+// worker; a heartbeat from the broker does; silence for Heartbeat ×
+// Liveness unregisters it again.
+func TestWorkerWaitRegisteredNeedsTheBroker(t *testing.T) {
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		zctx.SetRetryAfterEINTR(false)
+		_ = zctx.Term()
+	}()
+	router, err := zctx.NewSocket(zmq.ROUTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = router.SetLinger(0); router.Close() }()
+	if err := router.Bind("inproc://fake-broker-wait"); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := gate.NewService("Wait", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hb = 50 * time.Millisecond
+	w, err := svc.NewWorker("inproc://fake-broker-wait", gate.WithZMQContext(zctx), gate.WithHeartbeat(hb),
+		gate.WithLiveness(3), gate.WithLogger(clQuiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.Serve(context.Background()) }()
+	defer func() {
+		w.Close()
+		<-errc
+	}()
+
+	// READY arrives, the broker says nothing.
+	_ = router.SetRcvtimeo(gatetest.TestTimeout)
+	msg, err := router.RecvMessageBytes(0)
+	if err != nil {
+		t.Fatalf("fake broker: no READY: %v", err)
+	}
+	id := msg[0]
+	if m, err := wire.ParseWorkerMessage(msg[1:]); err != nil || m.Command != wire.CmdReady {
+		t.Fatalf("first message = %v (%v), want READY", m.Command, err)
+	}
+	if w.Connected() {
+		t.Fatal("Connected after READY alone, before the broker spoke")
+	}
+	short, cancel := context.WithTimeout(context.Background(), 3*hb)
+	err = w.WaitRegistered(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitRegistered with a silent broker = %v, want DeadlineExceeded", err)
+	}
+
+	// The broker answers with a heartbeat: registered.
+	if _, err := router.SendMessage(id, wire.WorkerMessage{Command: wire.CmdHeartbeat}.Frames()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), gatetest.TestTimeout)
+	defer cancel()
+	if err := w.WaitRegistered(ctx); err != nil {
+		t.Fatalf("WaitRegistered after a heartbeat = %v", err)
+	}
+	if !w.Connected() {
+		t.Fatal("not Connected after WaitRegistered")
+	}
+
+	// The broker goes silent (dead): after Heartbeat × Liveness the
+	// worker drops the connection and is no longer Connected.
+	gatetest.WaitFor(t, gatetest.TestTimeout, "Connected to turn false with a dead broker", func() bool { return !w.Connected() })
+
+	w.Close()
+	if err := w.WaitRegistered(ctx); !errors.Is(err, gate.ErrClosed) {
+		t.Fatalf("WaitRegistered after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestWorkerWaitRegisteredRealBroker: with a gate broker, WaitRegistered
+// returns once the broker registered the worker, and a call then finds it.
+func TestWorkerWaitRegisteredRealBroker(t *testing.T) {
+	h := clBroker(t, gatetest.Inproc)
+	w := clStartWorker(t, h, clService(t))
+	ctx := clCtx(t)
+	if err := w.WaitRegistered(ctx); err != nil {
+		t.Fatalf("WaitRegistered = %v", err)
+	}
+	c := clNewClient(t, h)
+	if v, err := c.Call(ctx, "E2E.echo", "x"); err != nil || v != "x" {
+		t.Fatalf("Call after WaitRegistered = %v, %v", v, err)
+	}
+	// Closing the broker sends DISCONNECT: the worker is no longer
+	// registered.
+	_ = h.Broker.Close()
+	gatetest.WaitFor(t, gatetest.TestTimeout, "Connected to turn false after the broker closed", func() bool { return !w.Connected() })
+}
+
+// TestClientWaitService: WaitService returns only once a worker of the
+// service is registered.
+func TestClientWaitService(t *testing.T) {
+	h := clBroker(t, gatetest.Inproc)
+	c := clNewClient(t, h)
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	err := c.WaitService(short, "E2E")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitService without a worker = %v, want DeadlineExceeded", err)
+	}
+	if err := c.WaitService(clCtx(t), ""); !errors.Is(err, gate.ErrInvalidOption) {
+		t.Fatalf("WaitService(\"\") = %v, want ErrInvalidOption", err)
+	}
+	clStartWorker(t, h, clService(t))
+	ctx := clCtx(t)
+	if err := c.WaitService(ctx, "E2E"); err != nil {
+		t.Fatalf("WaitService = %v", err)
+	}
+	if v, err := c.Call(ctx, "E2E.echo", "x"); err != nil || v != "x" {
+		t.Fatalf("Call after WaitService = %v, %v", v, err)
+	}
+}
