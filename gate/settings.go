@@ -136,7 +136,7 @@ type Settings struct {
 	// when a request names an unknown method or cannot be decoded. gate
 	// defaults to false: such requests get an AttributeError or TypeError
 	// exception reply, so callers fail fast instead of timing out
-	// (quirk 1). Env GATE_SECURE.
+	// (quirk 1). Env GATE_SECURE; option [WithSecure].
 	Secure bool
 	// ReconnectBackoff and ReconnectBackoffMax bound the exponential
 	// backoff (with jitter) between reconnect attempts after the broker
