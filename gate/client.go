@@ -211,12 +211,13 @@ func (c *Client) CallKW(ctx context.Context, method string, args []any, kwargs m
 	return c.invokeValue(ctx, svc, fn, args, kwargs, anySpec(c))
 }
 
-// CallAs calls method like [Client.Call] and decodes the result into a T
-// (structs with `msgpack:"name"` tags, typed slices and maps, scalars...).
-// A streamed reply is collected and decoded as an array.
-func CallAs[T any](ctx context.Context, c *Client, method string, args ...any) (T, error) {
+// CallAs calls method like [Client.Call] (or [ServiceClient.Call] when on
+// is a service handle) and decodes the result into a T (structs with
+// `msgpack:"name"` tags, typed slices and maps, scalars...). A streamed
+// reply is collected and decoded as an array.
+func CallAs[T any](ctx context.Context, on Caller, method string, args ...any) (T, error) {
 	args, kw := splitKW(args)
-	svc, fn := c.splitMethod(method)
+	c, svc, fn := on.target(method) // typed.go
 	v, err := c.invokeValue(ctx, svc, fn, args, kw, typedSpec[T](c))
 	if err != nil {
 		var zero T

@@ -190,11 +190,12 @@ func (s *Stream) Close() error {
 // [StreamAs].
 type TypedStream[T any] struct{ s *Stream }
 
-// StreamAs calls a streaming method like [Client.Stream] and decodes each
+// StreamAs calls a streaming method like [Client.Stream] (or
+// [ServiceClient.Stream] when on is a service handle) and decodes each
 // item into a T.
-func StreamAs[T any](ctx context.Context, c *Client, method string, args ...any) (*TypedStream[T], error) {
+func StreamAs[T any](ctx context.Context, on Caller, method string, args ...any) (*TypedStream[T], error) {
 	args, kw := splitKW(args)
-	svc, fn := c.splitMethod(method)
+	c, svc, fn := on.target(method) // typed.go
 	spec := typedSpec[T](c)
 	spec.item = spec.value
 	s, err := c.openStream(ctx, svc, fn, args, kw, spec)
