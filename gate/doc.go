@@ -42,8 +42,10 @@
 //     under its snake_case name (GetUser → get_user), the Go form of a
 //     Python class with @interface methods.
 //
-// [MethodOption] values set a method's doc string, signature and
-// executor. Code that must see the raw
+// [MethodOption] values set a method's doc string, parameter names
+// ([WithParams]) and executor. get_interfaces reports each method in
+// Python's form, as 0.2.12 workers do: "(a: int, b: int) -> int",
+// "(*args, **kwargs)". Code that must see the raw
 // request (its metadata, peer or body frames) is worker [Middleware]; it
 // may answer a call itself with [SendResult] or [SendError].
 //

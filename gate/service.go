@@ -59,7 +59,7 @@ func NewService(name, description string) (*Service, error) {
 		panic(err) // a bug in this package
 	}
 	s.methods[getInterfacesName] = &method{name: getInterfacesName, fn: gi, exec: Inline,
-		doc: "List the service's methods: {name: {doc, signature}}.", signature: "() -> dict"}
+		doc: "List the service's methods: {name: {doc, signature}}.", signature: "()"}
 	s.order = append(s.order, getInterfacesName)
 	return s, nil
 }
@@ -83,6 +83,7 @@ type method struct {
 	name      string
 	doc       string
 	signature string
+	params    []string // WithParams
 	exec      Executor // nil: the worker's default pool
 	fn        *funcAdapter
 	procName  string // set when fn is a ProcessFunc
@@ -101,7 +102,8 @@ func WithExecutor(e Executor) MethodOption { return func(m *method) { m.exec = e
 func WithDoc(doc string) MethodOption { return func(m *method) { m.doc = doc } }
 
 // WithSignature overrides the signature text get_interfaces reports (by
-// default derived from the Go function type).
+// default Python's form derived from the Go function type, see
+// [WithParams]).
 func WithSignature(sig string) MethodOption { return func(m *method) { m.signature = sig } }
 
 // Register registers fn, a Go function, as the method name. fn's first
@@ -141,10 +143,14 @@ func (s *Service) Register(name string, fn any, opts ...MethodOption) error {
 		return fmt.Errorf("gate: Register %q: %w", name, err)
 	}
 	m.fn = a
-	m.signature = a.signature()
 	for _, o := range opts {
 		if o != nil {
 			o(m)
+		}
+	}
+	if m.signature == "" {
+		if m.signature, err = a.pySignature(m.params); err != nil {
+			return fmt.Errorf("gate: Register %q: %w", name, err)
 		}
 	}
 	if _, ok := m.exec.(*ProcessPool); ok && m.procName == "" {

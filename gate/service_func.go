@@ -142,12 +142,6 @@ func kwargFields(t reflect.Type) map[string]int {
 	return m
 }
 
-// signature renders the Go type without "func", e.g.
-// "(context.Context, int, int) (int, error)".
-func (a *funcAdapter) signature() string {
-	return strings.TrimPrefix(a.ft.String(), "func")
-}
-
 // where is a Python-traceback-like line naming the Go function.
 func (a *funcAdapter) where() string {
 	if a.goName == "" {

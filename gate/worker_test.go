@@ -272,7 +272,7 @@ func TestWorkerErrorsAndPanics(t *testing.T) {
 func TestWorkerGetInterfaces(t *testing.T) {
 	b := newFakeBackend(t)
 	svc := mustService(t, "GI")
-	mustOK(t, Func2(svc, "add", func(_ context.Context, a, b int) (int, error) { return a + b, nil }, WithDoc("Add two ints.")))
+	mustOK(t, Func2(svc, "add", func(_ context.Context, a, b int) (int, error) { return a + b, nil }, WithDoc("Add two ints."), WithParams("a", "b")))
 	startWorker(t, b, svc)
 	b.expectReady()
 	got, exc := decodeSingle(t, b.call("gi", getInterfacesName, nil, nil))
@@ -281,7 +281,7 @@ func TestWorkerGetInterfaces(t *testing.T) {
 	}
 	m := got.(map[string]any)
 	add := m["add"].(map[string]any)
-	if add["doc"] != "Add two ints." || add["signature"] != "(context.Context, int, int) (int, error)" {
+	if add["doc"] != "Add two ints." || add["signature"] != "(a: int, b: int) -> int" {
 		t.Fatalf("get_interfaces add = %v", add)
 	}
 	if _, ok := m[getInterfacesName]; !ok || len(m) != 2 {
