@@ -16,7 +16,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/gaterpc/gate/gate"
-	"github.com/gaterpc/gate/internal/pystr"
+	"github.com/gaterpc/gate/internal/keys"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/internal/zmqx"
 )
@@ -174,7 +174,7 @@ func ParseKeyList(r io.Reader) ([]AuthorizedKey, error) {
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
-		if pystr.IsComment(line) {
+		if keys.IsComment(line) {
 			continue
 		}
 		f := strings.Fields(line)

@@ -1,6 +1,5 @@
 // Package pystr renders text the way Python shows it, for the repr element
-// of exception triples (docs/wire-protocol.md section 5) and for key files
-// that share Python's comment convention.
+// of exception triples (docs/wire-protocol.md section 5).
 package pystr
 
 import (
@@ -35,16 +34,4 @@ func Repr(s string) string {
 		}
 	}
 	return string(append(b, q))
-}
-
-// KeyLen is the length of a CURVE key in Z85 text.
-const KeyLen = 40
-
-// IsComment reports whether a line of a key file or allow-list is blank or
-// a comment: its first word starts with '#' and is not KeyLen characters
-// long ('#' is a Z85 character: a 40-character word is checked as a key,
-// so a mangled key is reported rather than skipped).
-func IsComment(line string) bool {
-	f := strings.Fields(line)
-	return len(f) == 0 || (strings.HasPrefix(f[0], "#") && len(f[0]) != KeyLen)
 }
