@@ -587,7 +587,7 @@ func hugeError(err error) error {
 
 // remoteError converts a decoded exception into an *Error.
 func remoteError(exc *codec.Exception) *Error {
-	return &Error{Code: CodeForClass(exc.Class), Class: exc.Class, Message: exc.Repr, Traceback: exc.Traceback}
+	return &Error{Code: codeForClass(exc.Class), Class: exc.Class, Message: exc.Repr, Traceback: exc.Traceback}
 }
 
 // internalFrames builds a request to the broker's internal service with a

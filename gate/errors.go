@@ -106,8 +106,9 @@ var classCodes = map[string]Code{
 	"InternalError":           Internal,
 }
 
-// CodeForClass maps an exception class name to a Code (Unknown if unknown).
-func CodeForClass(class string) Code {
+// codeForClass maps an exception class name to a Code (Unknown if
+// unknown). NewException(class, "").Code gives it to users.
+func codeForClass(class string) Code {
 	if c, ok := classCodes[class]; ok {
 		return c
 	}

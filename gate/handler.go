@@ -88,7 +88,10 @@ func (r *Request) Info() Info { return Info{Role: r.role, Service: r.Service, Me
 func (r *Request) setRole(role Role) { r.role = role }
 
 func init() {
-	gatehook.InstallSetRole(func(req any, role uint8) { req.(*Request).setRole(Role(role)) })
+	gatehook.Install(func(req any, role uint8) { req.(*Request).setRole(Role(role)) },
+		func(class, repr, tb string) error {
+			return &Error{Code: codeForClass(class), Class: class, Message: repr, Traceback: tb}
+		})
 }
 
 // ReplyKind classifies one reply message.

@@ -378,9 +378,9 @@ func (h HugeValue) String() string { return fmt.Sprintf("Huge(%v)", h.v) }
 // NewException returns an *Error that a method can return to raise the
 // Python exception class(message) at the caller, e.g.
 // NewException("ValueError", "boom!") is sent as ["ValueError",
-// "ValueError('boom!')", traceback]. Its Code comes from [CodeForClass].
+// "ValueError('boom!')", traceback]. Its Code is derived from the class (as for a remote exception).
 func NewException(class, message string) *Error {
-	return &Error{Code: CodeForClass(class), Class: class, Message: class + "(" + pyRepr(message) + ")"}
+	return &Error{Code: codeForClass(class), Class: class, Message: class + "(" + pyRepr(message) + ")"}
 }
 
 // StreamWriter lets a method send a stream item by item, as an
