@@ -18,13 +18,36 @@
 //	w, err := svc.NewWorker("tcp://127.0.0.1:5556", gate.WithCapacity(100))
 //	if err != nil { ... }
 //	go w.Serve(ctx)
+//	err = w.WaitRegistered(ctx) // the broker has answered READY
 //	...
 //	w.Shutdown(ctx) // finish in-flight calls, send DISCONNECT
 //
 // and a client calls it through the broker's frontend:
 //
 //	c, err := gate.NewClient("tcp://127.0.0.1:5555")
+//	err = c.WaitService(ctx, "Calc") // a worker of Calc is registered
 //	sum, err := gate.CallAs[int](ctx, c, "Calc.add", 1, 2)
+//	calc := c.Service("Calc")            // a service handle
+//	sum, err = gate.CallAs[int](ctx, calc, "add", 1, 2)
+//
+// # Calls and errors
+//
+// [Client.Call] returns generic values (int64, float64, string, []byte,
+// []any, map[string]any, ...); [CallAs] and [StreamAs] decode into Go
+// types and take a [*Client] or a [ServiceClient] (both are a [Caller]).
+// A final [Kwargs] argument is sent as keyword arguments. A remote
+// exception is an [*Error] with the code derived from its class; it
+// matches gate's sentinels with errors.Is (a broker's
+// ServiceUnAvailableError is [ErrNoService], a TimeoutError
+// [ErrTimeout]), and [CodeOf] classifies any error.
+//
+// # Waiting for peers
+//
+// A worker is registered once the broker has spoken to it after its READY
+// (brokers answer READY with a heartbeat at once): [Worker.WaitRegistered]
+// waits for that, and [Worker.Connected], for readiness probes, turns
+// false again when the broker goes silent or disconnects it.
+// [Client.WaitService] waits until the broker has a worker for a service.
 //
 // # Methods
 //
@@ -59,7 +82,12 @@
 // other errors take the name of their Go type; the traceback names the Go
 // function and, for panics (which are recovered), the stack. Every
 // service answers get_interfaces as 0.2.12 workers do; unknown methods
-// get AttributeError('Function not found: name') unless Settings.Secure.
+// get AttributeError('Function not found: name'), unless [WithSecure]
+// (0.2.12's default SECURE=True) makes the worker stay silent.
+//
+// Values are encoded as Python's msgpack encodes the equivalent Python
+// values (structs as maps of their fields); [RegisterEncoder] adds a
+// conversion for other types, like msgpack's default= hook.
 //
 // # Executors, capacity, deadlines
 //

@@ -20,8 +20,8 @@ const defaultDescription = "gate-rpc service"
 // str}} for every method, itself included.
 const getInterfacesName = "get_interfaces"
 
-// Service is a named set of methods (the seed's Service plus its
-// @interface methods). Workers created for it announce
+// Service is a named set of methods, the Go form of a gaterpc Service
+// class and its @interface methods. Workers created for it announce
 // "name:description:capacity" to the broker and serve its methods.
 //
 // Register methods before starting workers; registration is safe for
