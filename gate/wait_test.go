@@ -38,9 +38,11 @@ func TestWorkerWaitRegisteredNeedsTheBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const hb = 50 * time.Millisecond
+	// The worker gives up on a silent broker after hb × 20 = 2 s: long
+	// enough for the steps below on a loaded machine.
+	const hb = 100 * time.Millisecond
 	w, err := svc.NewWorker("inproc://fake-broker-wait", gate.WithZMQContext(zctx), gate.WithHeartbeat(hb),
-		gate.WithLiveness(3), gate.WithLogger(clQuiet()))
+		gate.WithLiveness(20), gate.WithLogger(clQuiet()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +66,24 @@ func TestWorkerWaitRegisteredNeedsTheBroker(t *testing.T) {
 	if w.Connected() {
 		t.Fatal("Connected after READY alone, before the broker spoke")
 	}
-	short, cancel := context.WithTimeout(context.Background(), 3*hb)
+	short, cancel := context.WithTimeout(context.Background(), 2*hb)
 	err = w.WaitRegistered(short)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitRegistered with a silent broker = %v, want DeadlineExceeded", err)
 	}
 
-	// The broker answers with a heartbeat: registered.
+	// The broker answers with a heartbeat: registered. If the worker has
+	// reconnected meanwhile (a very slow machine), answer its latest READY.
+	for {
+		msg, err := router.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			break
+		}
+		if m, err := wire.ParseWorkerMessage(msg[1:]); err == nil && m.Command == wire.CmdReady {
+			id = msg[0]
+		}
+	}
 	if _, err := router.SendMessage(id, wire.WorkerMessage{Command: wire.CmdHeartbeat}.Frames()); err != nil {
 		t.Fatal(err)
 	}
