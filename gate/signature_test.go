@@ -13,7 +13,7 @@ func TestPySignature(t *testing.T) {
 		Timeout float64 `msgpack:"timeout"`
 		DryRun  bool
 		Label   string
-		skip    int
+		Skip    int `msgpack:"-"`
 	}
 	type user struct{ Name string }
 	tests := []struct {
