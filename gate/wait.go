@@ -100,7 +100,8 @@ const waitServiceAttempt = 3 * time.Second
 // as a worker of the service has once registered.
 //
 // Use it at startup, before the first call, instead of retrying calls
-// until ErrNoService stops. Safe for concurrent use.
+// until ErrNoService stops. It returns [ErrClosed] at once when c is
+// closed. Safe for concurrent use.
 func (c *Client) WaitService(ctx context.Context, name string) error {
 	if name == "" {
 		return fmt.Errorf("gate: WaitService: %w: empty service name", ErrInvalidOption)
@@ -127,6 +128,9 @@ func (c *Client) WaitService(ctx context.Context, name string) error {
 		}
 		if ok {
 			return nil
+		}
+		if errors.Is(err, ErrClosed) {
+			return err
 		}
 		if err != nil {
 			last = err

@@ -3,12 +3,14 @@ package gate_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/gatetest"
 	"github.com/gaterpc/gate/internal/wire"
 )
@@ -146,5 +148,106 @@ func TestClientWaitService(t *testing.T) {
 	}
 	if v, err := c.Call(ctx, "E2E.echo", "x"); err != nil || v != "x" {
 		t.Fatalf("Call after WaitService = %v, %v", v, err)
+	}
+	c.Close()
+	if err := c.WaitService(ctx, "E2E"); !errors.Is(err, gate.ErrClosed) {
+		t.Fatalf("WaitService on a closed client = %v, want ErrClosed", err)
+	}
+}
+
+// fakeOldBroker answers client requests on a ROUTER at endpoint as a
+// gaterpc 0.2.12 broker would for WaitService: Gate.service_stats is an
+// unknown function (AttributeError), and Gate.query_service answers nil
+// until it has been asked absentFor times, then the service description.
+// It owns its socket on its own goroutine until stop is closed.
+func fakeOldBroker(t *testing.T, zctx *zmq.Context, endpoint string, absentFor int32, stats, queries *atomic.Int32) (stop func()) {
+	t.Helper()
+	router, err := zctx.NewSocket(zmq.ROUTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := router.Bind(endpoint); err != nil {
+		router.Close()
+		t.Fatal(err)
+	}
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = router.SetLinger(0); router.Close() }()
+		poller := zmq.NewPoller()
+		poller.Add(router, zmq.POLLIN)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if polled, err := poller.Poll(10 * time.Millisecond); err != nil || len(polled) == 0 {
+				continue
+			}
+			msg, err := router.RecvMessageBytes(0)
+			if err != nil {
+				continue
+			}
+			id, rest, err := wire.SplitRouting(msg)
+			if err != nil {
+				continue
+			}
+			req, err := wire.ParseClientRequest(rest)
+			if err != nil {
+				continue
+			}
+			fn, _, _, err := codec.DecodeRequestBody(req.Body)
+			if err != nil {
+				continue
+			}
+			var body []byte
+			switch fn {
+			case "service_stats":
+				stats.Add(1)
+				body, _ = codec.EncodeException("AttributeError", "AttributeError('Function not found: service_stats')", "")
+			case "query_service":
+				if queries.Add(1) > absentFor {
+					body, _ = codec.EncodeResult("old service")
+				} else {
+					body, _ = codec.EncodeResult(nil)
+				}
+			case "keepalive":
+				body, _ = codec.EncodeResult([]byte("200"))
+			default:
+				body, _ = codec.EncodeResult(nil)
+			}
+			reply := wire.ClientReply{Service: req.Service, RequestID: req.RequestID, Body: [][]byte{body}}.Frames()
+			_, _ = router.SendMessage(append([][]byte{id}, reply...))
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// TestClientWaitServiceOldBroker: against a 0.2.12 broker (no
+// Gate.service_stats) WaitService falls back to Gate.query_service after
+// one attempt and returns once the service is known.
+func TestClientWaitServiceOldBroker(t *testing.T) {
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		zctx.SetRetryAfterEINTR(false)
+		_ = zctx.Term()
+	}()
+	var stats, queries atomic.Int32
+	stop := fakeOldBroker(t, zctx, "inproc://fake-old-broker", 2, &stats, &queries)
+	defer stop()
+	c, err := gate.NewClient("inproc://fake-old-broker", gate.WithZMQContext(zctx), gate.WithLogger(clQuiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WaitService(clCtx(t), "Old"); err != nil {
+		t.Fatalf("WaitService = %v", err)
+	}
+	if s, q := stats.Load(), queries.Load(); s != 1 || q != 3 {
+		t.Fatalf("service_stats asked %d times, query_service %d; want 1 and 3", s, q)
 	}
 }
