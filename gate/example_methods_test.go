@@ -16,7 +16,7 @@ import (
 // exampleServe runs a broker and a worker of svc on inproc endpoints of
 // zctx, and returns a client of the broker that has waited for svc, and a
 // function that stops everything.
-func exampleServe(ctx context.Context, zctx *zmq.Context, svc *gate.Service) (*gate.Client, func()) {
+func exampleServe(ctx context.Context, zctx *zmq.Context, svc *gate.Service, wopts ...gate.WorkerOption) (*gate.Client, func()) {
 	quiet := slog.New(slog.DiscardHandler)
 	front, back := "inproc://"+svc.Name()+"-front", "inproc://"+svc.Name()+"-back"
 	b, err := broker.New(broker.WithZMQContext(zctx), broker.WithFrontend(front), broker.WithBackend(back), broker.WithLogger(quiet))
@@ -25,7 +25,7 @@ func exampleServe(ctx context.Context, zctx *zmq.Context, svc *gate.Service) (*g
 	}
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(context.Background()) }()
-	w, err := svc.NewWorker(back, gate.WithZMQContext(zctx), gate.WithLogger(quiet))
+	w, err := svc.NewWorker(back, append([]gate.WorkerOption{gate.WithZMQContext(zctx), gate.WithLogger(quiet)}, wopts...)...)
 	if err != nil {
 		panic(err)
 	}
@@ -131,4 +131,35 @@ func ExampleRegisterEncoder() {
 	// Output:
 	// [3 4] <nil>
 	// [5 6] <nil>
+}
+
+// Worker middleware sees every request before the method runs and may
+// answer it itself with SendResult (or SendError) instead of calling the
+// next handler: here a cache in front of a slow method.
+func ExampleSendResult() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	zctx, _ := zmq.NewContext()
+	defer zctx.Term()
+
+	cached := map[string]string{"answer": "42 (cached)"}
+	cache := func(next gate.Handler) gate.Handler {
+		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
+			if v, ok := cached[req.Method]; ok && req.Info().Role == gate.RoleWorker {
+				return gate.SendResult(ctx, w, v)
+			}
+			return next.ServeRPC(ctx, req, w)
+		})
+	}
+	svc, _ := gate.NewService("Oracle", "")
+	_ = gate.Func0(svc, "answer", func(context.Context) (string, error) { return "42 (computed)", nil })
+	_ = gate.Func0(svc, "question", func(context.Context) (string, error) { return "unknown", nil })
+	c, stop := exampleServe(ctx, zctx, svc, gate.WithMiddleware(cache))
+	defer stop()
+
+	fmt.Println(c.Call(ctx, "Oracle.answer"))
+	fmt.Println(c.Call(ctx, "Oracle.question"))
+	// Output:
+	// 42 (cached) <nil>
+	// unknown <nil>
 }
