@@ -6,6 +6,8 @@ import (
 
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/codec"
+	"github.com/gaterpc/gate/internal/gatehook"
+	"github.com/gaterpc/gate/internal/pystr"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -141,15 +143,15 @@ func (l *loop) cancel(client, rid []byte) bool {
 
 // errorFor turns a broker-generated exception into the *gate.Error a
 // middleware chain sees as the request's outcome. Its code is the one
-// clients derive from the class (gate.CodeForClass): WorkerLostError and
+// clients derive from the class: WorkerLostError and
 // ServiceUnAvailableError are Unavailable, BusyWorkerError is
 // ResourceExhausted, TimeoutError is DeadlineExceeded.
 func errorFor(class, repr string) error {
-	return &gate.Error{Code: gate.CodeForClass(class), Class: class, Message: repr}
+	return gatehook.NewError(class, repr, "")
 }
 
 // pyRepr renders s like Python's repr of a str.
-func pyRepr(s string) string { return gate.PyRepr(s) }
+func pyRepr(s string) string { return pystr.Repr(s) }
 
 func sortedNames(m map[string]*service) []string {
 	names := make([]string, 0, len(m))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatehook"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -80,7 +81,7 @@ func (l *loop) startHandler(r *request) {
 	if req.Metadata == nil {
 		req.Metadata = map[string]string{}
 	}
-	req.SetRole(gate.RoleBroker)
+	gatehook.SetRole(req, gate.RoleBroker)
 	// Early dispatch: when a worker is free now (and not promised to
 	// another request started the same way), the goroutine runs the
 	// dispatch hook before submitting, and the loop sends the request as
@@ -311,8 +312,8 @@ func (l *loop) handlerDone(r *request, err error) {
 	if errors.As(err, &ge) && ge.Class != "" {
 		class, repr = ge.Class, ge.Message
 	} else if err != nil {
-		cls := gate.ClassForCode(gate.CodeOf(err))
-		class, repr = cls, cls+"("+pyRepr(err.Error())+")"
+		ge := gate.Errorf(gate.CodeOf(err), "%s", err.Error())
+		class, repr = ge.Class, ge.Message
 	}
 	l.fail(r, OutcomeMiddleware, class, repr)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatehook"
 )
 
 // An Observer watches every worker-service request (internal Gate calls
@@ -95,7 +96,7 @@ func (l *loop) observe(r *request) {
 		Peer:     r.client,
 		Body:     r.body,
 	}
-	req.SetRole(gate.RoleBroker)
+	gatehook.SetRole(req, gate.RoleBroker)
 	if len(obs) == 1 {
 		r.obs = obs[0].Observe(req, r.arrived)
 		return

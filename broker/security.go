@@ -16,6 +16,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/keys"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/internal/zmqx"
 )
@@ -166,14 +167,14 @@ func (s *secOptions) validate() error {
 // ParseKeyList reads an allow-list: one entry per line, "KEY" or
 // "KEY service1,service2" (the services a worker key may serve), where
 // KEY is a Z85 public key or AnyKey. Blank lines and comments (see
-// gate.IsComment: a first word starting with '#' that is not a key) are
+// a first word starting with '#' that is not a key) are
 // skipped. Errors give the line number.
 func ParseKeyList(r io.Reader) ([]AuthorizedKey, error) {
 	var out []AuthorizedKey
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
-		if gate.IsComment(line) {
+		if keys.IsComment(line) {
 			continue
 		}
 		f := strings.Fields(line)

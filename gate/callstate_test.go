@@ -49,7 +49,7 @@ func TestFreshCtxMiddlewareKeepsCallState(t *testing.T) {
 		Args   []int          `msgpack:"args"`
 		Kwargs map[string]int `msgpack:"kwargs"`
 	}
-	p, err := gate.CallAs[pair](ctx, c, "E2E.echo_kw", 1, 2, gate.KW{"k": 3})
+	p, err := gate.CallAs[pair](ctx, c, "E2E.echo_kw", 1, 2, gate.Kwargs{"k": 3})
 	if err != nil {
 		t.Fatal(err)
 	}

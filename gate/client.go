@@ -19,13 +19,6 @@ import (
 	"github.com/gaterpc/gate/internal/zmqx"
 )
 
-// KW holds keyword arguments. Passed as the last argument of [Client.Call]
-// (or of the other variadic call methods) it is sent as the request's
-// kwargs instead of as a positional argument:
-//
-//	c.Call(ctx, "Svc.echo", "a", 1, gate.KW{"k": true}) // echo("a", 1, k=True)
-type KW map[string]any
-
 // Client calls methods of gate-rpc services through a broker. It keeps one
 // DEALER socket to the broker's frontend, owned by one loop goroutine;
 // every call is pipelined over it. A Client is safe for concurrent use by
@@ -192,7 +185,7 @@ func (c *Client) Pending() int { return c.pending.len() }
 // Call calls method with args and returns the decoded result: nil, bool,
 // int64 (uint64 above MaxInt64), float64, string, []byte, []any,
 // map[string]any or map[any]any (non-str keys; bin keys become codec.Bin),
-// time.Time. A final argument of type [KW] is sent as keyword arguments.
+// time.Time. A final argument of type [Kwargs] is sent as keyword arguments.
 //
 // method is "Service.method"; the service may contain dots (the last dot
 // separates it from the method: "a.b.foo" calls foo of service "a.b"); a
@@ -226,12 +219,13 @@ func (c *Client) CallKW(ctx context.Context, method string, args []any, kwargs m
 	return c.invokeValue(ctx, svc, fn, args, kwargs, anySpec(c))
 }
 
-// CallAs calls method like [Client.Call] and decodes the result into a T
-// (structs with `msgpack:"name"` tags, typed slices and maps, scalars...).
-// A streamed reply is collected and decoded as an array.
-func CallAs[T any](ctx context.Context, c *Client, method string, args ...any) (T, error) {
+// CallAs calls method like [Client.Call] (or [ServiceClient.Call] when on
+// is a service handle) and decodes the result into a T (structs with
+// `msgpack:"name"` tags, typed slices and maps, scalars...). A streamed
+// reply is collected and decoded as an array.
+func CallAs[T any](ctx context.Context, on Caller, method string, args ...any) (T, error) {
 	args, kw := splitKW(args)
-	svc, fn := c.splitMethod(method)
+	c, svc, fn := on.target(method) // typed.go
 	v, err := c.invokeValue(ctx, svc, fn, args, kw, typedSpec[T](c))
 	if err != nil {
 		var zero T
@@ -293,7 +287,7 @@ func (c *Client) splitMethod(method string) (service, fn string) {
 
 func splitKW(args []any) ([]any, map[string]any) {
 	if n := len(args); n > 0 {
-		if kw, ok := args[n-1].(KW); ok {
+		if kw, ok := args[n-1].(Kwargs); ok {
 			return args[:n-1], kw
 		}
 	}
@@ -377,7 +371,7 @@ func (c *Client) newRequest(ctx context.Context, service, fn string, args []any,
 	if d, ok := ctx.Deadline(); ok {
 		req.Deadline = d
 	}
-	req.SetRole(RoleClient)
+	req.setRole(RoleClient)
 	return req, nil
 }
 
@@ -630,7 +624,7 @@ func hugeError(err error) error {
 
 // remoteError converts a decoded exception into an *Error.
 func remoteError(exc *codec.Exception) *Error {
-	return &Error{Code: CodeForClass(exc.Class), Class: exc.Class, Message: exc.Repr, Traceback: exc.Traceback}
+	return &Error{Code: codeForClass(exc.Class), Class: exc.Class, Message: exc.Repr, Traceback: exc.Traceback}
 }
 
 // internalFrames builds a request to the broker's internal service with a

@@ -14,9 +14,9 @@ import (
 // client over inproc.
 func clBenchEnv(b *testing.B, wopts ...gate.WorkerOption) *gate.Client {
 	b.Helper()
-	h := gatetest.StartBrokerOn(b, gatetest.Inproc, broker.WithHeartbeat(gate.DefaultHeartbeat))
-	clStartWorker(b, h, clService(b), append([]gate.WorkerOption{gate.WithHeartbeat(gate.DefaultHeartbeat)}, wopts...)...)
-	c := clNewClient(b, h, gate.WithHeartbeat(gate.DefaultHeartbeat))
+	h := gatetest.StartBrokerOn(b, gatetest.Inproc, broker.WithHeartbeat(gate.DefaultSettings().Heartbeat))
+	clStartWorker(b, h, clService(b), append([]gate.WorkerOption{gate.WithHeartbeat(gate.DefaultSettings().Heartbeat)}, wopts...)...)
+	c := clNewClient(b, h, gate.WithHeartbeat(gate.DefaultSettings().Heartbeat))
 	clWaitReady(b, c)
 	return c
 }

@@ -181,13 +181,13 @@ var errItemTimeout = fmt.Errorf("%w: no reply message within the reply timeout",
 // add waits on for room until its ctx is done, plus a closed state.
 // Safe for concurrent use; the loop uses only the non-blocking methods.
 type pendingTable struct {
-	m      *BoundedMap[string, *call]
+	m      *bounded.Map[string, *call]
 	mu     sync.Mutex // guards closed
 	closed error
 }
 
 func newPendingTable(max int) *pendingTable {
-	return &pendingTable{m: NewBoundedMap[string, *call](max)}
+	return &pendingTable{m: bounded.New[string, *call](max)}
 }
 
 // add registers c, waiting for room until ctx is done.

@@ -62,13 +62,9 @@ func clService(t testing.TB) *gate.Service {
 		}
 	}
 	must(gate.Func1(svc, "echo", func(_ context.Context, v any) (any, error) { return v, nil }))
-	must(svc.Handle("echo_kw", gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-		args, kw, err := gate.DecodeArgs(req)
-		if err != nil {
-			return gate.SendError(ctx, w, err)
-		}
-		return gate.SendResult(ctx, w, map[string]any{"args": args, "kwargs": map[string]any(kw)})
-	})))
+	must(svc.Register("echo_kw", func(_ context.Context, kw gate.Kwargs, args ...any) (map[string]any, error) {
+		return map[string]any{"args": args, "kwargs": map[string]any(kw)}, nil
+	}))
 	must(gate.Func1(svc, "fail", func(_ context.Context, msg string) (any, error) {
 		return nil, &gate.Error{Code: gate.InvalidArgument, Class: "ValueError", Message: "ValueError('" + msg + "')"}
 	}))
@@ -249,7 +245,7 @@ func TestClientE2EKwargsErrorsAndInternal(t *testing.T) {
 	c := env.c
 	ctx := clCtx(t)
 
-	got, err := c.Call(ctx, "E2E.echo_kw", "a", 1, gate.KW{"k": true})
+	got, err := c.Call(ctx, "E2E.echo_kw", "a", 1, gate.Kwargs{"k": true})
 	want := map[string]any{"args": []any{"a", int64(1)}, "kwargs": map[string]any{"k": true}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("echo_kw = %#v, %v; want %#v", got, err, want)
@@ -470,9 +466,9 @@ func TestClientE2EHuge(t *testing.T) {
 func TestClientE2EHuge100MB(t *testing.T) {
 	// Default heartbeats: compressing 100 MiB starves every loop on two
 	// cores, and this test measures the transfer, not liveness.
-	h := gatetest.StartBrokerOn(t, gatetest.Inproc, broker.WithHeartbeat(gate.DefaultHeartbeat))
-	clStartWorker(t, h, clService(t), gate.WithHugeData("zstd", 1, 64<<10), gate.WithHeartbeat(gate.DefaultHeartbeat))
-	c := clNewClient(t, h, gate.WithHeartbeat(gate.DefaultHeartbeat))
+	h := gatetest.StartBrokerOn(t, gatetest.Inproc, broker.WithHeartbeat(gate.DefaultSettings().Heartbeat))
+	clStartWorker(t, h, clService(t), gate.WithHugeData("zstd", 1, 64<<10), gate.WithHeartbeat(gate.DefaultSettings().Heartbeat))
+	c := clNewClient(t, h, gate.WithHeartbeat(gate.DefaultSettings().Heartbeat))
 	ctx := clCtx(t)
 	clWaitReady(t, c)
 	n := 100 << 20

@@ -55,13 +55,10 @@ func exampleStack(zctx *zmq.Context, name string) (frontend string, stop func())
 	}
 }
 
-// waitReady waits until the Demo service answers.
+// waitReady waits until the Demo service has a worker.
 func waitReady(ctx context.Context, c *gate.Client) {
-	for ctx.Err() == nil {
-		if _, err := c.Call(ctx, "Demo.add", 0, 0); err == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := c.WaitService(ctx, "Demo"); err != nil {
+		panic(err)
 	}
 }
 

@@ -90,7 +90,7 @@ func BenchmarkClientStreamRaw(b *testing.B) {
 	for _, tc := range []struct {
 		name        string
 		windowBytes int64
-	}{{"flow", DefaultFlowWindowBytes}, {"noflow", 0}} {
+	}{{"flow", defaultFlowWindowBytes}, {"noflow", 0}} {
 		b.Run(tc.name, func(b *testing.B) {
 			const items = 10000
 			rb := startRawBroker(b, true)

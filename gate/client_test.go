@@ -34,7 +34,7 @@ func TestClientRequestFramesMatchVectors(t *testing.T) {
 	}
 	done := make(chan res, 1)
 	go func() {
-		v, err := c.Call(ctx, "echo", "a", 1, KW{"k": true})
+		v, err := c.Call(ctx, "echo", "a", 1, Kwargs{"k": true})
 		done <- res{v, err}
 	}()
 	routing, req := rb.recvFn(t, ctx, "echo")

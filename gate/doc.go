@@ -18,24 +18,59 @@
 //	w, err := svc.NewWorker("tcp://127.0.0.1:5556", gate.WithCapacity(100))
 //	if err != nil { ... }
 //	go w.Serve(ctx)
+//	err = w.WaitRegistered(ctx) // the broker has answered READY
 //	...
 //	w.Shutdown(ctx) // finish in-flight calls, send DISCONNECT
 //
 // and a client calls it through the broker's frontend:
 //
 //	c, err := gate.NewClient("tcp://127.0.0.1:5555")
+//	err = c.WaitService(ctx, "Calc") // a worker of Calc is registered
 //	sum, err := gate.CallAs[int](ctx, c, "Calc.add", 1, 2)
+//	calc := c.Service("Calc")            // a service handle
+//	sum, err = gate.CallAs[int](ctx, calc, "add", 1, 2)
+//
+// # Calls and errors
+//
+// [Client.Call] returns generic values (int64, float64, string, []byte,
+// []any, map[string]any, ...); [CallAs] and [StreamAs] decode into Go
+// types and take a [*Client] or a [ServiceClient] (both are a [Caller]).
+// A final [Kwargs] argument is sent as keyword arguments. A remote
+// exception is an [*Error] with the code derived from its class; it
+// matches gate's sentinels with errors.Is (a broker's
+// ServiceUnAvailableError is [ErrNoService], a TimeoutError
+// [ErrTimeout]), and [CodeOf] classifies any error.
+//
+// # Waiting for peers
+//
+// A worker is registered once the broker has spoken to it after its READY
+// (brokers answer READY with a heartbeat at once): [Worker.WaitRegistered]
+// waits for that, and [Worker.Connected], for readiness probes, turns
+// false again when the broker goes silent or disconnects it.
+// [Client.WaitService] waits until the broker has a worker for a service.
 //
 // # Methods
 //
-// [Service.Register] maps wire arguments onto Go parameters: positional
-// arguments fill parameters in order (decoded straight into their
-// types), a variadic parameter takes the rest, a [Kwargs] parameter or a
-// trailing struct receives keyword arguments. Wrong arity or types are
-// answered with a TypeError exception that names the argument.
-// [Service.RegisterStruct] registers a value's methods under snake_case
-// names (GetUser → get_user); [Func0]…[Func3] are typed shorthands;
-// [Service.Handle] takes a raw [Handler].
+// There is one way to add a method: [Service.Register](name, fn, opts...).
+// It maps wire arguments onto fn's Go parameters: positional arguments
+// fill parameters in order (decoded straight into their types), a
+// variadic parameter takes the rest (Python's *args), a [Kwargs]
+// parameter receives the keyword arguments (**kwargs) and a trailing
+// struct receives them by field name. Wrong arity or types are answered
+// with a TypeError exception that names the argument. On top of it:
+//
+//   - [Func0]…[Func3] are Register with fn's types checked at compile
+//     time;
+//   - [Service.RegisterStruct] calls Register for each method of a value
+//     under its snake_case name (GetUser → get_user), the Go form of a
+//     Python class with @interface methods.
+//
+// [MethodOption] values set a method's doc string, parameter names
+// ([WithParams]) and executor. get_interfaces reports each method in
+// Python's form, as 0.2.12 workers do: "(a: int, b: int) -> int",
+// "(*args, **kwargs)". Code that must see the raw
+// request (its metadata, peer or body frames) is worker [Middleware]; it
+// may answer a call itself with [SendResult] or [SendError].
 //
 // A method may return a value (one reply), an iter.Seq[T] or
 // iter.Seq2[T, error] (a stream: one reply per item, then an end or
@@ -52,7 +87,12 @@
 // other errors take the name of their Go type; the traceback names the Go
 // function and, for panics (which are recovered), the stack. Every
 // service answers get_interfaces as 0.2.12 workers do; unknown methods
-// get AttributeError('Function not found: name') unless Settings.Secure.
+// get AttributeError('Function not found: name'), unless [WithSecure]
+// (0.2.12's default SECURE=True) makes the worker stay silent.
+//
+// Values are encoded as Python's msgpack encodes the equivalent Python
+// values (structs as maps of their fields); [RegisterEncoder] adds a
+// conversion for other types, like msgpack's default= hook.
 //
 // # Executors, capacity, deadlines
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/gaterpc/gate/internal/pystr"
 )
 
 // Sentinel errors. Test them with errors.Is. A remote *Error matches the
@@ -84,8 +86,8 @@ func (e *Error) Is(target error) bool {
 // the code.
 func Errorf(code Code, format string, args ...any) *Error {
 	msg := fmt.Sprintf(format, args...)
-	cls := ClassForCode(code)
-	return &Error{Code: code, Class: cls, Message: cls + "(" + PyRepr(msg) + ")"}
+	cls := classForCode(code)
+	return &Error{Code: code, Class: cls, Message: cls + "(" + pyRepr(msg) + ")"}
 }
 
 // Exception classes gate uses on the wire, mapped to codes. Classes sent
@@ -104,16 +106,18 @@ var classCodes = map[string]Code{
 	"InternalError":           Internal,
 }
 
-// CodeForClass maps an exception class name to a Code (Unknown if unknown).
-func CodeForClass(class string) Code {
+// codeForClass maps an exception class name to a Code (Unknown if
+// unknown). NewException(class, "").Code gives it to users.
+func codeForClass(class string) Code {
 	if c, ok := classCodes[class]; ok {
 		return c
 	}
 	return Unknown
 }
 
-// ClassForCode is the exception class gate sends for a code.
-func ClassForCode(c Code) string {
+// classForCode is the exception class gate sends for a code (the class
+// of [Errorf]'s errors).
+func classForCode(c Code) string {
 	switch c {
 	case Canceled:
 		return "CancelledError"
@@ -159,41 +163,6 @@ func CodeOf(err error) Code {
 	return Unknown
 }
 
-// PyRepr renders s like Python's repr of a str (single quotes preferred),
-// as the repr element of an exception triple shows a message:
-// PyRepr("boom!") is 'boom!'.
-func PyRepr(s string) string {
-	q := byte('\'')
-	if containsByte(s, '\'') && !containsByte(s, '"') {
-		q = '"'
-	}
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, q)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == q || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c < 0x20 || c == 0x7f:
-			b = append(b, fmt.Sprintf("\\x%02x", c)...)
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(append(b, q))
-}
-
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
-	}
-	return false
-}
+// pyRepr renders s like Python's repr of a str, as the repr element of an
+// exception triple shows a message: pyRepr("boom!") is 'boom!'.
+func pyRepr(s string) string { return pystr.Repr(s) }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 )
 
-// DefaultPoolSize is the size of a worker's default goroutine pool (see
+// defaultPoolSize is the size of a worker's default goroutine pool (see
 // [WithPoolSize]).
-const DefaultPoolSize = 128
+const defaultPoolSize = 128
 
 // Executor decides where a method's code runs. The implementations are
 // [Inline], [*Pool] (bounded goroutines, the default) and [*ProcessPool]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/gaterpc/gate/internal/gatehook"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -81,21 +82,36 @@ type Request struct {
 // Info returns the hop and method of r.
 func (r *Request) Info() Info { return Info{Role: r.role, Service: r.Service, Method: r.Method} }
 
-// SetRole is used by the hops that build requests (client, broker, worker).
-func (r *Request) SetRole(role Role) { r.role = role }
+// setRole is used by the hops that build requests (client, broker,
+// worker); other packages of this module reach it through
+// internal/gatehook.
+func (r *Request) setRole(role Role) { r.role = role }
 
-// ReplyKind classifies one reply message.
+func init() {
+	gatehook.Install(func(req any, role uint8) { req.(*Request).setRole(Role(role)) },
+		func(class, repr, tb string) error {
+			return &Error{Code: codeForClass(class), Class: class, Message: repr, Traceback: tb}
+		})
+}
+
+// ReplyKind classifies one reply message: a single reply, or one message
+// of a stream or of a HugeData value. Its methods are String (e.g.
+// "stream_item"), Final (the message ends the call: a single reply or an
+// end or error marker) and IsError (a stream or HugeData error marker).
 type ReplyKind = wire.ReplyKind
 
-// Reply kinds, re-exported from the wire codec.
+// Reply kinds. A unary call has one ReplySingle; a stream has
+// ReplyStreamItem messages ending with ReplyStreamEnd or
+// ReplyStreamError; HugeData has ReplyHugeChunk messages ending with
+// ReplyHugeEnd or ReplyHugeError.
 const (
-	ReplySingle      = wire.ReplySingle
-	ReplyStreamItem  = wire.ReplyStreamItem
-	ReplyStreamEnd   = wire.ReplyStreamEnd
-	ReplyStreamError = wire.ReplyStreamError
-	ReplyHugeChunk   = wire.ReplyHugeChunk
-	ReplyHugeEnd     = wire.ReplyHugeEnd
-	ReplyHugeError   = wire.ReplyHugeError
+	ReplySingle      = wire.ReplySingle      // one {result, exception} map
+	ReplyStreamItem  = wire.ReplyStreamItem  // one stream item
+	ReplyStreamEnd   = wire.ReplyStreamEnd   // the stream ended
+	ReplyStreamError = wire.ReplyStreamError // the stream failed: an exception triple
+	ReplyHugeChunk   = wire.ReplyHugeChunk   // one chunk of a compressed HugeData value
+	ReplyHugeEnd     = wire.ReplyHugeEnd     // the HugeData value is complete
+	ReplyHugeError   = wire.ReplyHugeError   // the HugeData value failed: an exception triple
 )
 
 // Reply is one reply message. Unary, streamed and huge replies all pass

@@ -15,10 +15,10 @@ import (
 	"github.com/gaterpc/gate/internal/codec"
 )
 
-// ChildEnv is the environment variable that marks a process started by a
+// childEnv is the environment variable that marks a process started by a
 // [ProcessPool] as a child: [RunChildIfRequested] serves requests when it
 // is "1".
-const ChildEnv = "GATE_CHILD"
+const childEnv = "GATE_CHILD"
 
 // maxProcFrame caps one parent↔child frame.
 const maxProcFrame = 1 << 30
@@ -72,7 +72,7 @@ func MustProcessFunc(name string, fn any) *ProcessFunc {
 func (p *ProcessFunc) Name() string { return p.name }
 
 // RunChildIfRequested makes this process a ProcessPool child if it was
-// started as one ([ChildEnv]=1): it serves function calls from its parent
+// started as one (GATE_CHILD=1): it serves function calls from its parent
 // until the parent closes the pipe, then returns true, and the caller
 // should exit. Otherwise it returns false at once. Call it first thing in
 // main (and in TestMain for tests that use a ProcessPool):
@@ -84,7 +84,7 @@ func (p *ProcessFunc) Name() string { return p.name }
 //		...
 //	}
 func RunChildIfRequested() bool {
-	if os.Getenv(ChildEnv) != "1" {
+	if os.Getenv(childEnv) != "1" {
 		return false
 	}
 	in := os.NewFile(3, "gate-requests")
@@ -219,7 +219,7 @@ func writeProcFrame(w io.Writer, b []byte) error {
 }
 
 // ProcessPool runs [ProcessFunc] methods in child processes: the same
-// binary re-executed with [ChildEnv]=1, which must call
+// binary re-executed with [childEnv]=1, which must call
 // [RunChildIfRequested] first thing. Parent and child exchange
 // length-prefixed msgpack frames over two pipes (the child's fds 3 and
 // 4; its stdout and stderr go to the parent's stderr). Each child runs
@@ -305,7 +305,7 @@ func (p *ProcessPool) spawn() (*child, error) {
 		return nil, err
 	}
 	cmd := exec.Command(p.path, p.args...)
-	cmd.Env = append(os.Environ(), ChildEnv+"=1")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.ExtraFiles = []*os.File{reqR, respW}
 	cmd.SysProcAttr = childSysProcAttr()

@@ -11,24 +11,14 @@ import (
 	"strings"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/gaterpc/gate/internal/keys"
 )
 
 // ErrNoCurve is returned when CURVE is asked for but the libzmq this
 // program is linked with was built without it (zmq.HasCurve() is false:
 // rebuild libzmq with libsodium or its tweetnacl, as Debian's libzmq5 is).
 var ErrNoCurve = errors.New("gate: libzmq was built without CURVE support")
-
-// KeyLen is the length of a CURVE key in Z85 text (32 bytes of key).
-const KeyLen = 40
-
-// Environment variables read by [CurveFromEnv]. A *_FILE variable names a
-// file holding the key (see [ReadKeyFile]); it is used when the variable
-// without the suffix is empty.
-const (
-	EnvCurveServerKey = "GATE_CURVE_SERVER_KEY" // the broker's public key
-	EnvCurveSecretKey = "GATE_CURVE_SECRET_KEY" // this peer's secret key; the public key is derived from it
-	EnvCurvePublicKey = "GATE_CURVE_PUBLIC_KEY" // optional: checked against the key derived from the secret
-)
 
 // Curve configures CURVE encryption and authentication (ZMTP CURVE, RFC
 // 26) on the socket of a client or worker. The zero value means plain
@@ -37,7 +27,7 @@ const (
 //
 // With ServerKey set the peer encrypts its connection and proves that it
 // holds SecretKey; it talks only to a broker holding the secret key of
-// ServerKey. Keys are Z85 text of [KeyLen] characters. The value prints
+// ServerKey. Keys are Z85 text of 40 characters. The value prints
 // and logs with the secret key redacted.
 type Curve struct {
 	ServerKey string // the broker's public key
@@ -164,20 +154,20 @@ func KeyPairFromSecret(secret string) (KeyPair, error) {
 const z85Alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
 
 // CheckKey reports whether key is a CURVE key in Z85 text: exactly
-// [KeyLen] characters of the Z85 alphabet, each group of five encoding a
+// 40 characters of the Z85 alphabet, each group of five encoding a
 // value below 2^32. The error wraps [ErrInvalidOption] and says what is
 // wrong without echoing the key (it may be a secret).
 func CheckKey(key string) error {
-	if len(key) != KeyLen {
+	if len(key) != keys.Len {
 		hint := ""
 		if len(key) == 32 {
 			hint = " (32 characters: raw binary? want Z85 text, as written by gatectl keygen)"
 		} else if len(key) == 64 {
 			hint = " (64 characters: hex? want Z85 text, as written by gatectl keygen)"
 		}
-		return fmt.Errorf("%w: CURVE key of %d characters, want %d Z85 characters%s", ErrInvalidOption, len(key), KeyLen, hint)
+		return fmt.Errorf("%w: CURVE key of %d characters, want %d Z85 characters%s", ErrInvalidOption, len(key), keys.Len, hint)
 	}
-	for g := 0; g < KeyLen; g += 5 {
+	for g := 0; g < keys.Len; g += 5 {
 		var v uint64
 		for i := g; i < g+5; i++ {
 			d := strings.IndexByte(z85Alphabet, key[i])
@@ -193,26 +183,17 @@ func CheckKey(key string) error {
 	return nil
 }
 
-// IsComment reports whether a line of a key file is blank or a comment:
-// its first word starts with '#' and is not 40 characters long ('#' is a
-// Z85 character: a 40-character word is checked as a key, so a mangled
-// key is reported rather than skipped).
-func IsComment(line string) bool {
-	f := strings.Fields(line)
-	return len(f) == 0 || (strings.HasPrefix(f[0], "#") && len(f[0]) != KeyLen)
-}
-
-// ParseKey extracts one key from the text of a key file: blank lines and
-// comments (see [IsComment]) are skipped, surrounding white space is
+// parseKey extracts one key from the text of a key file: blank lines and
+// comments (a first word starting with '#' that is not a key) are skipped, surrounding white space is
 // ignored, and exactly one key must remain. The key is checked with
 // [CheckKey].
-func ParseKey(text []byte) (string, error) {
+func parseKey(text []byte) (string, error) {
 	var key string
 	n := 0
 	sc := bufio.NewScanner(bytes.NewReader(text))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if IsComment(line) {
+		if keys.IsComment(line) {
 			continue
 		}
 		n++
@@ -234,14 +215,14 @@ func ParseKey(text []byte) (string, error) {
 	return key, nil
 }
 
-// ReadKeyFile reads one key from the file at path (see [ParseKey]). Errors
+// ReadKeyFile reads one key from the file at path (blank lines and # comments skipped, exactly one key). Errors
 // name the file.
 func ReadKeyFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("gate: read key: %w", err)
 	}
-	key, err := ParseKey(b)
+	key, err := parseKey(b)
 	if err != nil {
 		return "", fmt.Errorf("gate: key file %s: %w", path, err)
 	}
@@ -315,20 +296,20 @@ func CurveFromEnv(getenv func(string) string) (Curve, error) {
 	}
 	var c Curve
 	var err error
-	if c.ServerKey, err = get(EnvCurveServerKey); err != nil {
+	if c.ServerKey, err = get(keys.EnvServerKey); err != nil {
 		return Curve{}, err
 	}
-	if c.SecretKey, err = get(EnvCurveSecretKey); err != nil {
+	if c.SecretKey, err = get(keys.EnvSecretKey); err != nil {
 		return Curve{}, err
 	}
-	if c.PublicKey, err = get(EnvCurvePublicKey); err != nil {
+	if c.PublicKey, err = get(keys.EnvPublicKey); err != nil {
 		return Curve{}, err
 	}
 	if !c.Enabled() {
 		return c, nil
 	}
 	if c.ServerKey == "" || c.SecretKey == "" {
-		return Curve{}, fmt.Errorf("%w: CURVE needs both %s[_FILE] and %s[_FILE]", ErrInvalidOption, EnvCurveServerKey, EnvCurveSecretKey)
+		return Curve{}, fmt.Errorf("%w: CURVE needs both %s[_FILE] and %s[_FILE]", ErrInvalidOption, keys.EnvServerKey, keys.EnvSecretKey)
 	}
 	return c.resolve()
 }

@@ -133,8 +133,16 @@ func TestKeyPairFiles(t *testing.T) {
 	}
 }
 
-func TestParseKeyErrors(t *testing.T) {
+func TestReadKeyFileErrors(t *testing.T) {
 	key := strings.Repeat("0", 40)
+	dir := t.TempDir()
+	readKey := func(text string) (string, error) {
+		path := filepath.Join(dir, "k.key")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return gate.ReadKeyFile(path)
+	}
 	tests := []struct {
 		name, text, want string
 	}{
@@ -148,14 +156,14 @@ func TestParseKeyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := gate.ParseKey([]byte(tt.text))
+			_, err := readKey(tt.text)
 			if !errors.Is(err, gate.ErrInvalidOption) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("ParseKey(%q) = %v, want ErrInvalidOption mentioning %q", tt.text, err, tt.want)
+				t.Fatalf("ReadKeyFile(%q) = %v, want ErrInvalidOption mentioning %q", tt.text, err, tt.want)
 			}
 		})
 	}
-	if k, err := gate.ParseKey([]byte("# comment\n  " + key + "  \n")); err != nil || k != key {
-		t.Fatalf("ParseKey(commented key) = %q, %v", k, err)
+	if k, err := readKey("# comment\n  " + key + "  \n"); err != nil || k != key {
+		t.Fatalf("ReadKeyFile(commented key) = %q, %v", k, err)
 	}
 	if _, err := gate.ReadKeyFile(filepath.Join(t.TempDir(), "missing.key")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("ReadKeyFile(missing) = %v, want fs.ErrNotExist", err)

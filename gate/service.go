@@ -11,17 +11,17 @@ import (
 	"github.com/gaterpc/gate/internal/codec"
 )
 
-// DefaultDescription is the description a [Service] announces when none
+// defaultDescription is the description a [Service] announces when none
 // is given (0.2.12's default).
-const DefaultDescription = "gate-rpc service"
+const defaultDescription = "gate-rpc service"
 
-// GetInterfaces is the name of the built-in method every Service exposes,
+// getInterfacesName is the name of the built-in method every Service exposes,
 // as 0.2.12 workers do: it returns {name: {"doc": str|nil, "signature":
 // str}} for every method, itself included.
-const GetInterfaces = "get_interfaces"
+const getInterfacesName = "get_interfaces"
 
-// Service is a named set of methods (the seed's Service plus its
-// @interface methods). Workers created for it announce
+// Service is a named set of methods, the Go form of a gaterpc Service
+// class and its @interface methods. Workers created for it announce
 // "name:description:capacity" to the broker and serve its methods.
 //
 // Register methods before starting workers; registration is safe for
@@ -38,11 +38,11 @@ type Service struct {
 // NewService returns a service with the built-in get_interfaces method.
 // name must be non-empty, must not contain ':' (the READY separator) and
 // must not be the broker's internal service "Gate"; the same holds for
-// description, which defaults to [DefaultDescription]. Errors wrap
-// [ErrInvalidOption].
+// description, which defaults to "gate-rpc service" (0.2.12's default).
+// Errors wrap [ErrInvalidOption].
 func NewService(name, description string) (*Service, error) {
 	if description == "" {
-		description = DefaultDescription
+		description = defaultDescription
 	}
 	if msg := checkServiceName("service name", name); msg != "" {
 		return nil, fmt.Errorf("gate: NewService: %w: %s", ErrInvalidOption, msg)
@@ -50,17 +50,17 @@ func NewService(name, description string) (*Service, error) {
 	if strings.Contains(description, ":") {
 		return nil, fmt.Errorf("gate: NewService: %w: description %q must not contain ':' (the READY separator)", ErrInvalidOption, description)
 	}
-	if name == DefaultInternalService {
+	if name == defaultInternalService {
 		return nil, fmt.Errorf("gate: NewService: %w: %q is reserved for the broker's internal service", ErrInvalidOption, name)
 	}
 	s := &Service{name: name, description: description, methods: map[string]*method{}}
-	gi, err := newFuncAdapter(GetInterfaces, s.getInterfaces)
+	gi, err := newFuncAdapter(getInterfacesName, s.getInterfaces)
 	if err != nil {
 		panic(err) // a bug in this package
 	}
-	s.methods[GetInterfaces] = &method{name: GetInterfaces, fn: gi, exec: Inline,
-		doc: "List the service's methods: {name: {doc, signature}}.", signature: "() -> dict"}
-	s.order = append(s.order, GetInterfaces)
+	s.methods[getInterfacesName] = &method{name: getInterfacesName, fn: gi, exec: Inline,
+		doc: "List the service's methods: {name: {doc, signature}}.", signature: "()"}
+	s.order = append(s.order, getInterfacesName)
 	return s, nil
 }
 
@@ -78,14 +78,13 @@ func (s *Service) Methods() []string {
 	return append([]string(nil), s.order...)
 }
 
-// method is one registered method: either a raw Handler or a function
-// adapter.
+// method is one registered method: a function adapter and its options.
 type method struct {
 	name      string
 	doc       string
 	signature string
+	params    []string // WithParams
 	exec      Executor // nil: the worker's default pool
-	handler   Handler  // set by Handle
 	fn        *funcAdapter
 	procName  string // set when fn is a ProcessFunc
 }
@@ -103,29 +102,9 @@ func WithExecutor(e Executor) MethodOption { return func(m *method) { m.exec = e
 func WithDoc(doc string) MethodOption { return func(m *method) { m.doc = doc } }
 
 // WithSignature overrides the signature text get_interfaces reports (by
-// default derived from the Go function type).
+// default Python's form derived from the Go function type, see
+// [WithParams]).
 func WithSignature(sig string) MethodOption { return func(m *method) { m.signature = sig } }
-
-// Handle registers a raw handler under name. h receives the request with
-// its msgpack body frames (decode them with [DecodeArgs]) and must send
-// its replies itself, ending with a final one (see [SendResult],
-// [SendError]); if it returns without a final reply the worker sends one
-// built from the returned error (or a nil result).
-func (s *Service) Handle(name string, h Handler, opts ...MethodOption) error {
-	if h == nil {
-		return fmt.Errorf("gate: Handle %q: %w: nil handler", name, ErrInvalidOption)
-	}
-	m := &method{name: name, handler: h, signature: "(*args, **kwargs)"}
-	for _, o := range opts {
-		if o != nil {
-			o(m)
-		}
-	}
-	if _, ok := m.exec.(*ProcessPool); ok {
-		return fmt.Errorf("gate: Handle %q: %w: a raw Handler cannot run on a ProcessPool; register a ProcessFunc", name, ErrInvalidOption)
-	}
-	return s.add(m)
-}
 
 // Register registers fn, a Go function, as the method name. fn's first
 // parameter must be a context.Context; it may return nothing, an error, a
@@ -164,10 +143,14 @@ func (s *Service) Register(name string, fn any, opts ...MethodOption) error {
 		return fmt.Errorf("gate: Register %q: %w", name, err)
 	}
 	m.fn = a
-	m.signature = a.signature()
 	for _, o := range opts {
 		if o != nil {
 			o(m)
+		}
+	}
+	if m.signature == "" {
+		if m.signature, err = a.pySignature(m.params); err != nil {
+			return fmt.Errorf("gate: Register %q: %w", name, err)
 		}
 	}
 	if _, ok := m.exec.(*ProcessPool); ok && m.procName == "" {
@@ -201,7 +184,7 @@ func (s *Service) RegisterStruct(v any, opts ...MethodOption) error {
 			continue
 		}
 		mo := append([]MethodOption{WithDoc(docs[mt.Name])}, opts...)
-		if err := s.Register(SnakeCase(mt.Name), rv.Method(i).Interface(), mo...); err != nil {
+		if err := s.Register(snakeCase(mt.Name), rv.Method(i).Interface(), mo...); err != nil {
 			return err
 		}
 		n++
@@ -248,10 +231,10 @@ func (s *Service) getInterfaces(context.Context) (codec.Map, error) {
 	return out, nil
 }
 
-// SnakeCase converts a Go identifier to the snake_case method name
+// snakeCase converts a Go identifier to the snake_case method name
 // RegisterStruct uses: "GetUser" → "get_user", "HTTPStatus" →
 // "http_status", "Echo" → "echo".
-func SnakeCase(s string) string {
+func snakeCase(s string) string {
 	r := []rune(s)
 	var b strings.Builder
 	for i, c := range r {

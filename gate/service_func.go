@@ -12,8 +12,17 @@ import (
 	"github.com/gaterpc/gate/internal/codec"
 )
 
-// Kwargs is the type of a method parameter that receives every keyword
-// argument of a call, decoded as by [DecodeArgs]. See [Service.Register].
+// Kwargs holds keyword arguments, Python's **kwargs, on both sides of a
+// call:
+//
+//   - passed as the last argument of [Client.Call] (or of the other
+//     variadic call methods) it is sent as the request's kwargs instead
+//     of as a positional argument:
+//
+//     c.Call(ctx, "Svc.echo", "a", 1, gate.Kwargs{"k": true}) // echo("a", 1, k=True)
+//
+//   - as the type of a method parameter it receives every keyword argument
+//     of a call (see [Service.Register]).
 type Kwargs map[string]any
 
 var (
@@ -125,18 +134,12 @@ func kwargFields(t reflect.Type) map[string]int {
 			continue
 		case "":
 			m[f.Name] = i
-			m[SnakeCase(f.Name)] = i
+			m[snakeCase(f.Name)] = i
 		default:
 			m[tag] = i
 		}
 	}
 	return m
-}
-
-// signature renders the Go type without "func", e.g.
-// "(context.Context, int, int) (int, error)".
-func (a *funcAdapter) signature() string {
-	return strings.TrimPrefix(a.ft.String(), "func")
 }
 
 // where is a Python-traceback-like line naming the Go function.
@@ -184,7 +187,7 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 	switch {
 	case a.kwIdx < 0:
 		for k := range kwargs {
-			return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, PyRepr(k))
+			return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, pyRepr(k))
 		}
 	case a.kwStruct:
 		st := a.ft.In(a.kwIdx)
@@ -192,12 +195,12 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 		for k, raw := range kwargs {
 			fi, ok := a.kwFields[k]
 			if !ok {
-				return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, PyRepr(k))
+				return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, pyRepr(k))
 			}
 			f := sv.Field(fi)
 			v, err := decodeInto(cdc, raw, f.Type())
 			if err != nil {
-				return nil, typeErrorf("%s() keyword argument %s must be %s, not %s", a.name, PyRepr(k), f.Type(), pyTypeName(raw))
+				return nil, typeErrorf("%s() keyword argument %s must be %s, not %s", a.name, pyRepr(k), f.Type(), pyTypeName(raw))
 			}
 			f.Set(v)
 		}
@@ -207,7 +210,7 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 		for k, raw := range kwargs {
 			v, err := cdc.Decode(raw)
 			if err != nil {
-				return nil, typeErrorf("%s() keyword argument %s: %v", a.name, PyRepr(k), err)
+				return nil, typeErrorf("%s() keyword argument %s: %v", a.name, pyRepr(k), err)
 			}
 			kw[k] = v
 		}

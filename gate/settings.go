@@ -16,28 +16,28 @@ import (
 // Defaults of [Settings], matching gaterpc 0.2.12 (docs/wire-protocol.md
 // section 13) except where noted.
 const (
-	DefaultHeartbeat             = 5 * time.Second
-	DefaultLiveness              = 3
-	DefaultTimeout               = 30 * time.Second
-	DefaultReplyTimeout          = 2 * DefaultTimeout
-	DefaultMessageMax            = 5000
-	DefaultStreamReplyMaxSize    = 1024
-	DefaultHugeDataSizeOf        = 1000
-	DefaultHugeDataCompress      = "gzip"
-	DefaultHugeDataCompressLevel = 1
-	DefaultHugeDataMaxSize       = 256 << 20
-	DefaultFlowWindowBytes       = 8 << 20
-	DefaultHugeDataChunkSize     = 256 << 10
-	DefaultAutoHugeThreshold     = 1 << 20
-	DefaultMaxStrLen             = 32 << 20
-	DefaultMaxBinLen             = 32 << 20
-	DefaultMaxEntries            = 1 << 20
-	DefaultServiceName           = "GateRPC"
-	DefaultInternalService       = "Gate"
-	DefaultHWM                   = 3000
-	DefaultWorkerAddr            = "ipc:///tmp/gate-rpc/w1"
-	DefaultReconnectBackoff      = 250 * time.Millisecond
-	DefaultReconnectBackoffMax   = 10 * time.Second
+	defaultHeartbeat             = 5 * time.Second
+	defaultLiveness              = 3
+	defaultTimeout               = 30 * time.Second
+	defaultReplyTimeout          = 2 * defaultTimeout
+	defaultMessageMax            = 5000
+	defaultStreamReplyMaxSize    = 1024
+	defaultHugeDataSizeOf        = 1000
+	defaultHugeDataCompress      = "gzip"
+	defaultHugeDataCompressLevel = 1
+	defaultHugeDataMaxSize       = 256 << 20
+	defaultFlowWindowBytes       = 8 << 20
+	defaultHugeDataChunkSize     = 256 << 10
+	defaultAutoHugeThreshold     = 1 << 20
+	defaultMaxStrLen             = 32 << 20
+	defaultMaxBinLen             = 32 << 20
+	defaultMaxEntries            = 1 << 20
+	defaultServiceName           = "GateRPC"
+	defaultInternalService       = "Gate"
+	defaultHWM                   = 3000
+	defaultWorkerAddr            = "ipc:///tmp/gate-rpc/w1"
+	defaultReconnectBackoff      = 250 * time.Millisecond
+	defaultReconnectBackoffMax   = 10 * time.Second
 )
 
 // Settings holds every tunable of the protocol and of the components that
@@ -136,7 +136,7 @@ type Settings struct {
 	// when a request names an unknown method or cannot be decoded. gate
 	// defaults to false: such requests get an AttributeError or TypeError
 	// exception reply, so callers fail fast instead of timing out
-	// (quirk 1). Env GATE_SECURE.
+	// (quirk 1). Env GATE_SECURE; option [WithSecure].
 	Secure bool
 	// ReconnectBackoff and ReconnectBackoffMax bound the exponential
 	// backoff (with jitter) between reconnect attempts after the broker
@@ -151,31 +151,41 @@ type Settings struct {
 	Curve Curve
 }
 
-// DefaultSettings returns the defaults (the Default* constants).
+// DefaultSettings returns the defaults, those of gaterpc 0.2.12 except
+// where a field's doc says otherwise:
+//
+//	Heartbeat 5s, Liveness 3, Timeout 30s, ReplyTimeout 60s,
+//	MessageMax 5000, StreamReplyMaxSize 1024, FlowWindowBytes 8 MiB,
+//	HugeDataChunkSize 256 KiB, HugeDataSizeOf 1000, HugeDataCompress "gzip",
+//	HugeDataCompressLevel 1, HugeDataMaxSize 256 MiB, AutoHugeThreshold 1 MiB,
+//	MaxStrLen 32 MiB, MaxBinLen 32 MiB, MaxEntries 1048576,
+//	DefaultService "GateRPC", InternalService "Gate", HWM 3000,
+//	WorkerAddr "ipc:///tmp/gate-rpc/w1", Secure false,
+//	ReconnectBackoff 250ms, ReconnectBackoffMax 10s, Curve off.
 func DefaultSettings() Settings {
 	return Settings{
-		Heartbeat:             DefaultHeartbeat,
-		Liveness:              DefaultLiveness,
-		Timeout:               DefaultTimeout,
-		ReplyTimeout:          DefaultReplyTimeout,
-		MessageMax:            DefaultMessageMax,
-		StreamReplyMaxSize:    DefaultStreamReplyMaxSize,
-		HugeDataSizeOf:        DefaultHugeDataSizeOf,
-		HugeDataCompress:      DefaultHugeDataCompress,
-		HugeDataCompressLevel: DefaultHugeDataCompressLevel,
-		HugeDataMaxSize:       DefaultHugeDataMaxSize,
-		FlowWindowBytes:       DefaultFlowWindowBytes,
-		HugeDataChunkSize:     DefaultHugeDataChunkSize,
-		AutoHugeThreshold:     DefaultAutoHugeThreshold,
-		MaxStrLen:             DefaultMaxStrLen,
-		MaxBinLen:             DefaultMaxBinLen,
-		MaxEntries:            DefaultMaxEntries,
-		DefaultService:        DefaultServiceName,
-		InternalService:       DefaultInternalService,
-		HWM:                   DefaultHWM,
-		WorkerAddr:            DefaultWorkerAddr,
-		ReconnectBackoff:      DefaultReconnectBackoff,
-		ReconnectBackoffMax:   DefaultReconnectBackoffMax,
+		Heartbeat:             defaultHeartbeat,
+		Liveness:              defaultLiveness,
+		Timeout:               defaultTimeout,
+		ReplyTimeout:          defaultReplyTimeout,
+		MessageMax:            defaultMessageMax,
+		StreamReplyMaxSize:    defaultStreamReplyMaxSize,
+		HugeDataSizeOf:        defaultHugeDataSizeOf,
+		HugeDataCompress:      defaultHugeDataCompress,
+		HugeDataCompressLevel: defaultHugeDataCompressLevel,
+		HugeDataMaxSize:       defaultHugeDataMaxSize,
+		FlowWindowBytes:       defaultFlowWindowBytes,
+		HugeDataChunkSize:     defaultHugeDataChunkSize,
+		AutoHugeThreshold:     defaultAutoHugeThreshold,
+		MaxStrLen:             defaultMaxStrLen,
+		MaxBinLen:             defaultMaxBinLen,
+		MaxEntries:            defaultMaxEntries,
+		DefaultService:        defaultServiceName,
+		InternalService:       defaultInternalService,
+		HWM:                   defaultHWM,
+		WorkerAddr:            defaultWorkerAddr,
+		ReconnectBackoff:      defaultReconnectBackoff,
+		ReconnectBackoffMax:   defaultReconnectBackoffMax,
 	}
 }
 

@@ -65,7 +65,7 @@ type streamItem struct {
 }
 
 // Stream calls a streaming method and returns the stream of its items.
-// method and args are as for [Client.Call] (a final [KW] argument gives
+// method and args are as for [Client.Call] (a final [Kwargs] argument gives
 // keyword arguments). The stream lives until it ends, fails, ctx is done,
 // or Close is called; the caller must call Close unless it ranged over All
 // to the end. Errors of the call itself (unknown service, remote
@@ -216,11 +216,12 @@ func (s *Stream) Close() error {
 // [StreamAs].
 type TypedStream[T any] struct{ s *Stream }
 
-// StreamAs calls a streaming method like [Client.Stream] and decodes each
+// StreamAs calls a streaming method like [Client.Stream] (or
+// [ServiceClient.Stream] when on is a service handle) and decodes each
 // item into a T.
-func StreamAs[T any](ctx context.Context, c *Client, method string, args ...any) (*TypedStream[T], error) {
+func StreamAs[T any](ctx context.Context, on Caller, method string, args ...any) (*TypedStream[T], error) {
 	args, kw := splitKW(args)
-	svc, fn := c.splitMethod(method)
+	c, svc, fn := on.target(method) // typed.go
 	spec := typedSpec[T](c)
 	spec.item = spec.value
 	s, err := c.openStream(ctx, svc, fn, args, kw, spec)

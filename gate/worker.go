@@ -35,7 +35,7 @@ var byeFrame = []byte("bye")
 
 // WithPoolSize sets the size of the worker's default goroutine pool, the
 // executor of every method registered without [WithExecutor] (default
-// [DefaultPoolSize]).
+// 128).
 func WithPoolSize(n int) WorkerOption {
 	return workerOptionFunc(func(o *workerOptions) { o.poolSize = n })
 }
@@ -96,8 +96,8 @@ type Worker struct {
 	wg       sync.WaitGroup // request goroutines (runners)
 	work     chan *workCall // idle runners wait here for their next call
 
-	connects  atomic.Int64
-	connected atomic.Bool // a connection is up and READY was sent
+	connects atomic.Int64
+	reg      registration // wait.go: the broker has spoken since READY
 
 	depthHook func(service, executor string, depth int)
 	depths    [3]atomic.Int64 // waiting requests by execKind
@@ -131,12 +131,6 @@ func (w *Worker) waiting(k int, delta int64) {
 	}
 }
 
-// Connected reports whether the worker has a connection to the broker on
-// which it announced READY: true from each (re)connect until the broker is
-// lost, sends DISCONNECT, or the worker stops. Binaries use it for
-// readiness probes. Safe for concurrent use.
-func (w *Worker) Connected() bool { return w.connected.Load() }
-
 // NewWorker returns a worker for svc that will connect to the broker
 // backend at endpoint (Settings.WorkerAddr when empty). It does not
 // connect until [Worker.Serve]. Errors wrap [ErrInvalidOption].
@@ -144,7 +138,7 @@ func NewWorker(endpoint string, svc *Service, opts ...WorkerOption) (*Worker, er
 	if svc == nil {
 		return nil, fmt.Errorf("gate: NewWorker: %w: nil service", ErrInvalidOption)
 	}
-	o := workerOptions{poolSize: DefaultPoolSize}
+	o := workerOptions{poolSize: defaultPoolSize}
 	for _, opt := range opts {
 		if opt != nil {
 			opt.applyWorker(&o)
@@ -449,7 +443,6 @@ func (l *workerLoop) connect(now time.Time) error {
 	// them happy.
 	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityFlow)}}.Frames())
 	w.connects.Add(1)
-	w.connected.Store(true)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
 		slog.String("gaterpc.service", w.svc.name), slog.String("endpoint", w.endpoint), slog.Int("capacity", w.s.MessageMax))
 	return nil
@@ -469,7 +462,7 @@ func (l *workerLoop) closeSocket(disconnect bool, linger time.Duration) {
 	l.sock.Close()
 	l.sock = nil
 	l.e.detach()
-	l.w.connected.Store(false)
+	l.w.reg.lost()
 	l.w.cancelAll()
 }
 
@@ -560,6 +553,9 @@ func (l *workerLoop) handle(frames [][]byte) {
 	now := time.Now()
 	l.lastRecv = now
 	l.backoff = w.s.ReconnectBackoff
+	if m.Command != wire.CmdDisconnect {
+		w.reg.heard() // wait.go
+	}
 	switch m.Command {
 	case wire.CmdHeartbeat:
 		// Answer like a 0.2.12 worker, at most a few times per interval so
@@ -820,7 +816,7 @@ func (w *Worker) serveCall(c *workCall) {
 	}
 	ctx := w.callContext(c, req.Deadline, flow)
 	defer w.finish(c)
-	req.SetRole(RoleWorker)
+	req.setRole(RoleWorker)
 	p.fn, p.args, p.kwargs, p.err = w.cdc.DecodeRequestBody(c.body)
 	req.Method = p.fn
 	req.parsed, req.env = p, env
@@ -839,7 +835,7 @@ func (w *Worker) serveCall(c *workCall) {
 		// (wire.GateCapabilityAck); the broker drops the reply itself.
 		err = Errorf(Canceled, "call cancelled")
 	}
-	// A middleware (or a raw handler) returned without a final reply.
+	// A middleware returned without a final reply.
 	r := &replier{w: bw, cdc: env.cdc, s: &w.s, chunk: env.chunk}
 	if err != nil {
 		_ = r.exception(ctx, err)
@@ -886,19 +882,6 @@ func (m *method) serve(ctx context.Context, w *Worker, req *Request, r *replier,
 		exec = w.pool
 	}
 	kind := execKind(exec)
-	if m.handler != nil {
-		w.waiting(kind, 1)
-		ran := false
-		err := exec.execute(ctx, func(ctx context.Context) error {
-			ran = true
-			w.waiting(kind, -1)
-			return m.handler.ServeRPC(ctx, req, r.w)
-		})
-		if !ran {
-			w.waiting(kind, -1)
-		}
-		return err
-	}
 	r.fn = m.fn
 	in, err := m.fn.bind(ctx, w.cdc, p.args, p.kwargs)
 	if err != nil {

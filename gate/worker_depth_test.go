@@ -121,8 +121,8 @@ func TestExecutorDepthHook(t *testing.T) {
 	}
 }
 
-// TestWorkerConnected: Connected is false before Serve, true once READY is
-// sent, and false again after Close.
+// TestWorkerConnected: Connected is false before Serve, true once the broker
+// answered READY, and false again after Close.
 func TestWorkerConnected(t *testing.T) {
 	svc, err := gate.NewService("Conn", "connected")
 	if err != nil {

@@ -59,11 +59,8 @@ func ExampleWorker() {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for { // wait for the worker's READY to reach the broker
-		if _, err := c.Call(ctx, "Greeter.get_interfaces"); err == nil || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := c.WaitService(ctx, "Greeter"); err != nil {
+		panic(err)
 	}
 
 	fmt.Println(c.Call(ctx, "Greeter.hello", "gate"))

@@ -424,7 +424,7 @@ func exceptionTriple(err error, where string) (class, repr, tb string) {
 	case errors.As(err, &ge):
 		class = ge.Class
 		if class == "" {
-			class = ClassForCode(ge.Code)
+			class = classForCode(ge.Code)
 		}
 		repr = ge.Message
 		if repr == "" {
@@ -433,19 +433,19 @@ func exceptionTriple(err error, where string) (class, repr, tb string) {
 		tb = ge.Traceback
 		if errors.Unwrap(err) != nil && err != error(ge) && !strings.Contains(repr, err.Error()) {
 			// wrapped with context: keep the outer text visible
-			repr = class + "(" + PyRepr(err.Error()) + ")"
+			repr = class + "(" + pyRepr(err.Error()) + ")"
 		}
 	case errors.As(err, &ce):
 		class, repr, tb = ce.Class, ce.Repr, ce.Traceback
 	case errors.Is(err, context.DeadlineExceeded):
 		class = "TimeoutError"
-		repr = class + "(" + PyRepr(err.Error()) + ")"
+		repr = class + "(" + pyRepr(err.Error()) + ")"
 	case errors.Is(err, context.Canceled):
 		class = "CancelledError"
-		repr = class + "(" + PyRepr(err.Error()) + ")"
+		repr = class + "(" + pyRepr(err.Error()) + ")"
 	default:
 		class = goErrorClass(err)
-		repr = class + "(" + PyRepr(err.Error()) + ")"
+		repr = class + "(" + pyRepr(err.Error()) + ")"
 	}
 	if class == "" {
 		class = "Exception"
@@ -479,8 +479,9 @@ func goErrorClass(err error) string {
 // SendResult sends v as the final reply of a call, as a method returning
 // v would: a single reply, a stream for an iter.Seq or iter.Seq2[T,
 // error], or HugeData for a [Huge] value or a large encoding. It is for
-// raw handlers registered with [Service.Handle]; settings are the
-// defaults unless the request came through a Worker.
+// worker middleware that answers a call itself instead of calling the
+// next handler; settings are the defaults unless the request came
+// through a Worker.
 func SendResult(ctx context.Context, w ReplyWriter, v any) error {
 	return replierFor(ctx, w).result(ctx, v)
 }
@@ -492,30 +493,6 @@ func SendError(ctx context.Context, w ReplyWriter, err error) error {
 		return SendResult(ctx, w, nil)
 	}
 	return replierFor(ctx, w).exception(ctx, err)
-}
-
-// DecodeArgs decodes a request's positional and keyword arguments into
-// generic values: nil, bool, int64 (uint64 above MaxInt64), float64,
-// string, []byte, []any, map[string]any (map[any]any for non-str keys).
-// Errors wrap a *Error with code InvalidArgument.
-func DecodeArgs(req *Request) (args []any, kwargs Kwargs, err error) {
-	_, rargs, rkw, err := codec.DecodeRequestBody(req.Body)
-	if err != nil {
-		return nil, nil, typeErrorf("malformed request: %v", err)
-	}
-	args = make([]any, len(rargs))
-	for i, a := range rargs {
-		if args[i], err = codec.Decode(a); err != nil {
-			return nil, nil, typeErrorf("argument %d: %v", i+1, err)
-		}
-	}
-	kwargs = make(Kwargs, len(rkw))
-	for k, v := range rkw {
-		if kwargs[k], err = codec.Decode(v); err != nil {
-			return nil, nil, typeErrorf("keyword argument %s: %v", PyRepr(k), err)
-		}
-	}
-	return args, kwargs, nil
 }
 
 type replyEnvKey struct{}
@@ -547,9 +524,9 @@ func (h HugeValue) String() string { return fmt.Sprintf("Huge(%v)", h.v) }
 // NewException returns an *Error that a method can return to raise the
 // Python exception class(message) at the caller, e.g.
 // NewException("ValueError", "boom!") is sent as ["ValueError",
-// "ValueError('boom!')", traceback]. Its Code comes from [CodeForClass].
+// "ValueError('boom!')", traceback]. Its Code is derived from the class (as for a remote exception).
 func NewException(class, message string) *Error {
-	return &Error{Code: CodeForClass(class), Class: class, Message: class + "(" + PyRepr(message) + ")"}
+	return &Error{Code: codeForClass(class), Class: class, Message: class + "(" + pyRepr(message) + ")"}
 }
 
 // StreamWriter lets a method send a stream item by item, as an

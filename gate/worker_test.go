@@ -272,19 +272,19 @@ func TestWorkerErrorsAndPanics(t *testing.T) {
 func TestWorkerGetInterfaces(t *testing.T) {
 	b := newFakeBackend(t)
 	svc := mustService(t, "GI")
-	mustOK(t, Func2(svc, "add", func(_ context.Context, a, b int) (int, error) { return a + b, nil }, WithDoc("Add two ints.")))
+	mustOK(t, Func2(svc, "add", func(_ context.Context, a, b int) (int, error) { return a + b, nil }, WithDoc("Add two ints."), WithParams("a", "b")))
 	startWorker(t, b, svc)
 	b.expectReady()
-	got, exc := decodeSingle(t, b.call("gi", GetInterfaces, nil, nil))
+	got, exc := decodeSingle(t, b.call("gi", getInterfacesName, nil, nil))
 	if exc != nil {
 		t.Fatal(exc)
 	}
 	m := got.(map[string]any)
 	add := m["add"].(map[string]any)
-	if add["doc"] != "Add two ints." || add["signature"] != "(context.Context, int, int) (int, error)" {
+	if add["doc"] != "Add two ints." || add["signature"] != "(a: int, b: int) -> int" {
 		t.Fatalf("get_interfaces add = %v", add)
 	}
-	if _, ok := m[GetInterfaces]; !ok || len(m) != 2 {
+	if _, ok := m[getInterfacesName]; !ok || len(m) != 2 {
 		t.Fatalf("get_interfaces = %v, want add and itself", m)
 	}
 }
@@ -719,8 +719,8 @@ func TestWorkerProcessPool(t *testing.T) {
 
 func TestSnakeCase(t *testing.T) {
 	for in, want := range map[string]string{"Echo": "echo", "GetUser": "get_user", "HTTPStatus": "http_status", "CPU": "cpu", "Sum2Ints": "sum2_ints", "getX": "get_x"} {
-		if got := SnakeCase(in); got != want {
-			t.Errorf("SnakeCase(%q) = %q, want %q", in, got, want)
+		if got := snakeCase(in); got != want {
+			t.Errorf("snakeCase(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -739,7 +739,7 @@ func (s *structSvc) MethodDocs() map[string]string {
 func TestRegisterStructAndValidation(t *testing.T) {
 	svc := mustService(t, "St")
 	mustOK(t, svc.RegisterStruct(&structSvc{prefix: "> "}))
-	if got := svc.Methods(); !reflect.DeepEqual(got, []string{GetInterfaces, "echo", "get_user"}) {
+	if got := svc.Methods(); !reflect.DeepEqual(got, []string{getInterfacesName, "echo", "get_user"}) {
 		t.Fatalf("Methods() = %v", got)
 	}
 	if m := svc.lookup("echo"); m.doc != "Echo with a prefix." {

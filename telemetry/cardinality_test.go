@@ -10,6 +10,7 @@ import (
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatehook"
 )
 
 // Calls to names no worker serves must not use up the service label bound
@@ -70,7 +71,7 @@ func TestBrokerObserverNamesOnlyServedServices(t *testing.T) {
 	obs := BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp), WithMaxServices(4))
 	req := func(svc string) *gate.Request {
 		r := &gate.Request{Service: svc, Method: "m", Body: [][]byte{[]byte("m"), []byte("args"), []byte("kw")}}
-		r.SetRole(gate.RoleBroker)
+		gatehook.SetRole(r, gate.RoleBroker)
 		return r
 	}
 	for range 10 {

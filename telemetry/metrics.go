@@ -12,6 +12,7 @@ import (
 
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/codec"
+	"github.com/gaterpc/gate/internal/gatehook"
 	"github.com/gaterpc/gate/internal/wire"
 )
 
@@ -187,7 +188,7 @@ func wireException(r *gate.Reply) error {
 	if err != nil || exc == nil { // not ours to judge: the client decodes it
 		return nil
 	}
-	return &gate.Error{Code: gate.CodeForClass(exc.Class), Class: exc.Class, Message: exc.Repr, Traceback: exc.Traceback}
+	return gatehook.NewError(exc.Class, exc.Repr, exc.Traceback)
 }
 
 // code is the final status of a call: the handler's error first, then a

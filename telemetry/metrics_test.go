@@ -19,6 +19,7 @@ import (
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatehook"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -49,7 +50,7 @@ func (s *stubStats) Stats() broker.Stats { return s.s }
 func call(t testing.TB, ctx context.Context, h gate.Middleware, role gate.Role, service, method string, body [][]byte, replies []*gate.Reply, err error) error {
 	t.Helper()
 	req := &gate.Request{Service: service, Method: method, Body: body, Metadata: map[string]string{}}
-	req.SetRole(role)
+	gatehook.SetRole(req, role)
 	inner := gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 		for _, r := range replies {
 			if err := w.Send(ctx, r); err != nil {

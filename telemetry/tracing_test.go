@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatehook"
 )
 
 var testProp = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
@@ -44,11 +45,11 @@ type fakeHops struct {
 
 func (f *fakeHops) call(ctx context.Context, service, method string) error {
 	req := &gate.Request{Service: service, Method: method, Body: [][]byte{[]byte("func"), []byte("args"), []byte("kw")}}
-	req.SetRole(gate.RoleClient)
+	gatehook.SetRole(req, gate.RoleClient)
 	client := f.mw(gate.HandlerFunc(func(ctx context.Context, creq *gate.Request, cw gate.ReplyWriter) error {
 		// The broker receives a fresh ctx: only the metadata travels.
 		breq := &gate.Request{Service: creq.Service, Method: creq.Method, Body: creq.Body, Metadata: maps.Clone(creq.Metadata)}
-		breq.SetRole(gate.RoleBroker)
+		gatehook.SetRole(breq, gate.RoleBroker)
 		broker := f.mw(gate.HandlerFunc(func(bctx context.Context, breq *gate.Request, bw gate.ReplyWriter) error {
 			if f.worker == nil {
 				return f.brokerErr
@@ -63,7 +64,7 @@ func (f *fakeHops) call(ctx context.Context, service, method string) error {
 				wreq.Metadata = nil
 			}
 			f.workerMD = wreq.Metadata
-			wreq.SetRole(gate.RoleWorker)
+			gatehook.SetRole(wreq, gate.RoleWorker)
 			worker := f.mw(gate.HandlerFunc(func(wctx context.Context, _ *gate.Request, ww gate.ReplyWriter) error {
 				return f.worker(wctx, ww)
 			}))
@@ -322,7 +323,7 @@ func TestTracingPythonPeer(t *testing.T) {
 	sr, tp := newRecorder(t)
 	mw := Tracing(WithTracerProvider(tp), WithPropagators(testProp))
 	req := &gate.Request{Service: "Svc", Method: "echo"}
-	req.SetRole(gate.RoleWorker)
+	gatehook.SetRole(req, gate.RoleWorker)
 	// ctx holds an unrelated local span: the worker must not adopt it.
 	ctx, parent := tp.Tracer("x").Start(testCtx(t), "unrelated")
 	defer parent.End()
@@ -468,7 +469,7 @@ func TestClientSpanServerAddress(t *testing.T) {
 			sr, tp := newRecorder(t)
 			mw := Tracing(WithTracerProvider(tp), WithPropagators(testProp), WithServerAddress(tt.endpoint))
 			req := &gate.Request{Service: "Svc", Method: "echo"}
-			req.SetRole(gate.RoleClient)
+			gatehook.SetRole(req, gate.RoleClient)
 			h := mw(gate.HandlerFunc(func(context.Context, *gate.Request, gate.ReplyWriter) error { return nil }))
 			if err := h.ServeRPC(testCtx(t), req, nil); err != nil {
 				t.Fatal(err)

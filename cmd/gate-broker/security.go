@@ -10,6 +10,7 @@ import (
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/cli"
+	"github.com/gaterpc/gate/internal/keys"
 )
 
 // curveConfig is the broker's CURVE configuration (docs/security.md).
@@ -25,7 +26,7 @@ type curveConfig struct {
 // register defines the CURVE flags on f; apply copies the parsed values
 // into c.
 func (c *curveConfig) register(f *cli.Flags, getenv func(string) string) (apply func()) {
-	secret := f.String("curve-secret-key", gate.EnvCurveSecretKey+"_FILE", "",
+	secret := f.String("curve-secret-key", keys.EnvSecretKey+"_FILE", "",
 		"file with the broker's CURVE secret key (gatectl keygen); turns CURVE on. GATE_CURVE_SECRET_KEY may hold the key itself")
 	clients := f.String("curve-clients", "GATE_CURVE_CLIENTS_FILE", "",
 		"allow-list of client public keys, one per line (\"*\": any key); required with CURVE on the frontend")
@@ -33,7 +34,7 @@ func (c *curveConfig) register(f *cli.Flags, getenv func(string) string) (apply 
 		"allow-list of worker public keys: lines \"KEY [service1,service2]\" (no services: any); required with CURVE")
 	plain := f.Bool("curve-plain-frontend", "GATE_CURVE_PLAIN_FRONTEND", false,
 		"CURVE on the backend only: plain clients (e.g. Python 0.2.12) may connect")
-	c.secretKey = strings.TrimSpace(getenv(gate.EnvCurveSecretKey))
+	c.secretKey = strings.TrimSpace(getenv(keys.EnvSecretKey))
 	return func() {
 		c.SecretKeyFile, c.ClientsFile, c.WorkersFile, c.PlainFrontend = *secret, *clients, *workers, *plain
 	}
@@ -52,7 +53,7 @@ func (c *curveConfig) options(log *slog.Logger) ([]broker.Option, error) {
 	}
 	if secret == "" {
 		if c.ClientsFile != "" || c.WorkersFile != "" || c.PlainFrontend {
-			return nil, fmt.Errorf("-curve-clients, -curve-workers and -curve-plain-frontend need -curve-secret-key (%s_FILE)", gate.EnvCurveSecretKey)
+			return nil, fmt.Errorf("-curve-clients, -curve-workers and -curve-plain-frontend need -curve-secret-key (%s_FILE)", keys.EnvSecretKey)
 		}
 		return nil, nil
 	}
@@ -100,8 +101,8 @@ func (c *curveConfig) options(log *slog.Logger) ([]broker.Option, error) {
 // pair, which the broker always admits on its frontend. Without it the
 // probe is plain.
 func curveProbe(s *zmq.Socket, getenv func(string) string) error {
-	secret := strings.TrimSpace(getenv(gate.EnvCurveSecretKey))
-	if f := getenv(gate.EnvCurveSecretKey + "_FILE"); secret == "" && f != "" {
+	secret := strings.TrimSpace(getenv(keys.EnvSecretKey))
+	if f := getenv(keys.EnvSecretKey + "_FILE"); secret == "" && f != "" {
 		k, err := gate.ReadKeyFile(f)
 		if err != nil {
 			return fmt.Errorf("health: %w", err)

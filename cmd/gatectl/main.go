@@ -100,9 +100,9 @@
 //	WORKER                            PROTOCOL   CAPACITY  IN_FLIGHT  LAST_SEEN  STALLED  KEY
 //	03a0230d50b16d7c1fc7c6170791d38f  gaterpc/2  5000      0          18ms       no       -
 //	$ gatectl interfaces demo
-//	METHOD          SIGNATURE                                          DOC
-//	blob            (context.Context, int) (gate.HugeValue, error)     Return size pseudo-random bytes as HugeData.
-//	count           (context.Context, int) (iter.Seq[int], error)      Stream the integers 0..n-1.
+//	METHOD          SIGNATURE                    DOC
+//	blob            (size: int) -> HugeData      Return size pseudo-random bytes as HugeData.
+//	count           (n: int) -> Iterator[int]    Stream the integers 0..n-1.
 //	...
 //	$ gatectl -json info
 //	{"broker":"tcp://127.0.0.1:5555","id":"9174c2b6e26256d1a1d185d2f45549f5","services":["demo"]}

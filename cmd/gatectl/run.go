@@ -281,7 +281,7 @@ func (a *app) remote(err error) error {
 	}
 	class := ge.Class
 	if class == "" {
-		class = gate.ClassForCode(ge.Code)
+		class = gate.Errorf(ge.Code, "").Class
 	}
 	if a.g.json {
 		b, _ := marshal(map[string]any{"error": map[string]any{

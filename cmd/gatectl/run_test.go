@@ -487,7 +487,7 @@ func TestBenchModes(t *testing.T) {
 
 	// A payload the client cannot encode (over GATE_MAX_BIN_LEN): one
 	// error, no load.
-	out, errs, err = gatectl(t, front, "bench", "-size", strconv.Itoa(gate.DefaultMaxBinLen+1), "-duration", "5s")
+	out, errs, err = gatectl(t, front, "bench", "-size", strconv.Itoa(gate.DefaultSettings().MaxBinLen+1), "-duration", "5s")
 	errs += printed(err)
 	if exitCode(err) != 1 || out != "" || !strings.Contains(errs, "no load started") || !strings.Contains(errs, "encode arguments") {
 		t.Fatalf("bench of an unencodable payload: exit %d, stdout %q, stderr %q; want exit 1 before any load", exitCode(err), out, errs)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/keys"
 )
 
 // CurveFlags are the CURVE flags of a client or worker binary:
@@ -21,9 +22,9 @@ type CurveFlags struct {
 // sets (global flags repeated after a subcommand); they share the values.
 func (c *CurveFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.server, "curve-server-key", c.server,
-		"file with the broker's CURVE public key; turns CURVE on with -curve-secret-key (env "+gate.EnvCurveServerKey+"_FILE or "+gate.EnvCurveServerKey+")")
+		"file with the broker's CURVE public key; turns CURVE on with -curve-secret-key (env "+keys.EnvServerKey+"_FILE or "+keys.EnvServerKey+")")
 	fs.StringVar(&c.secret, "curve-secret-key", c.secret,
-		"file with this peer's CURVE secret key, see gatectl keygen (env "+gate.EnvCurveSecretKey+"_FILE or "+gate.EnvCurveSecretKey+")")
+		"file with this peer's CURVE secret key, see gatectl keygen (env "+keys.EnvSecretKey+"_FILE or "+keys.EnvSecretKey+")")
 }
 
 // Getenv wraps getenv so that gate.SettingsFromEnv sees the flags: a set
@@ -32,13 +33,13 @@ func (c *CurveFlags) Register(fs *flag.FlagSet) {
 func (c *CurveFlags) Getenv(getenv func(string) string) func(string) string {
 	return func(name string) string {
 		switch {
-		case c.server != "" && name == gate.EnvCurveServerKey+"_FILE":
+		case c.server != "" && name == keys.EnvServerKey+"_FILE":
 			return c.server
-		case c.server != "" && name == gate.EnvCurveServerKey:
+		case c.server != "" && name == keys.EnvServerKey:
 			return ""
-		case c.secret != "" && name == gate.EnvCurveSecretKey+"_FILE":
+		case c.secret != "" && name == keys.EnvSecretKey+"_FILE":
 			return c.secret
-		case c.secret != "" && (name == gate.EnvCurveSecretKey || name == gate.EnvCurvePublicKey || name == gate.EnvCurvePublicKey+"_FILE"):
+		case c.secret != "" && (name == keys.EnvSecretKey || name == keys.EnvPublicKey || name == keys.EnvPublicKey+"_FILE"):
 			return ""
 		}
 		return getenv(name)

@@ -24,8 +24,9 @@
 //     decodes as msgpack.Timestamp
 //   - RawMessage: written verbatim; Ext: an extension value
 //   - types implementing msgpack/v5's Marshaler or CustomEncoder: delegated
-//   - any type with a hook registered by WithEncoder / EncodeAs: the
-//     hook's result (Python's default= / prepare_pack idea)
+//   - any type with a hook registered by WithEncoder / EncodeAs (one
+//     Codec) or RegisterEncoder (every Codec of the process): the hook's
+//     result (Python's default= / prepare_pack idea)
 //
 // Decoding (Decode) returns nil, bool, int64 (uint64 above MaxInt64),
 // float64, string, []byte, []any, map[string]any or map[any]any (or Map

@@ -21,8 +21,8 @@ type encoder struct {
 }
 
 func (e *encoder) encode(v any, depth int) error {
-	if len(e.c.encoders) > 0 && v != nil {
-		if fn, ok := e.c.encoders[reflect.TypeOf(v)]; ok {
+	if v != nil && e.c.hasHooks() {
+		if fn := e.c.hookFor(reflect.TypeOf(v)); fn != nil {
 			w, err := fn(v)
 			if err != nil {
 				return fmt.Errorf("codec: encode hook for %T: %w", v, err)
@@ -266,7 +266,7 @@ func (e *encoder) reflect(v reflect.Value, depth int) error {
 		return limit("nesting deeper than MaxDepth %d", e.c.maxDepth)
 	}
 	t := v.Type()
-	if _, ok := e.c.encoders[t]; ok && v.CanInterface() {
+	if v.CanInterface() && e.c.hasHooks() && e.c.hookFor(t) != nil {
 		return e.encode(v.Interface(), depth) // goes through the hook
 	}
 	if v.CanInterface() && (t.Implements(marshalerType) || t.Implements(customEncoderType)) {

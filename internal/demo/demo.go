@@ -79,12 +79,12 @@ func NewService(name string, pool *gate.ProcessPool) (*gate.Service, error) {
 		opts []gate.MethodOption
 	}{
 		{"echo", echo, "Return the positional and keyword arguments.", []gate.MethodOption{gate.WithExecutor(gate.Inline)}},
-		{"sleep", sleep, "Sleep for the given seconds (float), then return them.", nil},
-		{"fail", fail, "Raise ValueError(message).", nil},
-		{"count", count, "Stream the integers 0..n-1.", nil},
-		{"blob", blob, "Return size pseudo-random bytes (0..1 GiB) as HugeData.", nil},
-		{"huge", blob, "Return size pseudo-random bytes (0..1 GiB) as HugeData (alias of blob).", nil},
-		{"cpu", cpuFn, "Burn CPU: a SHA-256 chain of length n (runs on the process pool).", cpuOpts},
+		{"sleep", sleep, "Sleep for the given seconds (float), then return them.", []gate.MethodOption{gate.WithParams("seconds")}},
+		{"fail", fail, "Raise ValueError(message).", []gate.MethodOption{gate.WithParams("message")}},
+		{"count", count, "Stream the integers 0..n-1.", []gate.MethodOption{gate.WithParams("n")}},
+		{"blob", blob, "Return size pseudo-random bytes (0..1 GiB) as HugeData.", []gate.MethodOption{gate.WithParams("size")}},
+		{"huge", blob, "Return size pseudo-random bytes (0..1 GiB) as HugeData (alias of blob).", []gate.MethodOption{gate.WithParams("size")}},
+		{"cpu", cpuFn, "Burn CPU: a SHA-256 chain of length n (runs on the process pool).", append(cpuOpts, gate.WithParams("n"))},
 	} {
 		if err := svc.Register(r.name, r.fn, append([]gate.MethodOption{gate.WithDoc(r.doc)}, r.opts...)...); err != nil {
 			return nil, err

@@ -91,7 +91,7 @@ func TestMethods(t *testing.T) {
 	if err != nil || !bytes.Equal(big.([]byte), want) || !bytes.Equal(blob.([]byte), want[:1000]) {
 		t.Fatalf("blob(300000) = %v, want the zero-seed ChaCha8 stream", err)
 	}
-	got, err := c.Call(ctx, "demo.echo", "a", gate.KW{"k": int64(1)})
+	got, err := c.Call(ctx, "demo.echo", "a", gate.Kwargs{"k": int64(1)})
 	m, _ := got.(map[string]any)
 	if err != nil || len(m["args"].([]any)) != 1 || m["kwargs"].(map[string]any)["k"] != int64(1) {
 		t.Fatalf("echo = %v, %v", got, err)

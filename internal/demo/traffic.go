@@ -73,7 +73,7 @@ func trafficCall(ctx context.Context, c *gate.Client, service string, n int, tim
 		}
 		return "count", nil
 	}
-	_, err := svc.Call(ctx, "echo", "hello", n, gate.KW{"from": "demo traffic"})
+	_, err := svc.Call(ctx, "echo", "hello", n, gate.Kwargs{"from": "demo traffic"})
 	return "echo", err
 }
 

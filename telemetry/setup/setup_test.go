@@ -21,6 +21,7 @@ import (
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatehook"
 )
 
 func testCtx(t testing.TB) context.Context {
@@ -127,7 +128,7 @@ func TestOTLPExportGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := &gate.Request{Service: "Svc", Method: "echo"}
-	req.SetRole(gate.RoleWorker)
+	gatehook.SetRole(req, gate.RoleWorker)
 	h := mw(gate.HandlerFunc(func(context.Context, *gate.Request, gate.ReplyWriter) error { return nil }))
 	if err := h.ServeRPC(ctx, req, gate.ReplyWriterFunc(func(context.Context, *gate.Reply) error { return nil })); err != nil {
 		t.Fatal(err)
@@ -158,7 +159,7 @@ func TestBrokerObserverExports(t *testing.T) {
 		t.Fatal("BrokerObserver = nil with an exporter configured")
 	}
 	req := &gate.Request{Service: "Svc", Method: "echo", Body: [][]byte{{0xa4, 'e', 'c', 'h', 'o'}}}
-	req.SetRole(gate.RoleBroker)
+	gatehook.SetRole(req, gate.RoleBroker)
 	now := time.Now()
 	ro := obs.Observe(req, now)
 	d := &gate.Dispatch{Service: "Svc", Enqueued: now, Assigned: now.Add(time.Millisecond), Metadata: map[string]string{}}
@@ -344,7 +345,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	// A per-request record (the broker observer logs at Debug) carries
 	// gaterpc.role once, not once from the process logger and once more.
 	req := &gate.Request{Service: "Svc", Method: "m"}
-	req.SetRole(gate.RoleBroker)
+	gatehook.SetRole(req, gate.RoleBroker)
 	if ro := tel.BrokerObserver().Observe(req, time.Now()); ro != nil {
 		ro.Finish(time.Now(), broker.OutcomeOK, nil)
 	} else {
