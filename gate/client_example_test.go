@@ -3,6 +3,7 @@ package gate_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -36,6 +37,16 @@ func exampleStack(zctx *zmq.Context, name string) (frontend string, stop func())
 					return
 				}
 			}
+		}, nil
+	})
+	_ = gate.Func1(svc, "countThenFail", func(_ context.Context, n int) (iter.Seq2[int, error], error) {
+		return func(yield func(int, error) bool) {
+			for i := range n {
+				if !yield(i, nil) {
+					return
+				}
+			}
+			yield(0, errors.New("source went away"))
 		}, nil
 	})
 	_ = gate.Func1(svc, "blob", func(_ context.Context, n int) (gate.HugeValue, error) {
@@ -122,6 +133,50 @@ func ExampleClient_Stream() {
 	// item 0
 	// item 1
 	// item 2
+}
+
+// Items yields only items; Err says afterwards why the stream ended, so a
+// stream that fails after some items yields no placeholder value. Single
+// tells a method that answered one value from one that streamed.
+func ExampleTypedStream_Items() {
+	zctx, _ := zmq.NewContext()
+	defer zctx.Term()
+	frontend, stop := exampleStack(zctx, "example-items")
+	defer stop()
+
+	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitReady(ctx, c)
+
+	s, err := gate.StreamAs[int](ctx, c, "Demo.countThenFail", 2)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for v := range s.Items() {
+		fmt.Println("item", v)
+	}
+	fmt.Println("streamed:", !s.Single(), "err:", gate.CodeOf(s.Err()))
+
+	one, err := gate.StreamAs[int](ctx, c, "Demo.add", 2, 3)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for v := range one.Items() {
+		fmt.Println("value", v, "single:", one.Single(), "err:", one.Err())
+	}
+	// Output:
+	// item 0
+	// item 1
+	// streamed: true err: UNKNOWN
+	// value 5 single: true err: <nil>
 }
 
 func ExampleClient_CallReader() {

@@ -54,14 +54,17 @@ type Stream struct {
 	cancel context.CancelFunc
 	once   sync.Once
 
-	err  error // final status; written before items is closed
-	last error // what Recv returned last, once terminal
+	err    error // final status; written before items is closed
+	last   error // what Recv returned last, once terminal
+	single bool  // the first item was a single reply (Recv's goroutine)
+	seen   bool  // Recv returned an item
 }
 
 type streamItem struct {
-	v  any
-	cl *call // the call it arrived on (credit), nil if not a stream item
-	n  int64 // payload bytes
+	v      any
+	single bool  // the method answered one value (a single or HugeData reply), not a stream
+	cl     *call // the call it arrived on (credit), nil if not a stream item
+	n      int64 // payload bytes
 }
 
 // Stream calls a streaming method and returns the stream of its items.
@@ -108,7 +111,7 @@ func (c *Client) openStream(ctx context.Context, service, fn string, args []any,
 			if r.Err != nil {
 				return nil // reported by the handler's status
 			}
-			it := streamItem{v: r.Value}
+			it := streamItem{v: r.Value, single: r.Kind != ReplyStreamItem}
 			if r.Kind == ReplyStreamItem {
 				if k, p := wire.ClassifyReply(r.Body); k == ReplyStreamItem {
 					it.cl, it.n = spec.cur, int64(len(p))
@@ -164,6 +167,9 @@ func (s *Stream) Recv() (any, error) {
 		if it.cl != nil {
 			s.c.consumed(s.ctx, it.cl, 1, it.n)
 		}
+		if !s.seen {
+			s.seen, s.single = true, it.single
+		}
 		return it.v, nil
 	}
 	<-s.done
@@ -199,6 +205,38 @@ func (s *Stream) All() iter.Seq2[any, error] {
 		}
 	}
 }
+
+// Items returns an iterator over the remaining items that yields only
+// items: when the stream fails, the loop ends and [Stream.Err] reports
+// why. The stream is closed when the loop ends, including by break.
+func (s *Stream) Items() iter.Seq[any] {
+	return func(yield func(any) bool) {
+		defer s.Close()
+		for {
+			v, err := s.Recv()
+			if err != nil || !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// Err returns the error that ended the stream: nil while it runs, after a
+// clean end and after a loop over Items stopped by break; ErrClosed when
+// Recv found the stream closed; the failure otherwise (a remote exception,
+// a timeout, a lost broker).
+func (s *Stream) Err() error {
+	if s.last == nil || s.last == io.EOF {
+		return nil
+	}
+	return s.last
+}
+
+// Single reports whether the method answered with one value (an ordinary
+// or a HugeData reply, which the stream yields as its only item) rather
+// than a stream of items. It is known once Recv has returned the first
+// item, and false before.
+func (s *Stream) Single() bool { return s.single }
 
 // Close stops the stream: if it has not ended, the request is dropped
 // and Gate.cancel is sent to the broker. It waits for the stream's
@@ -255,6 +293,24 @@ func (t *TypedStream[T]) All() iter.Seq2[T, error] {
 		}
 	}
 }
+
+// Items iterates over the items only; see [Stream.Items] and [TypedStream.Err].
+func (t *TypedStream[T]) Items() iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for v := range t.s.Items() {
+			if !yield(v.(T)) {
+				return
+			}
+		}
+	}
+}
+
+// Err returns the error that ended the stream; see [Stream.Err].
+func (t *TypedStream[T]) Err() error { return t.s.Err() }
+
+// Single reports whether the method answered with one value; see
+// [Stream.Single].
+func (t *TypedStream[T]) Single() bool { return t.s.Single() }
 
 // Close stops the stream; see [Stream.Close].
 func (t *TypedStream[T]) Close() error { return t.s.Close() }
