@@ -68,7 +68,7 @@ fuzz: deps ## run each fuzz target for FUZZTIME (make fuzz FUZZTIME=5m)
 		done; \
 	done
 
-compare: deps ## benchmark gate against NATS and zmq_proxy (~6 min on 2 cores), write BENCHMARKS.md and docs/compare.png (make compare COMPARE_FLAGS='-rounds 1 -duration 500ms')
+compare: deps ## benchmark gate against NATS and zmq_proxy (~9 min on 2 cores, of which ~3 min are the 1 GiB slow reader and the 60 s paused stream), write BENCHMARKS.md and docs/compare.png (make compare COMPARE_FLAGS='-rounds 1 -duration 500ms')
 	$(GO) build -o bench/bin/gate-broker ./cmd/gate-broker
 	$(GO) build -o bench/bin/gate-demo-worker ./cmd/gate-demo-worker
 	cd bench && $(GO) build -o bin/compare . && ./bin/compare -gate-broker bin/gate-broker -gate-demo-worker bin/gate-demo-worker \

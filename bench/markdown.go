@@ -124,7 +124,7 @@ const methodText = `
 - **Bounded.** Every run has a time limit, the whole run has ` + "`-timeout`" + ` (20 min), and every child is
   killed at the end, on error and on ^C (and by the kernel, with Pdeathsig, if the driver dies).
 
-Run it: ` + "`make compare`" + ` (about 6 minutes on 2 cores); shorter: ` + "`make compare COMPARE_FLAGS='-rounds 1 -duration 500ms'`" + `;
+Run it: ` + "`make compare`" + ` (about 9 minutes on 2 cores); shorter: ` + "`make compare COMPARE_FLAGS='-rounds 1 -duration 500ms -slow-reader-size 0 -pause 0'`" + `;
 flags: ` + "`cd bench && go run . -h`" + `. ` + "`-json`" + ` prints the report as JSON. The formatting tests run with
 ` + "`cd bench && go test ./...`" + ` (the root ` + "`go test ./...`" + ` does not enter this module).
 `
