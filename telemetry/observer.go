@@ -128,7 +128,7 @@ type observedRequest struct {
 }
 
 // Dispatch implements broker.RequestObserver.
-func (r *observedRequest) Dispatch(d *gate.Dispatch) {
+func (r *observedRequest) Dispatch(d *broker.Dispatch) {
 	if r.info.Service != "" {
 		r.name()
 	}
