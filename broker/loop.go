@@ -142,6 +142,7 @@ type loop struct {
 	rep     gate.Reply   // scratch for RequestObserver.Reply
 	greq    gate.Request // scratch for Observer.Observe and the admission filter
 	ev      Event        // scratch for EventObserver.Event
+	disp    Dispatch     // scratch for RequestObserver.Dispatch
 	evobs   []EventObserver
 
 	lastMethodRaw, lastMethod string // the last method name decoded (see method)

@@ -67,8 +67,9 @@ type EventObserver interface {
 // RequestObserver sees one request, on the broker's socket loop.
 type RequestObserver interface {
 	// Dispatch is called when the request is about to be sent to a
-	// worker. d.Metadata is a copy the observer may change: the worker
-	// receives it (tracing injects its dispatch span's context). A
+	// worker. d.Metadata is a copy the observer may change (and keep):
+	// the worker receives it (tracing injects its dispatch span's
+	// context); d itself is valid during the call only. A
 	// request re-sent after its worker was lost before the send sees a
 	// second Dispatch.
 	Dispatch(d *Dispatch)
@@ -293,15 +294,18 @@ func (l *loop) arrive(r *request) bool {
 // observeDispatch shows the dispatch of r to its observer and returns the
 // metadata to send (a copy of md the observer may have changed).
 func (l *loop) observeDispatch(r *request, md map[string]string) map[string]string {
-	d := Dispatch{Service: r.svcName, Enqueued: r.arrived, Assigned: l.now, Metadata: maps.Clone(md)}
+	d := &l.disp // reused: the observer keeps none of it
+	*d = Dispatch{Service: r.svcName, Enqueued: r.arrived, Assigned: l.now, Metadata: maps.Clone(md)}
 	if r.worker != nil {
 		d.Worker = r.worker.id
 	}
 	if d.Metadata == nil {
 		d.Metadata = make(map[string]string, 2)
 	}
-	r.obs.Dispatch(&d)
-	return d.Metadata
+	r.obs.Dispatch(d)
+	md = d.Metadata
+	*d = Dispatch{}
+	return md
 }
 
 // observeFinish ends r's observation.
