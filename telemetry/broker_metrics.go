@@ -206,7 +206,7 @@ type BrokerMetrics struct {
 	queueWait *prometheus.HistogramVec
 	duration  *prometheus.HistogramVec
 
-	// Children by (service label, outcome), so that the hooks, which run
+	// Children by (service label, outcome), so that the events, which arrive
 	// on the broker loop, cost no label hashing. Bounded by WithMaxServices.
 	waits     *cache[string, *histogram]
 	durations *cache[[2]string, prometheus.Observer]
