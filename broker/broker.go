@@ -27,10 +27,9 @@ const (
 // Broker is a gate-rpc (Majordomo) broker. Create it with New and run it
 // with Serve. All methods are safe for concurrent use.
 type Broker struct {
-	opts  options
-	log   *slog.Logger
-	id    []byte
-	chain gate.Middleware // nil without middleware
+	opts options
+	log  *slog.Logger
+	id   []byte
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed by signalClose
@@ -45,10 +44,6 @@ type Broker struct {
 	backAddr  string
 	serveErr  error
 	last      Stats // final snapshot after the loop exited
-
-	baseCtx    context.Context // parent of request handler contexts
-	baseCancel context.CancelFunc
-	handlers   sync.WaitGroup // middleware request goroutines
 }
 
 // New returns a Broker configured by opts. It creates no sockets; Serve
@@ -83,10 +78,6 @@ func New(opts ...Option) (*Broker, error) {
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if len(o.middleware) > 0 {
-		b.chain = gate.Chain(o.middleware...)
-	}
-	b.baseCtx, b.baseCancel = context.WithCancel(context.Background())
 	return b, nil
 }
 

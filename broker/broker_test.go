@@ -467,7 +467,6 @@ func TestOptionsValidation(t *testing.T) {
 		{"bad max msg size", broker.WithMaxMsgSize(-2)},
 		{"negative hwm", broker.WithHWM(-1)},
 		{"short id", broker.WithID([]byte("short"))},
-		{"negative max handlers", broker.WithMaxHandlers(-1)},
 		{"same endpoints", broker.WithBackend(broker.DefaultFrontend)},
 	}
 	for _, tc := range tests {

@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -53,24 +52,21 @@ func TestCapacityInvariantRandomized(t *testing.T) {
 	if s, err := strconv.ParseUint(os.Getenv("GATE_CAPACITY_SEED"), 10, 64); err == nil {
 		seed = s
 	}
-	// Middleware that gives up on some requests (a short deadline), so
-	// that the broker's abandon path runs against replies in flight.
-	impatient := func(next gate.Handler) gate.Handler {
-		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-			if len(req.ID) > 0 && req.ID[len(req.ID)-1]%5 == 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, time.Millisecond)
-				defer cancel()
-			}
-			return next.ServeRPC(ctx, req, w)
-		})
+	// An admission filter that refuses some requests, and an observer
+	// that sees every request and event and rewrites the metadata at each
+	// dispatch (so every request id is re-encoded on the way).
+	refuse := func(req *gate.Request) error {
+		if len(req.ID) > 0 && req.ID[len(req.ID)-1]%5 == 0 {
+			return gate.Errorf(gate.ResourceExhausted, "refused")
+		}
+		return nil
 	}
 	for _, mode := range []struct {
 		name string
 		opts []broker.Option
 	}{
 		{"plain", nil},
-		{"middleware", []broker.Option{broker.WithMiddleware(impatient)}},
+		{"observed", []broker.Option{broker.WithAdmission(refuse), broker.WithObserver(&capObserver{})}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Logf("seed %d, %d steps (GATE_CAPACITY_SEED=%d replays)", seed, steps, seed)
@@ -89,6 +85,20 @@ func TestCapacityInvariantRandomized(t *testing.T) {
 // not set: 400,000 steps in all, about a minute under -race on a loaded
 // 2-core machine (each step is a few messages through the broker).
 const capSteps = 50_000
+
+// capObserver rewrites the metadata of every dispatch and counts the
+// broker's events (on the loop: no lock).
+type capObserver struct{ events [16]int }
+
+func (o *capObserver) Event(ev *broker.Event) { o.events[ev.Kind%16]++ }
+
+func (*capObserver) Observe(*gate.Request, time.Time) broker.RequestObserver { return capRequest{} }
+
+type capRequest struct{}
+
+func (capRequest) Dispatch(d *broker.Dispatch)     { d.Metadata["x-observed"] = "1" }
+func (capRequest) Reply(*gate.Reply)               {}
+func (capRequest) Finish(time.Time, string, error) {}
 
 type heldReq struct {
 	client, rid []byte

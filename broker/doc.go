@@ -50,15 +50,17 @@
 //	_ = b.Shutdown(sctx) // drain in-flight requests, then close
 //	<-errc               // gate.ErrClosed
 //
-// Observability: Stats returns a snapshot for scrape-time collectors, Hooks
-// report events as they happen (on the loop goroutine), an Observer
-// (WithObserver) follows each request from arrival to finish on the loop
-// goroutine — how telemetry traces the broker hop — and WithMiddleware
-// wraps each worker-service request in a gate.Middleware chain running on
-// its own goroutine (role gate.RoleBroker) and observes each relayed reply;
-// a gate.DispatchHook installed by that middleware runs when a worker is
-// chosen (or just before, when one is known to be free) and may rewrite the
-// metadata that travels to the worker in the request id.
+// Observability: Stats returns a snapshot for scrape-time collectors. The
+// broker's one extension seam is the Observer (WithObserver), called
+// synchronously on the loop goroutine with no goroutine or hand-off per
+// request: Observe follows each worker-service request from arrival to
+// finish (identity, metadata, dispatch — where it may rewrite the
+// metadata sent to the worker —, replies, outcome), and an observer that
+// implements EventObserver also gets the broker-level events (request
+// arrived, internal Gate calls included; queued; dispatched; reply;
+// finished; worker ready and gone; heartbeats; drops). telemetry builds
+// its broker spans, logs and latency histograms on it. An admission
+// filter (WithAdmission) may refuse a request on the loop as it arrives.
 //
 // Security: by default both sockets are plain. WithCurve turns on CURVE
 // encryption and authentication with allow-lists of client and worker

@@ -2,8 +2,9 @@ package broker_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,164 +127,79 @@ func TestBudget(t *testing.T) {
 	}
 }
 
-type mwLog struct {
-	mu     sync.Mutex
-	events []string
-	errs   []error
-	infos  []gate.Info
-}
-
-func (l *mwLog) add(s string) {
-	l.mu.Lock()
-	l.events = append(l.events, s)
-	l.mu.Unlock()
-}
-
-func (l *mwLog) snapshot() ([]string, []error, []gate.Info) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.events...), append([]error(nil), l.errs...), append([]gate.Info(nil), l.infos...)
-}
-
-func TestMiddleware(t *testing.T) {
-	log := &mwLog{}
-	observe := func(next gate.Handler) gate.Handler {
-		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-			log.mu.Lock()
-			log.infos = append(log.infos, req.Info())
-			log.mu.Unlock()
-			if req.Method == "refuse" {
-				return gate.Errorf(gate.NotFound, "refused by middleware")
-			}
-			ctx = gate.WithDispatchHook(ctx, func(ctx context.Context, d *gate.Dispatch) {
-				d.Metadata["traceparent"] = "00-dispatch"
-				log.add("dispatch " + d.Service)
-			})
-			err := next.ServeRPC(ctx, req, gate.ReplyWriterFunc(func(ctx context.Context, r *gate.Reply) error {
-				log.add("reply " + r.Kind.String())
-				return w.Send(ctx, r)
-			}))
-			log.mu.Lock()
-			log.errs = append(log.errs, err)
-			log.mu.Unlock()
-			return err
-		})
+// TestAdmission runs a filter on the loop: it sees each worker-service
+// request (identity and metadata included), refuses some with the error
+// it returns, and admits the rest, which run as usual.
+func TestAdmission(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	admit := func(req *gate.Request) error {
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s %s %q %v", req.Info().Role, req.Info().FullMethod(), req.ID, req.Metadata["baggage"], len(req.Peer) > 0))
+		mu.Unlock()
+		switch req.Method {
+		case "refuse":
+			return gate.Errorf(gate.NotFound, "refused by admission")
+		case "plain":
+			return errors.New("no")
+		case "custom":
+			return &gate.Error{Code: gate.ResourceExhausted, Class: "QuotaError", Message: "QuotaError('over quota')"}
+		}
+		return nil
 	}
-	h := gatetest.StartBroker(t, broker.WithMiddleware(observe))
+	obs := &recObserver{}
+	h := gatetest.StartBroker(t, broker.WithAdmission(admit), broker.WithObserver(obs))
 	w := readyWorker(t, h, "M", 2)
 	c := h.RawClient(t)
 
-	// single reply; the hook's metadata reaches the worker
 	id := wire.EncodeRequestID([]byte("base-000000000001"), wire.RequestMeta{MD: map[string]string{"baggage": "k=v"}})
 	c.Request("M", id, call(t, "echo")...)
 	req := w.NextRequest(recvTimeout)
-	_, meta, err := wire.DecodeRequestID(req.RequestID)
-	if err != nil || meta.MD["traceparent"] != "00-dispatch" || meta.MD["baggage"] != "k=v" {
-		t.Fatalf("worker metadata %v (%v), want traceparent from the hook and baggage from the client", meta.MD, err)
+	if _, meta, err := wire.DecodeRequestID(req.RequestID); err != nil || meta.MD["baggage"] != "k=v" {
+		t.Fatalf("worker metadata %v (%v), want the client's", meta.MD, err)
 	}
 	w.Reply(req.Client, req.RequestID, result(t, "hi"))
 	if rep := c.NextReply(recvTimeout); !bytes.Equal(rep.RequestID, id) || !bytes.Equal(rep.Body[0], result(t, "hi")) {
 		t.Fatalf("reply %+v", rep)
 	}
-	// The loop relays replies itself; the chain observes them after the
-	// client may already have them, so let it finish before the next one.
-	waitStats(t, h, "handler done", func(st broker.Stats) bool { return st.Handlers == 0 })
 
-	// stream through the chain, in order
-	c.Request("M", rid(2), call(t, "gen")...)
-	req = w.NextRequest(recvTimeout)
-	for i := range 3 {
-		w.Reply(req.Client, req.RequestID, wire.StreamItemBody(mp(t, i))...)
-	}
-	w.Reply(req.Client, req.RequestID, wire.StreamEndBody()...)
-	for i := range 4 {
-		rep := c.NextReply(recvTimeout)
-		kind, payload := wire.ClassifyReply(rep.Body)
-		if i < 3 && (kind != wire.ReplyStreamItem || !bytes.Equal(payload, mp(t, i))) || i == 3 && kind != wire.ReplyStreamEnd {
-			t.Fatalf("stream message %d: %v %x", i, kind, payload)
-		}
-	}
-	waitStats(t, h, "handler done", func(st broker.Stats) bool { return st.Handlers == 0 })
+	c.Request("M", rid(2), call(t, "refuse")...)
+	wantException(t, c.NextReply(recvTimeout), "NotFoundError", "NotFoundError('refused by admission')")
+	c.Request("M", rid(3), call(t, "plain")...)
+	wantException(t, c.NextReply(recvTimeout), "Exception", "Exception('no')")
+	c.Request("M", rid(4), call(t, "custom")...)
+	wantException(t, c.NextReply(recvTimeout), "QuotaError", "QuotaError('over quota')")
+	// internal calls are not filtered
+	c.Request("Gate", rid(5), call(t, "get_services")...)
+	c.NextReply(recvTimeout)
+	w.ExpectNothing(30 * time.Millisecond) // nothing refused reached the worker
 
-	// broker-generated error: unknown service
-	c.Request("Nope", rid(3), call(t, "f")...)
-	wantException(t, c.NextReply(recvTimeout), "ServiceUnAvailableError", "")
-
-	// middleware refusing without calling next
-	c.Request("M", rid(4), call(t, "refuse")...)
-	wantException(t, c.NextReply(recvTimeout), "NotFoundError", "NotFoundError('refused by middleware')")
-
-	// worker lost mid-request
-	c.Request("M", rid(5), call(t, "f")...)
-	w.NextRequest(recvTimeout)
-	w.Disconnect([]byte("bye"))
-	wantException(t, c.NextReply(recvTimeout), "WorkerLostError", "")
-
-	st := waitStats(t, h, "handlers done", func(st broker.Stats) bool { return st.Handlers == 0 })
-	if st.Requests != 0 {
-		t.Fatalf("live requests %d", st.Requests)
+	st := waitStats(t, h, "requests done", func(st broker.Stats) bool { return st.Requests == 0 })
+	if st.Outcomes[broker.OutcomeRefused] != 3 || st.Outcomes["dispatched"] != 1 {
+		t.Fatalf("outcomes %v, want 3 refused and 1 dispatched", st.Outcomes)
 	}
-	events, errs, infos := log.snapshot()
-	want := []string{
-		"dispatch M", "reply single",
-		"dispatch M", "reply stream_item", "reply stream_item", "reply stream_item", "reply stream_end",
-		"dispatch M",
-	}
-	if len(events) != len(want) {
-		t.Fatalf("events %q, want %q", events, want)
-	}
-	for i := range want {
-		if events[i] != want[i] {
-			t.Fatalf("events %q, want %q", events, want)
-		}
-	}
-	if len(infos) != 5 || infos[0].Role != gate.RoleBroker || infos[0].FullMethod() != "M/echo" || infos[2].FullMethod() != "Nope/f" {
-		t.Fatalf("infos %+v", infos)
-	}
-	wantCodes := []gate.Code{gate.OK, gate.OK, gate.Unavailable, gate.Unavailable}
-	if len(errs) != len(wantCodes) {
-		t.Fatalf("errs %v", errs)
-	}
-	for i, code := range wantCodes {
-		if gate.CodeOf(errs[i]) != code {
-			t.Fatalf("outcome %d = %v (%v), want %v", i, gate.CodeOf(errs[i]), errs[i], code)
-		}
-	}
-}
-
-func TestMiddlewareContextEnds(t *testing.T) {
-	// a request whose caller budget ends while it runs: the chain returns
-	// DeadlineExceeded and the request is forgotten.
-	var got error
-	var mu sync.Mutex
-	mw := func(next gate.Handler) gate.Handler {
-		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-			err := next.ServeRPC(ctx, req, w)
-			mu.Lock()
-			got = err
-			mu.Unlock()
-			return err
-		})
-	}
-	h := gatetest.StartBroker(t, broker.WithMiddleware(mw))
-	w := readyWorker(t, h, "M", 1)
-	c := h.RawClient(t)
-	id := wire.EncodeRequestID([]byte("base-000000000002"), wire.RequestMeta{Budget: 80 * time.Millisecond})
-	c.Request("M", id, call(t, "slow")...)
-	req := w.NextRequest(recvTimeout)
-	waitStats(t, h, "request abandoned", func(st broker.Stats) bool { return st.Handlers == 0 && st.Requests == 0 })
 	mu.Lock()
-	err := got
+	got := fmt.Sprint(seen)
 	mu.Unlock()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("chain returned %v, want DeadlineExceeded", err)
+	want := fmt.Sprint([]string{
+		`broker M/echo base-000000000001 "k=v" true`,
+		`broker M/refuse ` + string(rid(2)) + ` "" true`,
+		`broker M/plain ` + string(rid(3)) + ` "" true`,
+		`broker M/custom ` + string(rid(4)) + ` "" true`,
+	})
+	if got != want {
+		t.Fatalf("admission saw\n%s\nwant\n%s", got, want)
 	}
-	// the plain worker still holds the capacity until its final reply,
-	// which is not relayed.
-	if s := serviceStats(t, h, "M"); s.InFlight != 1 {
-		t.Fatalf("in flight %d, want 1", s.InFlight)
+	// The observer saw each request before the filter, and its refusal.
+	var finishes []string
+	for _, e := range obs.snapshot() {
+		if strings.Contains(e, " finish ") {
+			finishes = append(finishes, e)
+		}
 	}
-	w.Reply(req.Client, req.RequestID, result(t, "late"))
-	waitStats(t, h, "capacity back", func(st broker.Stats) bool { return st.InFlight == 0 })
-	c.ExpectNothing(30 * time.Millisecond)
+	wantFin := fmt.Sprint([]string{"echo finish ok OK #1", "refuse finish refused NOT_FOUND #1",
+		"plain finish refused UNKNOWN #1", "custom finish refused RESOURCE_EXHAUSTED #1"})
+	if fmt.Sprint(finishes) != wantFin {
+		t.Fatalf("observer finishes %q, want %s", finishes, wantFin)
+	}
 }

@@ -94,9 +94,6 @@ func (l *loop) cancelSilent(r *request) {
 	err := gate.Errorf(gate.Canceled, "the client went silent")
 	switch r.state {
 	case stQueued:
-	case stAssigned:
-		delete(r.worker.pending, r)
-		l.release(r.worker)
 	case stInFlight:
 		if !l.cancelOnWorker(r) {
 			return

@@ -9,6 +9,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/gaterpc/gate/broker"
+	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/gatetest"
 	"github.com/gaterpc/gate/internal/wire"
 )
@@ -94,7 +95,7 @@ func TestBusyLoopKeepsTalkingWorkers(t *testing.T) {
 	// delays the test's own heartbeat answers by tens of ms).
 	const hb, items = 100 * time.Millisecond, 1500
 	h := gatetest.StartBroker(t, broker.WithHeartbeat(hb), broker.WithLiveness(5),
-		broker.WithHooks(broker.Hooks{OnReply: func(string, wire.ReplyKind, int) { time.Sleep(time.Millisecond) }}))
+		broker.WithObserver(slowReplies{}))
 	idle := readyWorker(t, h, "Idle", 1)
 	w := readyWorker(t, h, "S", 1)
 	c := h.RawClient(t)
@@ -313,5 +314,15 @@ func TestSlowWorkerGetsEveryRequest(t *testing.T) {
 	}
 	if st := stats(h); len(st.Drops) != 0 || st.Buffered != 0 {
 		t.Fatalf("drops %v buffered %d", st.Drops, st.Buffered)
+	}
+}
+
+// slowReplies is an observer that takes 1 ms per relayed reply.
+type slowReplies struct{}
+
+func (slowReplies) Observe(*gate.Request, time.Time) broker.RequestObserver { return nil }
+func (slowReplies) Event(ev *broker.Event) {
+	if ev.Kind == broker.EventReply {
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -122,9 +122,6 @@ func (l *loop) cancel(client, rid []byte) bool {
 	}
 	switch r.state {
 	case stQueued:
-	case stAssigned:
-		delete(r.worker.pending, r)
-		l.release(r.worker)
 	case stInFlight:
 		if !r.worker.gate {
 			return false
@@ -141,8 +138,8 @@ func (l *loop) cancel(client, rid []byte) bool {
 	return true
 }
 
-// errorFor turns a broker-generated exception into the *gate.Error a
-// middleware chain sees as the request's outcome. Its code is the one
+// errorFor turns a broker-generated exception into the *gate.Error an
+// observer sees as the request's outcome (RequestObserver.Finish). Its code is the one
 // clients derive from the class: WorkerLostError and
 // ServiceUnAvailableError are Unavailable, BusyWorkerError is
 // ResourceExhausted, TimeoutError is DeadlineExceeded.

@@ -215,9 +215,7 @@ func (l *loop) pruneServices() {
 }
 
 // forgetService removes a service without workers from the registry. Its
-// queue is empty (the last worker's departure failed it); a middleware
-// request promised to it fails at submit like any request for a service
-// without workers.
+// queue is empty (the last worker's departure failed it).
 func (l *loop) forgetService(s *service) {
 	delete(l.services, s.name)
 	for i, n := range l.order {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,9 +44,9 @@ var (
 type reqState uint8
 
 const (
-	stNew      reqState = iota // middleware has not submitted it yet
+	stNew      reqState = iota // arriving, or taken from its queue and not yet sent: in no structure
 	stQueued                   // waiting for a worker
-	stAssigned                 // worker chosen, waiting for the middleware goroutine to send it
+	stAssigned                 // taken off its worker's table, about to finish
 	stInFlight                 // sent to a worker
 	stDone                     // finished; any later reply is dropped
 )
@@ -60,8 +59,6 @@ type service struct {
 
 	ring     []*worker // workers with free capacity, round-robin order
 	ringHead int
-
-	promised int // capacity promised to early-dispatch middleware requests (see startHandler)
 
 	queue []*request // FIFO; entries no longer stQueued are skipped
 	qhead int
@@ -86,9 +83,8 @@ type worker struct {
 	lastSent    time.Time
 	lastRecv    time.Time
 	lastHB      time.Time
-	reqs        map[string]*request   // in flight, by client+wire request id
-	pending     map[*request]struct{} // assigned, not yet sent (middleware)
-	q           *peerQueue            // messages waiting for room in its pipe
+	reqs        map[string]*request // in flight, by client+wire request id
+	q           *peerQueue          // messages waiting for room in its pipe
 }
 
 type request struct {
@@ -110,11 +106,7 @@ type request struct {
 	wireKey   string
 	ckey      string
 	lastKind  wire.ReplyKind
-	final     bool // middleware path: a final reply was relayed to the client
 	detached  bool // abandoned while in flight: replies dropped, capacity kept until final
-	mw        *mwReq
-	promise   *service // early dispatch promised by startHandler, until submitted or finished
-	ready     bool     // middleware path: send on assignment, the dispatch hook needs no call
 	obs       RequestObserver
 	flow      *flowRec // relayed under flow control (flow.go); nil otherwise
 }
@@ -141,7 +133,6 @@ type loop struct {
 	flowClients map[string]*flowClient
 	expiry      reqHeap
 	inflight    int
-	handlers    atomic.Int64 // middleware goroutines running (a finished one decrements it itself)
 
 	nextTick time.Time
 	draining bool
@@ -150,8 +141,14 @@ type loop struct {
 
 	keybuf  []byte
 	out     [][]byte
-	recvLim zmqx.Limits // frame count and size, checked as frames arrive
-	rep     gate.Reply  // scratch for RequestObserver.Reply
+	recvLim zmqx.Limits  // frame count and size, checked as frames arrive
+	rep     gate.Reply   // scratch for RequestObserver.Reply
+	greq    gate.Request // scratch for Observer.Observe and the admission filter
+	ev      Event        // scratch for EventObserver.Event
+	disp    Dispatch     // scratch for RequestObserver.Dispatch
+	evobs   []EventObserver
+
+	lastMethodRaw, lastMethod string // the last method name decoded (see method)
 
 	clientQ         map[string]*peerQueue // clients with an overflow queue
 	peakClientBytes int64                 // most bytes one client's overflow queue has held
@@ -184,6 +181,7 @@ func (b *Broker) run() (err error) {
 		drops:       make(map[string]uint64),
 	}
 	l.recvLim = b.opts.recvLimits()
+	l.initObservers()
 	l.zctx = b.opts.zctx
 	own := l.zctx == nil
 	if own {
@@ -194,8 +192,6 @@ func (b *Broker) run() (err error) {
 	defer func() {
 		l.shutdownSockets()
 		l.stopSecurity()
-		b.baseCancel()
-		b.handlers.Wait()
 		if l.mb != nil {
 			l.mb.DrainAfterClose()
 		}
@@ -364,8 +360,9 @@ func isErrno(err error, e syscall.Errno) bool { return errnoOf(err) == zmq.Errno
 
 func (l *loop) drop(socket, reason string) {
 	l.drops[socket+"/"+reason]++
-	if h := l.opts.hooks.OnDrop; h != nil {
-		h(socket, reason)
+	if len(l.evobs) > 0 {
+		l.ev = Event{Kind: EventDropped, Time: l.now, Socket: socket, Reason: reason}
+		l.emit()
 	}
 }
 
@@ -453,9 +450,7 @@ func (l *loop) onFrontend(msg [][]byte) {
 		l.dropErr("frontend", err)
 		return
 	}
-	if h := l.opts.hooks.OnRequest; h != nil {
-		h(cr.Service)
-	}
+	l.event(EventRequest, cr.Service)
 	if cr.Service == wire.InternalService {
 		l.internal(client, cr)
 		return
@@ -485,13 +480,7 @@ func (l *loop) onFrontend(msg [][]byte) {
 	}
 	r.ckey = string(k)
 	l.reqs[r.ckey] = r
-	l.observe(r)
-	if l.b.chain != nil {
-		if l.handlers.Load() >= int64(l.opts.maxHandlers) {
-			l.fail(r, OutcomeFull, "BusyWorkerError", "BusyWorkerError('No idle worker.')")
-			return
-		}
-		l.startHandler(r)
+	if !l.arrive(r) {
 		return
 	}
 	l.submit(r)
@@ -526,9 +515,7 @@ func (l *loop) submit(r *request) {
 	heap.Push(&l.expiry, r)
 	s.queue = append(s.queue, r)
 	s.nq++
-	if h := l.opts.hooks.OnQueued; h != nil {
-		h(r.svcName)
-	}
+	l.event(EventQueued, r.svcName)
 }
 
 func unavailableRepr(svc string) string {
@@ -646,27 +633,14 @@ func (l *loop) dispatchQueued(s *service) {
 // assign gives r to w, whose capacity is already taken.
 func (l *loop) assign(r *request, w *worker) {
 	r.worker = w
-	if r.mw != nil && r.ready {
-		// One shot: should the send find the worker gone, the next
-		// assignment goes through the hook (a new dispatch attempt).
-		r.ready = false
-		l.dispatch(r, r.meta.MD, true)
-		return
-	}
-	if r.mw != nil {
-		r.state = stAssigned
-		w.pending[r] = struct{}{}
-		l.notifyAssigned(r)
-		return
-	}
-	md := r.meta.MD
-	l.dispatch(r, md, false)
+	l.dispatch(r)
 }
 
-// dispatch sends r to its worker. md is the metadata to carry in the
-// request id; reencode forces a new id (middleware may have changed md).
-func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
+// dispatch sends r to its worker, with the metadata its observer gives
+// (see observeDispatch) or as it came.
+func (l *loop) dispatch(r *request) {
 	w := r.worker
+	md, reencode := r.meta.MD, false
 	var rem time.Duration
 	if !r.budgetEnd.IsZero() {
 		rem = r.budgetEnd.Sub(l.now)
@@ -721,8 +695,9 @@ func (l *loop) dispatch(r *request, md map[string]string, reencode bool) {
 	w.svc.inflight++
 	l.inflight++
 	l.dispatched++ // a plain counter: this is the per-request hot path
-	if h := l.opts.hooks.OnDispatch; h != nil {
-		h(r.svcName, l.now.Sub(r.arrived))
+	if len(l.evobs) > 0 {
+		l.ev = Event{Kind: EventDispatched, Time: l.now, Service: r.svcName, Wait: l.now.Sub(r.arrived)}
+		l.emit()
 	}
 }
 
@@ -744,20 +719,23 @@ func (l *loop) release(w *worker) {
 // already seen stream or HugeData messages the exception uses that
 // stream's error marker, so the client's stream ends properly.
 func (l *loop) fail(r *request, outcome, class, repr string) {
-	var body [][]byte
+	l.finish(r, outcome, failBody(r, class, repr), errorFor(class, repr))
+}
+
+// failBody is the exception message that ends r for its client.
+func failBody(r *request, class, repr string) [][]byte {
 	switch r.lastKind {
 	case wire.ReplyStreamItem:
-		body = wire.StreamErrorBody(codec.AppendTriple(nil, class, repr, ""))
+		return wire.StreamErrorBody(codec.AppendTriple(nil, class, repr, ""))
 	case wire.ReplyHugeChunk:
-		body = wire.HugeErrorBody(codec.AppendTriple(nil, class, repr, ""))
+		return wire.HugeErrorBody(codec.AppendTriple(nil, class, repr, ""))
 	default:
-		body = wire.SingleBody(codec.ExceptionMap(class, repr, ""))
+		return wire.SingleBody(codec.ExceptionMap(class, repr, ""))
 	}
-	l.finish(r, outcome, body, errorFor(class, repr))
 }
 
 // finish ends r: forget it, count the outcome, and deliver body (if any)
-// to the client, directly or through the request's middleware goroutine.
+// to the client.
 func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 	if r.detached || (r.state == stDone && r.ckey == "") {
 		// Already finished; a detached r stays on its worker until the
@@ -767,7 +745,6 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 	if r.state == stQueued {
 		l.unqueue(r)
 	}
-	l.unpromise(r)
 	r.state = stDone
 	if cur, ok := l.reqs[r.ckey]; ok && cur == r {
 		delete(l.reqs, r.ckey)
@@ -782,22 +759,12 @@ func (l *loop) finish(r *request, outcome string, body [][]byte, err error) {
 		l.outcomes[outcome]++
 	}
 	l.countCall(r.svcName, outcome)
-	if h := l.opts.hooks.OnFinish; h != nil {
-		h(r.svcName, outcome, l.now.Sub(r.arrived))
+	if len(l.evobs) > 0 {
+		l.ev = Event{Kind: EventFinished, Time: l.now, Service: r.svcName, Outcome: outcome, Wait: l.now.Sub(r.arrived)}
+		l.emit()
 	}
 	if r.obs != nil {
 		l.observeFinish(r, outcome, err)
-	}
-	if r.mw != nil {
-		// The body goes straight to the client (unless the middleware
-		// already sent a final reply); the goroutine only learns the
-		// outcome.
-		if body != nil && !r.final {
-			r.final = true
-			l.toClient(r.client, r.svcFrame, r.rid, body, true)
-		}
-		r.mw.push(mwEvent{kind: evDone, err: err})
-		return
 	}
 	if body != nil {
 		l.toClient(r.client, r.svcFrame, r.rid, body, true)
@@ -850,9 +817,7 @@ func (l *loop) onBackend(msg [][]byte) {
 				w.gate, w.ack, w.flow = true, true, true
 			}
 		}
-		if h := l.opts.hooks.OnHeartbeat; h != nil {
-			h(false)
-		}
+		l.event(EventHeartbeatReceived, "")
 	case wire.CmdDisconnect:
 		if w == nil {
 			l.drop("backend", "unknown_worker")
@@ -913,7 +878,6 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 		capacity: capacity,
 		lastRecv: l.now,
 		reqs:     make(map[string]*request),
-		pending:  make(map[*request]struct{}),
 	}
 	l.workers[w.key] = w
 	s.workers++
@@ -924,9 +888,7 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 	l.heartbeat(w)
 	l.log.LogAttrs(context.Background(), slog.LevelInfo, "worker ready",
 		slog.String("gaterpc.service", s.name), slog.String("worker.id", hexID(id)), slog.Int("capacity", w.capacity))
-	if h := l.opts.hooks.OnWorkerReady; h != nil {
-		h(s.name)
-	}
+	l.event(EventWorkerReady, s.name)
 	l.dispatchQueued(s)
 }
 
@@ -934,9 +896,7 @@ func (l *loop) heartbeat(w *worker) {
 	l.toWorker(w, cmdHeartbeat)
 	w.lastHB = l.now
 	l.hbSent++
-	if h := l.opts.hooks.OnHeartbeat; h != nil {
-		h(true)
-	}
+	l.event(EventHeartbeatSent, "")
 }
 
 func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
@@ -963,12 +923,13 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 		f.sent.Bytes += int64(len(payload))
 		relayed = true
 	}
-	if h := l.opts.hooks.OnReply; h != nil {
+	if len(l.evobs) > 0 {
 		n := 0
 		for _, f := range m.Body {
 			n += len(f)
 		}
-		h(r.svcName, kind, n)
+		l.ev = Event{Kind: EventReply, Time: l.now, Service: r.svcName, Reply: kind, Size: n}
+		l.emit()
 	}
 	if r.obs != nil {
 		l.rep = gate.Reply{Kind: kind, Body: m.Body}
@@ -978,33 +939,16 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 	if kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk {
 		r.lastKind = kind // before relaying: a failure there uses the stream's marker
 	}
-	if r.mw != nil && !r.mw.push(mwEvent{kind: evReply, replyKind: kind, body: m.Body}) {
-		l.drop("backend", "handler_overflow")
-		l.forget(r)
-		l.fail(r, OutcomeInternalErr, "BusyWorkerError", "BusyWorkerError('reply buffer overflow')")
+	l.relayMsg(r.client, r.svcFrame, r.rid, m.Body, kind.Final(), relayed)
+	// The client may have been failed (too slow) or be gone.
+	if r.detached {
+		if kind.Final() {
+			l.forget(r)
+			r.state = stDone
+		}
 		return
 	}
-	// With middleware too the loop relays the reply itself; the request
-	// goroutine only shows it to the chain (see handler.serve).
-	if r.mw == nil || !r.final {
-		final := kind.Final()
-		if r.mw != nil {
-			r.final = final
-		}
-		l.relayMsg(r.client, r.svcFrame, r.rid, m.Body, final, relayed)
-		// The client may have been failed (too slow) or be gone.
-		if r.detached {
-			if kind.Final() {
-				l.forget(r)
-				r.state = stDone
-			}
-			return
-		}
-		if r.state == stDone {
-			return
-		}
-	}
-	if !kind.Final() {
+	if r.state == stDone || !kind.Final() {
 		return
 	}
 	outcome := OutcomeOK
@@ -1061,9 +1005,10 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 		lvl = slog.LevelWarn
 	}
 	l.log.LogAttrs(context.Background(), lvl, "worker gone", slog.String("gaterpc.service", s.name),
-		slog.String("worker.id", hexID(w.id)), slog.String("reason", reason), slog.Int("in_flight", len(w.reqs)+len(w.pending)))
-	if h := l.opts.hooks.OnWorkerGone; h != nil {
-		h(s.name, reason)
+		slog.String("worker.id", hexID(w.id)), slog.String("reason", reason), slog.Int("in_flight", len(w.reqs)))
+	if len(l.evobs) > 0 {
+		l.ev = Event{Kind: EventWorkerGone, Time: l.now, Service: s.name, Reason: reason}
+		l.emit()
 	}
 	repr := "WorkerLostError(" + pyRepr("worker lost while serving "+s.name) + ")"
 	for _, r := range w.reqs {
@@ -1073,10 +1018,6 @@ func (l *loop) removeWorker(w *worker, reason string, disconnect bool) {
 		l.fail(r, OutcomeWorkerLost, "WorkerLostError", repr)
 	}
 	clear(w.reqs)
-	for r := range w.pending {
-		l.fail(r, OutcomeWorkerLost, "WorkerLostError", repr)
-	}
-	clear(w.pending)
 	if s.workers == 0 {
 		s.emptySince = l.now
 		for r := l.popQueued(s); r != nil; r = l.popQueued(s) {
@@ -1166,20 +1107,12 @@ func (l *loop) startDrain(drained chan struct{}) {
 }
 
 func (l *loop) checkDrained() {
-	if l.draining && len(l.drained) > 0 && l.inflight == 0 && l.pendingCount() == 0 {
+	if l.draining && len(l.drained) > 0 && l.inflight == 0 {
 		for _, ch := range l.drained {
 			close(ch)
 		}
 		l.drained = nil
 	}
-}
-
-func (l *loop) pendingCount() int {
-	n := 0
-	for _, w := range l.workers {
-		n += len(w.pending)
-	}
-	return n
 }
 
 // shutdownSockets fails what is left, disconnects workers and closes every
@@ -1191,12 +1124,10 @@ func (l *loop) shutdownSockets() {
 		for _, name := range l.order { // queued first, so nothing is dispatched now
 			s := l.services[name]
 			for r := l.popQueued(s); r != nil; r = l.popQueued(s) {
-				r.mw = nil
 				l.fail(r, OutcomeShutdown, "ServiceUnAvailableError", unavailableRepr(s.name))
 			}
 		}
 		for _, r := range l.reqs {
-			r.mw = nil // handler goroutines are being cancelled: reply directly
 			if r.state == stInFlight {
 				l.forget(r)
 			}
@@ -1206,8 +1137,9 @@ func (l *loop) shutdownSockets() {
 		for _, w := range l.workers {
 			l.disconnect(w.id)
 			l.expirations[GoneShutdown]++
-			if h := l.opts.hooks.OnWorkerGone; h != nil {
-				h(w.svc.name, GoneShutdown)
+			if len(l.evobs) > 0 {
+				l.ev = Event{Kind: EventWorkerGone, Time: l.now, Service: w.svc.name, Reason: GoneShutdown}
+				l.emit()
 			}
 		}
 		clear(l.workers)
@@ -1242,7 +1174,6 @@ func (l *loop) snapshot() Stats {
 		Drops:              cloneCounts(l.drops),
 		Workers:            len(l.workers),
 		Requests:           len(l.reqs),
-		Handlers:           int(l.handlers.Load()),
 		MaxClientBuffered:  l.peakClientBytes,
 		AuthFailures:       l.authFailures(),
 		ServicesPruned:     l.pruned,

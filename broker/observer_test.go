@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -53,7 +52,7 @@ type recRequest struct {
 	finished int
 }
 
-func (r *recRequest) Dispatch(d *gate.Dispatch) {
+func (r *recRequest) Dispatch(d *broker.Dispatch) {
 	r.o.add("%s dispatch %s hook=%q", r.method, d.Service, d.Metadata["traceparent"])
 	if d.Assigned.Before(d.Enqueued) {
 		r.o.add("%s dispatch assigned before enqueued", r.method)
@@ -147,25 +146,12 @@ func TestObserver(t *testing.T) {
 	}
 }
 
-// TestObserverWithMiddleware checks the order when both are installed:
-// the observer sees the request before the middleware, and the metadata
-// after the middleware's dispatch hook.
-func TestObserverWithMiddleware(t *testing.T) {
-	obs := &recObserver{}
-	var order []string
-	var mu sync.Mutex
-	mw := func(next gate.Handler) gate.Handler {
-		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-			mu.Lock()
-			order = append(order, fmt.Sprintf("middleware %s, observer events %d", req.Method, len(obs.snapshot())))
-			mu.Unlock()
-			ctx = gate.WithDispatchHook(ctx, func(_ context.Context, d *gate.Dispatch) {
-				d.Metadata["traceparent"] = "00-hook"
-			})
-			return next.ServeRPC(ctx, req, w)
-		})
-	}
-	h := gatetest.StartBroker(t, broker.WithObserver(obs), broker.WithMiddleware(mw))
+// TestObserversInOrder installs several observers: each request goes to
+// each of them in order (the later sees the metadata the earlier set at
+// dispatch), and an event-only observer beside them gets the events.
+func TestObserversInOrder(t *testing.T) {
+	first, second, events := &recObserver{}, &recObserver{}, &eventLog{}
+	h := gatetest.StartBroker(t, broker.WithObserver(first, events, second))
 	w := readyWorker(t, h, "M", 1)
 	c := h.RawClient(t)
 	for i := range 2 { // the second waits in the queue: dispatch on assignment
@@ -174,21 +160,28 @@ func TestObserverWithMiddleware(t *testing.T) {
 	for range 2 {
 		req := w.NextRequest(recvTimeout)
 		if _, meta, _ := wire.DecodeRequestID(req.RequestID); meta.MD["traceparent"] != "00-observer" {
-			t.Errorf("worker metadata %v, want the observer's traceparent", meta.MD)
+			t.Errorf("worker metadata %v, want the observers' traceparent", meta.MD)
 		}
 		w.Reply(req.Client, req.RequestID, result(t, 1))
 	}
 	c.NextReply(recvTimeout)
 	c.NextReply(recvTimeout)
-	waitStats(t, h, "requests done", func(st broker.Stats) bool { return st.Requests == 0 && st.Handlers == 0 })
-	events := obs.snapshot()
-	if n := slices.Index(events, `echo dispatch M hook="00-hook"`); n < 0 {
-		t.Errorf("observer did not see the hook's metadata: %q", events)
+	waitStats(t, h, "requests done", func(st broker.Stats) bool { return st.Requests == 0 })
+	one := []string{`observe M/echo role=broker baggage=""`, `echo dispatch M hook=""`, "echo reply single", "echo finish ok OK #1"}
+	two := []string{`observe M/echo role=broker baggage=""`, `echo dispatch M hook="00-observer"`, "echo reply single", "echo finish ok OK #1"}
+	// Requests interleave: the second arrives before the first ends.
+	wantFirst := []string{one[0], one[1], one[0], one[2], one[3], one[1], one[2], one[3]}
+	wantSecond := []string{two[0], two[1], two[0], two[2], two[3], two[1], two[2], two[3]}
+	if got := first.snapshot(); !slices.Equal(got, wantFirst) {
+		t.Errorf("first observer:\n%q\nwant:\n%q", got, wantFirst)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(order) != 2 || slices.Contains(order, "middleware echo, observer events 0") {
-		t.Errorf("middleware ran %q, want twice, each after Observe", order)
+	if got := second.snapshot(); !slices.Equal(got, wantSecond) {
+		t.Errorf("second observer:\n%q\nwant:\n%q", got, wantSecond)
+	}
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	if n := len(events.events); n < 9 || events.events[0] != "worker_ready M" {
+		t.Errorf("event observer saw %q", events.events)
 	}
 }
 

@@ -22,9 +22,8 @@ const (
 	// DefaultMaxMsgSize caps the total size of one inbound message (all
 	// frames). libzmq additionally disconnects a tcp/ipc peer that sends
 	// a single frame larger than this (ZMQ_MAXMSGSIZE).
-	DefaultMaxMsgSize  = 64 << 20
-	DefaultHWM         = 3000
-	DefaultMaxHandlers = 10000
+	DefaultMaxMsgSize = 64 << 20
+	DefaultHWM        = 3000
 	// DefaultPeerBufferMessages and DefaultPeerBufferBytes bound the
 	// messages the broker holds for one peer whose pipe is full (see
 	// WithPeerBuffer).
@@ -52,11 +51,9 @@ type options struct {
 	maxMsgSize        int64
 	hwm               int
 	logger            *slog.Logger
-	middleware        []gate.Middleware
-	hooks             Hooks
 	observers         []Observer
+	admission         func(*gate.Request) error
 	id                []byte
-	maxHandlers       int
 	bufMsgs           int
 	bufBytes          int64
 	sec               secOptions // security.go
@@ -73,7 +70,6 @@ func defaultOptions() options {
 		queueTimeout: DefaultQueueTimeout,
 		maxMsgSize:   DefaultMaxMsgSize,
 		hwm:          DefaultHWM,
-		maxHandlers:  DefaultMaxHandlers,
 		bufMsgs:      DefaultPeerBufferMessages,
 		bufBytes:     DefaultPeerBufferBytes,
 		limits:       defaultLimits(),
@@ -259,35 +255,6 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// WithMiddleware installs middleware around every request for a worker
-// service (requests to the internal "Gate" service are answered on the
-// loop without middleware). The first middleware is the outermost. With
-// middleware each request runs its chain on its own goroutine (bounded by
-// WithMaxHandlers); without, requests never leave the socket loop.
-// Replies from workers are relayed to the client by the loop and then
-// passed through the chain's ReplyWriter: broker middleware observes every
-// reply in order (and sees the final outcome as ServeRPC's error) but
-// cannot rewrite or hold back a relayed reply. Repeated calls append.
-func WithMiddleware(mws ...gate.Middleware) Option {
-	return optionFunc(func(o *options) error {
-		for _, m := range mws {
-			if m != nil {
-				o.middleware = append(o.middleware, m)
-			}
-		}
-		return nil
-	})
-}
-
-// WithHooks installs observation callbacks (see Hooks). A later call
-// replaces earlier hooks.
-func WithHooks(h Hooks) Option {
-	return optionFunc(func(o *options) error {
-		o.hooks = h
-		return nil
-	})
-}
-
 // WithID sets the broker's 16-byte id, reported by Gate.info as my_id.
 // nil keeps the default: uuid5(DNS, "gm-" + 16 random hex digits), as
 // gaterpc 0.2.12 derives it.
@@ -300,22 +267,6 @@ func WithID(id []byte) Option {
 			return invalid("id of %d bytes, want %d", len(id), IDLen)
 		}
 		o.id = append([]byte(nil), id...)
-		return nil
-	})
-}
-
-// WithMaxHandlers bounds the request goroutines running middleware at
-// once (default DefaultMaxHandlers); requests beyond it are answered with
-// BusyWorkerError. It has no effect without WithMiddleware. Zero keeps
-// the default.
-func WithMaxHandlers(n int) Option {
-	return optionFunc(func(o *options) error {
-		if n < 0 {
-			return invalid("max handlers %d < 0", n)
-		}
-		if n > 0 {
-			o.maxHandlers = n
-		}
 		return nil
 	})
 }

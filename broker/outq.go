@@ -294,9 +294,6 @@ func (l *loop) clientRequests(client []byte) []*request {
 func (l *loop) abort(r *request, outcome, class, repr string) {
 	detach := false
 	switch r.state {
-	case stAssigned:
-		delete(r.worker.pending, r)
-		l.release(r.worker)
 	case stInFlight:
 		detach = l.cancelOnWorker(r)
 	}

@@ -46,7 +46,7 @@ func TestAdmit(t *testing.T) {
 		t.Fatal("keyA refused for Pay")
 	}
 	s := &service{name: "Pay", workers: 1, capacity: 1}
-	w := &worker{id: id, key: string(id), svc: s, capacity: 1, reqs: map[string]*request{}, pending: map[*request]struct{}{}}
+	w := &worker{id: id, key: string(id), svc: s, capacity: 1, reqs: map[string]*request{}}
 	l.services["Pay"], l.workers[w.key] = s, w
 	hb := wire.WorkerMessage{Command: wire.CmdHeartbeat}
 	if !l.admit(id, w, hb) {

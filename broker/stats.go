@@ -11,7 +11,6 @@ type Stats struct {
 	InFlight int // requests dispatched to workers and not finished
 	Workers  int // registered live workers, all services
 	Requests int // live worker-service requests: queued, assigned or in flight
-	Handlers int // middleware request goroutines running
 	Buffered int // messages held for peers whose pipe is full (WithPeerBuffer)
 	// BufferedBytes is the size of those messages, all frames counted.
 	BufferedBytes int64
@@ -30,9 +29,9 @@ type Stats struct {
 	// out), "timeout" (caller budget ran out while queued),
 	// "rejected_full" (queue full), "no_service", "cancelled",
 	// "worker_lost" (worker died or expired with the request in flight),
-	// "shutdown", "middleware" (refused by middleware), "internal". The
-	// per-request outcomes "ok" and "error" are reported only through
-	// Hooks.OnFinish.
+	// "shutdown", "refused" (by the admission filter), "internal". The
+	// per-request outcomes "ok" and "error" are reported only to
+	// observers (RequestObserver.Finish, EventFinished).
 	Outcomes map[string]uint64
 	// Expirations of workers by reason: "heartbeat" (silent too long),
 	// "disconnect" (worker said DISCONNECT), "duplicate_ready" (banned),
@@ -43,8 +42,7 @@ type Stats struct {
 	// "frontend/header", "backend/command", "backend/unknown_worker". The
 	// reasons are the wire.ProtocolError reasons plus "oversize",
 	// "duplicate_request", "unknown_worker", "unknown_request",
-	// "reserved_service", "shutting_down", "send_failed" and
-	// "handler_overflow". Flow control (docs/flow-control.md):
+	// "reserved_service", "shutting_down" and "send_failed". Flow control (docs/flow-control.md):
 	// "backend/flow_violation" (a worker sent beyond the reader's window:
 	// the call failed), "frontend/bad_credit" (a malformed Gate.credit)
 	// and "frontend/unknown_request" (a Gate.credit for no live request

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"strings"
 	"time"
 
@@ -27,7 +26,7 @@ var (
 	descCapacity = prometheus.NewDesc("gaterpc_broker_worker_capacity",
 		"Total announced capacity of the live workers of a service.", []string{labelService}, nil)
 	descDispatch = prometheus.NewDesc("gaterpc_broker_dispatch_total",
-		"Requests by dispatch outcome (dispatched, expired, timeout, rejected_full, no_service, cancelled, worker_lost, shutdown, middleware, internal).",
+		"Requests by dispatch outcome (dispatched, expired, timeout, rejected_full, no_service, cancelled, worker_lost, shutdown, refused, internal).",
 		[]string{labelOutcome}, nil)
 	descHBSent = prometheus.NewDesc("gaterpc_broker_heartbeats_sent_total",
 		"Heartbeats sent by the broker, by peer kind.", []string{labelPeer}, nil)
@@ -46,8 +45,6 @@ var (
 		"Live workers silent for more than a heartbeat interval, by service: they get no new work until they speak again.", []string{labelService}, nil)
 	descPruned = prometheus.NewDesc("gaterpc_broker_services_pruned_total",
 		"Services forgotten after their last worker had been gone for the prune interval.", nil, nil)
-	descHandlers = prometheus.NewDesc("gaterpc_broker_middleware_handlers",
-		"Broker middleware request goroutines running.", nil, nil)
 	descBufMsgs = prometheus.NewDesc("gaterpc_broker_peer_buffer_messages",
 		"Messages the broker holds for peers whose pipe is full (WithPeerBuffer).", nil, nil)
 	descBufBytes = prometheus.NewDesc("gaterpc_broker_peer_buffer_bytes",
@@ -79,7 +76,7 @@ func NewBrokerCollector(src interface{ Stats() broker.Stats }, opts ...Option) *
 // Describe sends the fixed descriptors.
 func (c *BrokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueued, descOldest, descInflight, descWorkers, descCapacity,
-		descDispatch, descHBSent, descHBRecv, descExpire, descDropped, descLiveWorkers, descLiveRequests, descHandlers,
+		descDispatch, descHBSent, descHBRecv, descExpire, descDropped, descLiveWorkers, descLiveRequests,
 		descStalled, descPruned, descBufMsgs, descBufBytes, descBufPeak} {
 		ch <- d
 	}
@@ -152,7 +149,6 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descLiveWorkers, float64(s.Workers))
 	gauge(descLiveRequests, float64(s.Requests))
-	gauge(descHandlers, float64(s.Handlers))
 	gauge(descBufMsgs, float64(s.Buffered))
 	gauge(descBufBytes, float64(s.BufferedBytes))
 	gauge(descBufPeak, float64(s.MaxClientBuffered))
@@ -162,7 +158,7 @@ func (c *BrokerCollector) Collect(ch chan<- prometheus.Metric) {
 // dispatchOutcomes are the keys of broker.Stats.Outcomes.
 var dispatchOutcomes = []string{"dispatched", broker.OutcomeExpired, broker.OutcomeTimeout, broker.OutcomeFull,
 	broker.OutcomeNoService, broker.OutcomeCancelled, broker.OutcomeWorkerLost, broker.OutcomeShutdown,
-	broker.OutcomeMiddleware, broker.OutcomeInternalErr}
+	broker.OutcomeRefused, broker.OutcomeInternalErr}
 
 // goneReasons are the broker.Gone* values: every one is exported from the
 // first scrape, at 0 until it happens, so that increase() and alerts see
@@ -193,13 +189,15 @@ func (c *BrokerCollector) fold(m map[string]uint64) map[string]uint64 {
 var brokerOutcomes = []string{
 	broker.OutcomeOK, broker.OutcomeError, broker.OutcomeExpired, broker.OutcomeTimeout,
 	broker.OutcomeFull, broker.OutcomeNoService, broker.OutcomeCancelled, broker.OutcomeWorkerLost,
-	broker.OutcomeShutdown, broker.OutcomeMiddleware, broker.OutcomeInternalErr,
+	broker.OutcomeShutdown, broker.OutcomeRefused, broker.OutcomeInternalErr,
 }
 
-// BrokerMetrics records the broker's latency histograms from its loop
-// hooks: gaterpc_broker_queue_wait_seconds{service} and
-// gaterpc_broker_request_duration_seconds{service, outcome}. Its methods
-// are cheap and never block, fit for broker.Hooks. It is safe for
+// BrokerMetrics records the broker's latency histograms from the broker's
+// events: gaterpc_broker_queue_wait_seconds{service} and
+// gaterpc_broker_request_duration_seconds{service, outcome}. It is a
+// broker.Observer that watches events only (install it with
+// broker.WithObserver, beside BrokerObserver); its methods are cheap,
+// allocate nothing once a series exists, and never block. It is safe for
 // concurrent use.
 type BrokerMetrics struct {
 	cfg       *config
@@ -208,7 +206,7 @@ type BrokerMetrics struct {
 	queueWait *prometheus.HistogramVec
 	duration  *prometheus.HistogramVec
 
-	// Children by (service label, outcome), so that the hooks, which run
+	// Children by (service label, outcome), so that the events, which arrive
 	// on the broker loop, cost no label hashing. Bounded by WithMaxServices.
 	waits     *cache[string, *histogram]
 	durations *cache[[2]string, prometheus.Observer]
@@ -216,7 +214,7 @@ type BrokerMetrics struct {
 
 // NewBrokerMetrics creates the broker histograms and registers them with
 // reg (nil: not registered). Options: WithBuckets, WithNativeHistograms,
-// WithMaxServices, WithExemplars.
+// WithMaxServices.
 func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics, error) {
 	c := newConfig(opts)
 	m := &BrokerMetrics{
@@ -259,24 +257,20 @@ func (m *BrokerMetrics) OnFinish(service, outcome string, dur time.Duration) {
 	m.durations.get([2]string{m.services.peek(service), outcome}).Observe(dur.Seconds())
 }
 
-// Hooks returns broker hooks with OnWorkerReady, OnDispatch and OnFinish
-// set; pass them to the broker (broker.WithHooks). Merge with other hooks
-// by copying fields.
-func (m *BrokerMetrics) Hooks() broker.Hooks {
-	return broker.Hooks{OnWorkerReady: m.OnWorkerReady, OnDispatch: m.OnDispatch, OnFinish: m.OnFinish}
-}
+// Observe implements broker.Observer: BrokerMetrics follows no request
+// of its own, only the events.
+func (m *BrokerMetrics) Observe(*gate.Request, time.Time) broker.RequestObserver { return nil }
 
-// Middleware returns broker middleware that observes the queue wait with a
-// trace-id exemplar from the dispatch hook (see gate.WithDispatchHook).
-// Use it instead of the OnDispatch hook, not with it, to get exemplars.
-func (m *BrokerMetrics) Middleware() gate.Middleware {
-	return func(next gate.Handler) gate.Handler {
-		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-			svc := req.Service
-			ctx = gate.WithDispatchHook(ctx, func(ctx context.Context, d *gate.Dispatch) {
-				m.waits.get(m.services.lookup(svc)).observe(ctx, d.Assigned.Sub(d.Enqueued).Seconds(), d.Assigned)
-			})
-			return next.ServeRPC(ctx, req, w)
-		})
+// Event implements broker.EventObserver: EventWorkerReady,
+// EventDispatched and EventFinished feed OnWorkerReady, OnDispatch and
+// OnFinish.
+func (m *BrokerMetrics) Event(ev *broker.Event) {
+	switch ev.Kind {
+	case broker.EventWorkerReady:
+		m.OnWorkerReady(ev.Service)
+	case broker.EventDispatched:
+		m.OnDispatch(ev.Service, ev.Wait)
+	case broker.EventFinished:
+		m.OnFinish(ev.Service, ev.Outcome, ev.Wait)
 	}
 }

@@ -24,8 +24,7 @@ func TestBrokerMetricsLabelOnlyServedServices(t *testing.T) {
 	for i := range 100 {
 		bm.OnFinish("junk"+strings.Repeat("x", i), broker.OutcomeNoService, time.Millisecond)
 	}
-	h := bm.Hooks()
-	h.OnWorkerReady("Real")
+	bm.Event(&broker.Event{Kind: broker.EventWorkerReady, Service: "Real"})
 	bm.OnFinish("Real", broker.OutcomeOK, time.Millisecond)
 	bm.OnDispatch("Later", time.Millisecond) // a dispatched request admits its service too
 	bm.OnFinish("Later", broker.OutcomeOK, time.Millisecond)
@@ -80,10 +79,10 @@ func TestBrokerObserverNamesOnlyServedServices(t *testing.T) {
 	}
 	// The first request of Real waits for its worker, then is dispatched.
 	ro := obs.Observe(req("Real"), time.Now())
-	ro.Dispatch(&gate.Dispatch{Service: "Real", Enqueued: time.Now(), Assigned: time.Now()})
+	ro.Dispatch(&broker.Dispatch{Service: "Real", Enqueued: time.Now(), Assigned: time.Now()})
 	ro.Finish(time.Now(), broker.OutcomeOK, nil)
 	ro = obs.Observe(req("Real"), time.Now())
-	ro.Dispatch(&gate.Dispatch{Service: "Real", Enqueued: time.Now(), Assigned: time.Now()})
+	ro.Dispatch(&broker.Dispatch{Service: "Real", Enqueued: time.Now(), Assigned: time.Now()})
 	ro.Finish(time.Now(), broker.OutcomeOK, nil)
 
 	names := map[string]int{}

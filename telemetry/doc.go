@@ -1,10 +1,12 @@
 // Package telemetry makes gaterpc calls observable: OpenTelemetry tracing,
-// Prometheus metrics and structured logging, as gate.Middleware that works
-// at all three hops (client, broker, worker), plus a Prometheus collector
-// over the broker's Stats snapshot and a non-blocking slog handler.
+// Prometheus metrics and structured logging: gate.Middleware for the
+// client and the worker, broker.Observers for the broker (BrokerObserver
+// for spans and logs, BrokerMetrics for latency histograms, both on the
+// broker's loop), a Prometheus collector over the broker's Stats snapshot
+// and a non-blocking slog handler.
 //
 // The core packages gate and broker only carry trace context in
-// Request.Metadata and call middleware; they import neither the
+// Request.Metadata and call middleware or observers; they import neither the
 // OpenTelemetry API nor client_golang (deps_test.go enforces it). Binaries
 // build providers with the telemetry/setup package.
 //
@@ -19,10 +21,10 @@
 //		telemetry.Logging(logger),
 //	))
 //
-// A broker adds the hooks and the Stats collector:
+// A broker takes observers and the Stats collector:
 //
 //	bm, _ := telemetry.NewBrokerMetrics(reg)
-//	b, _ := broker.New(broker.WithMiddleware(telemetry.Tracing()), broker.WithHooks(bm.Hooks()))
+//	b, _ := broker.New(broker.WithObserver(bm, telemetry.BrokerObserver(logger)))
 //	reg.MustRegister(telemetry.NewBrokerCollector(b))
 //
 // Logs go through a QueueHandler that never blocks the caller:

@@ -92,7 +92,7 @@ func TestMetricsGolden(t *testing.T) {
 			{Name: "extra1", Workers: map[string]int{"idle": 1}, Capacity: 2, Queued: 1, OldestQueue: 250 * time.Millisecond},
 			{Name: "extra2", Workers: map[string]int{"busy": 1}, Capacity: 2, Queued: 2, OldestQueue: 500 * time.Millisecond},
 		},
-		InFlight: 5, Workers: 6, Requests: 11, Handlers: 2, Buffered: 3, BufferedBytes: 3000, MaxClientBuffered: 8192,
+		InFlight: 5, Workers: 6, Requests: 11, Buffered: 3, BufferedBytes: 3000, MaxClientBuffered: 8192,
 		HeartbeatsSent: 40, HeartbeatsReceived: 38, ClientKeepalives: 7,
 		Outcomes:    map[string]uint64{"dispatched": 100, "expired": 2, "rejected_full": 1, "no_service": 3, "cancelled": 1, "worker_lost": 1},
 		Expirations: map[string]uint64{"heartbeat": 1, "disconnect": 2},

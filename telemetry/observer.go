@@ -16,8 +16,8 @@ import (
 )
 
 // BrokerObserver returns a broker.Observer (install it with
-// broker.WithObserver) that traces the broker hop exactly like Tracing at
-// the broker role: a SERVER span "Service/method", child of the client's
+// broker.WithObserver) that traces the broker hop: a SERVER span
+// "Service/method", child of the client's
 // context or a new root marked gaterpc.parent.missing, and per dispatch an
 // INTERNAL "queue wait" span and a CLIENT "dispatch" span whose context
 // goes to the worker. When logger is not nil and enabled at Debug, it also
@@ -25,8 +25,8 @@ import (
 // trace_id and span_id.
 //
 // It runs on the broker's socket loop, with no goroutine and no hand-off
-// per request: use it rather than Tracing and Logging as broker middleware
-// (telemetry/setup and gate-broker do). With logging off, it leaves to
+// per request (telemetry/setup and gate-broker install it beside
+// BrokerMetrics). With logging off, it leaves to
 // the broker's plain path every request whose SERVER span would not be
 // recorded (a no-op tracer provider, or a trace the sampler drops): the
 // worker then gets the client's trace context as it came, and the trace
@@ -128,7 +128,7 @@ type observedRequest struct {
 }
 
 // Dispatch implements broker.RequestObserver.
-func (r *observedRequest) Dispatch(d *gate.Dispatch) {
+func (r *observedRequest) Dispatch(d *broker.Dispatch) {
 	if r.info.Service != "" {
 		r.name()
 	}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 )
 
@@ -22,18 +23,12 @@ const (
 	SpanDispatch  = "dispatch"   // broker CLIENT span: assigned → final reply; its context goes to the worker
 )
 
-// Tracing returns middleware that traces calls at every hop, switching on
-// req.Info().Role:
+// Tracing returns middleware that traces calls at the client and the
+// worker, switching on req.Info().Role (the broker hop is traced by
+// BrokerObserver, on the broker's loop):
 //
 //   - client: a CLIENT span "Service/method"; its context is injected into
 //     req.Metadata for the broker.
-//   - broker: a SERVER span "Service/method" (child of the client's
-//     context from req.Metadata), and, through gate.WithDispatchHook, an
-//     INTERNAL "queue wait" child spanning Enqueued → Assigned and a CLIENT
-//     "dispatch" child from Assigned to the end of the call, whose context
-//     replaces the trace context in Dispatch.Metadata sent to the worker.
-//     BrokerObserver builds the same spans without the broker's
-//     middleware path (a goroutine per request); prefer it at the broker.
 //   - worker: a SERVER span "Service/method", child of the context in
 //     req.Metadata, or a new root when there is none (a Python peer in the
 //     path), marked gaterpc.parent.missing=true.
@@ -54,8 +49,6 @@ func Tracing(opts ...Option) gate.Middleware {
 			switch req.Info().Role {
 			case gate.RoleClient:
 				return t.client(ctx, req, w, next)
-			case gate.RoleBroker:
-				return t.broker(ctx, req, w, next)
 			case gate.RoleWorker:
 				return t.worker(ctx, req, w, next)
 			}
@@ -180,19 +173,9 @@ func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 	return err
 }
 
-func (t *tracing) broker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
-	bc := t.startBroker(ctx, req, time.Now())
-	hctx := gate.WithDispatchHook(bc.sctx, func(_ context.Context, d *gate.Dispatch) { bc.dispatch(d) })
-	rc := &replyCounter{ReplyWriter: w, wireExc: true}
-	err := next.ServeRPC(hctx, req, rc)
-	bc.end(rc, err, time.Now())
-	return err
-}
-
 // brokerCall is the trace of one request at the broker: the SERVER span,
-// and a "queue wait" and a "dispatch" span per dispatch. The Tracing
-// middleware drives it from the request's goroutine, BrokerObserver from
-// the broker's loop.
+// and a "queue wait" and a "dispatch" span per dispatch. BrokerObserver
+// drives it from the broker's loop.
 type brokerCall struct {
 	t       *tracing
 	sctx    context.Context // holds span
@@ -201,23 +184,7 @@ type brokerCall struct {
 	start   time.Time
 	reqSize int // -1: unknown
 
-	mu         sync.Mutex
-	dispatches []trace.Span
-}
-
-// startBroker starts the SERVER span of req at start: a child of the
-// client's context in req.Metadata, or a new root marked
-// gaterpc.parent.missing when there is none.
-func (t *tracing) startBroker(ctx context.Context, req *gate.Request, start time.Time) *brokerCall {
-	bc := new(brokerCall)
-	t.initBroker(ctx, bc, req, start)
-	return bc
-}
-
-// initBroker is startBroker into bc.
-func (t *tracing) initBroker(ctx context.Context, bc *brokerCall, req *gate.Request, start time.Time) {
-	sctx, span, method := t.startServer(ctx, req, start)
-	t.setBroker(sctx, bc, span, method, req, start)
+	dispatches []trace.Span // on the broker's loop only: no lock
 }
 
 // startServer starts the SERVER span of req at the broker or the worker:
@@ -264,7 +231,7 @@ func (t *tracing) setBroker(sctx context.Context, bc *brokerCall, span trace.Spa
 // When the SERVER span is not recording (its trace is not sampled), the
 // "queue wait" span is left out and the "dispatch" span starts bare: it
 // is not recorded either, and only its context matters, for the worker.
-func (bc *brokerCall) dispatch(d *gate.Dispatch) {
+func (bc *brokerCall) dispatch(d *broker.Dispatch) {
 	t := bc.t
 	if d.Metadata == nil {
 		d.Metadata = make(map[string]string, 3)
@@ -272,18 +239,14 @@ func (bc *brokerCall) dispatch(d *gate.Dispatch) {
 	if !bc.span.IsRecording() {
 		dctx, ds := t.tracer.Start(bc.sctx, SpanDispatch, kindClient)
 		t.prop.Inject(dctx, metadataCarrier(d.Metadata))
-		bc.mu.Lock()
 		bc.dispatches = append(bc.dispatches, ds)
-		bc.mu.Unlock()
 		return
 	}
 	enq := d.Enqueued
 	if enq.IsZero() || enq.After(d.Assigned) {
 		enq = d.Assigned
 	}
-	bc.mu.Lock()
 	attempt := len(bc.dispatches) + 1
-	bc.mu.Unlock()
 	_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
 		trace.WithAttributes(attrSystem, bc.method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds()), AttrDispatchAttempt.Int(attempt)))
 	qs.End(trace.WithTimestamp(d.Assigned))
@@ -294,9 +257,7 @@ func (bc *brokerCall) dispatch(d *gate.Dispatch) {
 	dctx, ds := t.tracer.Start(bc.sctx, SpanDispatch, kindClient, trace.WithTimestamp(d.Assigned),
 		trace.WithAttributes(dattrs...))
 	t.prop.Inject(dctx, metadataCarrier(d.Metadata))
-	bc.mu.Lock()
 	bc.dispatches = append(bc.dispatches, ds)
-	bc.mu.Unlock()
 }
 
 // end ends every span at end with the outcome in rc and err. A request
@@ -304,10 +265,8 @@ func (bc *brokerCall) dispatch(d *gate.Dispatch) {
 // marked gaterpc.queue.expired.
 func (bc *brokerCall) end(rc *replyCounter, err error, end time.Time) {
 	t := bc.t
-	bc.mu.Lock()
 	ds := bc.dispatches
 	bc.dispatches = nil
-	bc.mu.Unlock()
 	if !bc.span.IsRecording() {
 		for _, d := range ds {
 			d.End()

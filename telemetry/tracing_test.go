@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/gatehook"
 )
@@ -31,7 +32,8 @@ func newRecorder(t testing.TB) (*tracetest.SpanRecorder, *sdktrace.TracerProvide
 // fakeHops runs one call through client → broker → worker middleware,
 // copying metadata between hops as the real components do.
 type fakeHops struct {
-	mw gate.Middleware
+	mw gate.Middleware // client and worker
+	bo broker.Observer // broker
 	// worker is the user's method; nil means the call never reaches a
 	// worker (brokerErr is returned by the broker).
 	worker    func(ctx context.Context, w gate.ReplyWriter) error
@@ -43,6 +45,13 @@ type fakeHops struct {
 	sink         []*gate.Reply
 }
 
+// nopRequest stands for a request BrokerObserver does not follow.
+type nopRequest struct{}
+
+func (nopRequest) Dispatch(*broker.Dispatch)       {}
+func (nopRequest) Reply(*gate.Reply)               {}
+func (nopRequest) Finish(time.Time, string, error) {}
+
 func (f *fakeHops) call(ctx context.Context, service, method string) error {
 	req := &gate.Request{Service: service, Method: method, Body: [][]byte{[]byte("func"), []byte("args"), []byte("kw")}}
 	gatehook.SetRole(req, gate.RoleClient)
@@ -50,27 +59,47 @@ func (f *fakeHops) call(ctx context.Context, service, method string) error {
 		// The broker receives a fresh ctx: only the metadata travels.
 		breq := &gate.Request{Service: creq.Service, Method: creq.Method, Body: creq.Body, Metadata: maps.Clone(creq.Metadata)}
 		gatehook.SetRole(breq, gate.RoleBroker)
-		broker := f.mw(gate.HandlerFunc(func(bctx context.Context, breq *gate.Request, bw gate.ReplyWriter) error {
-			if f.worker == nil {
-				return f.brokerErr
+		// The broker hop: BrokerObserver, called as the broker's loop does.
+		now := time.Now()
+		ro := f.bo.Observe(breq, now.Add(-f.queued))
+		if ro == nil {
+			ro = nopRequest{}
+		}
+		if f.worker == nil {
+			outcome := broker.OutcomeNoService
+			if gate.CodeOf(f.brokerErr) == gate.DeadlineExceeded {
+				outcome = broker.OutcomeTimeout
 			}
-			now := time.Now()
-			d := &gate.Dispatch{Service: breq.Service, Enqueued: now.Add(-f.queued), Assigned: now, Metadata: maps.Clone(breq.Metadata)}
-			if hook := gate.DispatchHookFrom(bctx); hook != nil {
-				hook(bctx, d)
-			}
-			wreq := &gate.Request{Service: breq.Service, Method: breq.Method, Body: breq.Body, Metadata: maps.Clone(d.Metadata)}
-			if f.dropMetadata {
-				wreq.Metadata = nil
-			}
-			f.workerMD = wreq.Metadata
-			gatehook.SetRole(wreq, gate.RoleWorker)
-			worker := f.mw(gate.HandlerFunc(func(wctx context.Context, _ *gate.Request, ww gate.ReplyWriter) error {
-				return f.worker(wctx, ww)
-			}))
-			return worker.ServeRPC(context.Background(), wreq, bw) // replies relay through the broker
+			ro.Finish(time.Now(), outcome, f.brokerErr)
+			return f.brokerErr
+		}
+		d := &broker.Dispatch{Service: breq.Service, Enqueued: now.Add(-f.queued), Assigned: now, Metadata: maps.Clone(breq.Metadata)}
+		if d.Metadata == nil {
+			d.Metadata = map[string]string{}
+		}
+		ro.Dispatch(d)
+		wreq := &gate.Request{Service: breq.Service, Method: breq.Method, Body: breq.Body, Metadata: maps.Clone(d.Metadata)}
+		if f.dropMetadata {
+			wreq.Metadata = nil
+		}
+		f.workerMD = wreq.Metadata
+		gatehook.SetRole(wreq, gate.RoleWorker)
+		worker := f.mw(gate.HandlerFunc(func(wctx context.Context, _ *gate.Request, ww gate.ReplyWriter) error {
+			return f.worker(wctx, ww)
 		}))
-		return broker.ServeRPC(context.Background(), breq, cw)
+		// Replies relay through the broker, which shows them to ro.
+		bw := gate.ReplyWriterFunc(func(ctx context.Context, r *gate.Reply) error {
+			ro.Reply(r)
+			return cw.Send(ctx, r)
+		})
+		err := worker.ServeRPC(context.Background(), wreq, bw)
+		outcome := broker.OutcomeOK
+		if err != nil {
+			ro.Reply(&gate.Reply{Kind: gate.ReplySingle, Err: err}) // the worker's exception reply
+			outcome = broker.OutcomeError
+		}
+		ro.Finish(time.Now(), outcome, nil)
+		return err
 	}))
 	sink := gate.ReplyWriterFunc(func(_ context.Context, r *gate.Reply) error { f.sink = append(f.sink, r); return nil })
 	return client.ServeRPC(ctx, req, sink)
@@ -123,11 +152,14 @@ func wantAttr(t *testing.T, s sdktrace.ReadOnlySpan, k attribute.Key, want any) 
 }
 
 const (
-	kClient   = "client Svc/echo"
-	kBroker   = "server Svc/echo broker"
-	kQueue    = "internal queue wait"
-	kDispatch = "client dispatch"
-	kWorker   = "server Svc/echo worker"
+	kClient = "client Svc/echo"
+	kBroker = "server Svc/echo broker"
+	// kBrokerOther is the broker's span of a request for a service no
+	// worker has served (see BrokerObserver).
+	kBrokerOther = "server gaterpc broker"
+	kQueue       = "internal queue wait"
+	kDispatch    = "client dispatch"
+	kWorker      = "server Svc/echo worker"
 )
 
 func checkFullTree(t *testing.T, m map[string]sdktrace.ReadOnlySpan) {
@@ -268,7 +300,12 @@ func TestTracingFakeHops(t *testing.T) {
 					if m[k].Status().Code != codes.Error {
 						t.Errorf("%s status = %v, want Error", k, m[k].Status())
 					}
-					wantAttr(t, m[k], AttrReplyKind, "none")
+					// The broker relays the worker's exception reply.
+					kind := "none"
+					if k == kBroker {
+						kind = "single"
+					}
+					wantAttr(t, m[k], AttrReplyKind, kind)
 				}
 			},
 		},
@@ -276,7 +313,7 @@ func TestTracingFakeHops(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sr, tp := newRecorder(t)
-			f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), worker: tt.worker, queued: 250 * time.Millisecond}
+			f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp)), worker: tt.worker, queued: 250 * time.Millisecond}
 			err := f.call(testCtx(t), "Svc", "echo")
 			tt.check(t, spanTree(t, sr.Ended()), err)
 			if len(sr.Started()) != len(sr.Ended()) {
@@ -288,18 +325,19 @@ func TestTracingFakeHops(t *testing.T) {
 
 func TestTracingQueueTimeout(t *testing.T) {
 	sr, tp := newRecorder(t)
-	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), brokerErr: gate.Errorf(gate.DeadlineExceeded, "queued too long")}
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp)), brokerErr: gate.Errorf(gate.DeadlineExceeded, "queued too long")}
 	if err := f.call(testCtx(t), "Svc", "echo"); gate.CodeOf(err) != gate.DeadlineExceeded {
 		t.Fatalf("call = %v, want DEADLINE_EXCEEDED", err)
 	}
 	m := spanTree(t, sr.Ended())
-	if len(m) != 3 || m[kClient] == nil || m[kBroker] == nil || m[kQueue] == nil {
+	// No worker ever served Svc: the broker names the request "gaterpc".
+	if len(m) != 3 || m[kClient] == nil || m[kBrokerOther] == nil || m[kQueue] == nil {
 		t.Fatalf("spans = %v, want client, broker server, queue wait", keys(m))
 	}
-	wantChild(t, m[kBroker], m[kClient])
-	wantChild(t, m[kQueue], m[kBroker])
+	wantChild(t, m[kBrokerOther], m[kClient])
+	wantChild(t, m[kQueue], m[kBrokerOther])
 	wantAttr(t, m[kQueue], AttrQueueExpired, true)
-	for _, k := range []string{kClient, kBroker} {
+	for _, k := range []string{kClient, kBrokerOther} {
 		wantAttr(t, m[k], "rpc.response.status_code", "DEADLINE_EXCEEDED")
 		if m[k].Status().Code != codes.Error {
 			t.Errorf("%s status = %v, want Error", k, m[k].Status())
@@ -309,10 +347,10 @@ func TestTracingQueueTimeout(t *testing.T) {
 
 func TestTracingNoService(t *testing.T) {
 	sr, tp := newRecorder(t)
-	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), brokerErr: gate.Errorf(gate.Unavailable, "no service")}
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp)), brokerErr: gate.Errorf(gate.Unavailable, "no service")}
 	_ = f.call(testCtx(t), "Svc", "echo")
 	m := spanTree(t, sr.Ended())
-	if len(m) != 2 || m[kClient] == nil || m[kBroker] == nil {
+	if len(m) != 2 || m[kClient] == nil || m[kBrokerOther] == nil {
 		t.Fatalf("spans = %v, want client and broker server only", keys(m))
 	}
 }
@@ -350,7 +388,7 @@ func TestTracingPythonPeer(t *testing.T) {
 
 	// Python broker dropping metadata between Go client and Go worker.
 	sr2, tp2 := newRecorder(t)
-	f := &fakeHops{mw: Tracing(WithTracerProvider(tp2), WithPropagators(testProp)), dropMetadata: true,
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp2), WithPropagators(testProp)), bo: BrokerObserver(nil, WithTracerProvider(tp2), WithPropagators(testProp)), dropMetadata: true,
 		worker: func(ctx context.Context, w gate.ReplyWriter) error { return nil }}
 	if err := f.call(testCtx(t), "Svc", "echo"); err != nil {
 		t.Fatal(err)
@@ -370,7 +408,7 @@ func TestTracingUnsampledParent(t *testing.T) {
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	ctx := trace.ContextWithSpanContext(testCtx(t), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
 	var got trace.SpanContext
-	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), queued: time.Millisecond,
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp)), queued: time.Millisecond,
 		worker: func(ctx context.Context, w gate.ReplyWriter) error {
 			got = trace.SpanContextFromContext(ctx)
 			return w.Send(ctx, &gate.Reply{Kind: gate.ReplySingle, Body: [][]byte{[]byte("r")}})
@@ -393,7 +431,7 @@ func TestTracingUnsampledParent(t *testing.T) {
 
 func TestTracingUnknownMethodAndBaggage(t *testing.T) {
 	sr, tp := newRecorder(t)
-	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp), WithMethods("Svc/echo")),
+	f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp), WithMethods("Svc/echo")), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp), WithMethods("Svc/echo")),
 		worker: func(ctx context.Context, w gate.ReplyWriter) error {
 			if got := baggage.FromContext(ctx).Member("tenant").Value(); got != "acme" {
 				t.Errorf("worker baggage tenant = %q, want acme", got)
@@ -446,7 +484,7 @@ func BenchmarkTracingFakeHops(b *testing.B) {
 	b.Run("sampled", func(b *testing.B) {
 		tp := sdktrace.NewTracerProvider() // no exporter: spans are built, then dropped
 		defer tp.Shutdown(context.Background())
-		f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), worker: worker}
+		f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp)), worker: worker}
 		b.ReportAllocs()
 		for b.Loop() {
 			f.sink = f.sink[:0]

@@ -211,9 +211,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // then shuts it down within cfg.ShutdownTimeout.
 func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomic.Pointer[broker.Broker]) error {
 	logger := tel.Logger
-	// Spans (when an OTEL_* exporter is configured) and per-request Debug
-	// logs come from an observer on the broker's loop, metrics from its
-	// hooks: neither costs a goroutine per request.
+	// Spans (when an OTEL_* exporter is configured), per-request Debug
+	// logs and latency metrics come from observers on the broker's loop:
+	// none costs a goroutine per request.
 	_, noTracing := tel.TracerProvider.(noop.TracerProvider)
 	b := telemetry.ReadBuild()
 	logger.LogAttrs(ctx, slog.LevelInfo, "gate-broker config",
@@ -225,7 +225,7 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		slog.Int64("peer_buffer_bytes", cfg.PeerBufBytes), slog.Duration("shutdown_timeout", cfg.ShutdownTimeout),
 		slog.String("metrics_addr", tel.MetricsAddr()), slog.Bool("tracing", !noTracing))
 
-	hooks, err := tel.BrokerHooks()
+	bm, err := tel.BrokerMetrics()
 	if err != nil {
 		return err
 	}
@@ -240,16 +240,15 @@ func serve(ctx context.Context, cfg config, tel *setup.Telemetry, current *atomi
 		broker.WithHWM(cfg.HWM),
 		broker.WithPeerBuffer(cfg.PeerBufMsgs, cfg.PeerBufBytes),
 		broker.WithLogger(logger),
-		broker.WithHooks(hooks),
 	}
 	sec, err := cfg.Curve.options(logger)
 	if err != nil {
 		return err
 	}
 	opts = append(opts, sec...)
-	if obs := tel.BrokerObserver(); obs != nil {
-		opts = append(opts, broker.WithObserver(obs))
-	}
+	// One seam: metrics from the broker's events, spans and per-request
+	// logs from the request observer (nil when there is nothing to do).
+	opts = append(opts, broker.WithObserver(bm, tel.BrokerObserver()))
 	br, err := broker.New(opts...)
 	if err != nil {
 		return err

@@ -95,12 +95,12 @@ func (a *app) demo(args []string) error {
 	topts := []telemetry.Option{telemetry.WithTracerProvider(tel.TracerProvider), telemetry.WithPropagators(tel.Propagator)}
 
 	// Broker.
-	bh, err := tel.BrokerHooks()
+	bm, err := tel.BrokerMetrics()
 	if err != nil {
 		return err
 	}
 	b, err = broker.New(append([]broker.Option{broker.WithFrontend(*frontend), broker.WithBackend(*backend), broker.WithLogger(log),
-		broker.WithHooks(bh), broker.WithObserver(telemetry.BrokerObserver(log, topts...))}, bsec...)...)
+		broker.WithObserver(bm, telemetry.BrokerObserver(log, topts...))}, bsec...)...)
 	if err != nil {
 		return err
 	}

@@ -124,15 +124,14 @@ func service(t testing.TB) *gate.Service {
 type mode int
 
 const (
-	off        mode = iota // no telemetry anywhere: no middleware, hooks or collector
-	observer               // broker: telemetry.BrokerObserver (what setup and gate-broker use)
-	middleware             // broker: Tracing and Logging as broker middleware
-	sampled                // observer, with one trace in ten sampled
-	untraced               // observer, metrics and logs with a no-op tracer provider
+	off      mode = iota // no telemetry anywhere: no middleware, observers or collector
+	observer             // broker: telemetry.BrokerMetrics and BrokerObserver (what setup and gate-broker use)
+	sampled              // observer, with one trace in ten sampled
+	untraced             // observer, metrics and logs with a no-op tracer provider
 )
 
 func (m mode) String() string {
-	return [...]string{"off", "observer", "middleware", "sampled", "untraced"}[m]
+	return [...]string{"off", "observer", "sampled", "untraced"}[m]
 }
 
 // startWith runs an instrumented broker, worker and client sharing one
@@ -173,12 +172,7 @@ func startWith(t testing.TB, m mode, bopts []broker.Option, wopts ...gate.Worker
 	}
 	all := []broker.Option{broker.WithHeartbeat(heartbeat), broker.WithLogger(quiet())}
 	if on {
-		all = append(all, broker.WithHooks(bm.Hooks()))
-		if m == middleware {
-			all = append(all, broker.WithMiddleware(telemetry.Tracing(topts...), telemetry.Logging(e.logger)))
-		} else {
-			all = append(all, broker.WithObserver(telemetry.BrokerObserver(e.logger, topts...)))
-		}
+		all = append(all, broker.WithObserver(bm, telemetry.BrokerObserver(e.logger, topts...)))
 	}
 	e.h = gatetest.StartBrokerOn(t, gatetest.Inproc, append(all, bopts...)...)
 	if on {
@@ -325,9 +319,9 @@ func tree(t *testing.T, m map[string]sdktrace.ReadOnlySpan, method string) {
 // TestTraceUnsampled: a call whose trace is not sampled records no span
 // at any hop, and its trace id reaches the worker, with the broker hop
 // traced by the observer (which then leaves the request to the broker's
-// plain path) or by middleware.
+// plain path).
 func TestTraceUnsampled(t *testing.T) {
-	for _, m := range []mode{observer, middleware} {
+	for _, m := range []mode{observer} {
 		t.Run(m.String(), func(t *testing.T) {
 			e := startWith(t, m, nil)
 			tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
@@ -347,7 +341,7 @@ func TestTraceUnsampled(t *testing.T) {
 }
 
 func TestTraceTree(t *testing.T) {
-	for _, m := range []mode{observer, middleware} {
+	for _, m := range []mode{observer} {
 		t.Run(m.String(), func(t *testing.T) { testTraceTree(t, m) })
 	}
 }
@@ -366,11 +360,9 @@ func testTraceTree(t *testing.T, mode mode) {
 			wantAttr(t, m[k], "rpc.response.status_code", "OK")
 			wantAttr(t, m[k], telemetry.AttrReplyKind, "single")
 		}
-		if mode == observer {
-			// The observer knows the worker it dispatched to.
-			if v, ok := attr(m["client dispatch"], telemetry.AttrWorkerID); !ok || len(v.AsString()) < 2 {
-				t.Errorf("dispatch span: %s = %q, want the worker's id in hex", telemetry.AttrWorkerID, v.AsString())
-			}
+		// The observer knows the worker it dispatched to.
+		if v, ok := attr(m["client dispatch"], telemetry.AttrWorkerID); !ok || len(v.AsString()) < 2 {
+			t.Errorf("dispatch span: %s = %q, want the worker's id in hex", telemetry.AttrWorkerID, v.AsString())
 		}
 	})
 
@@ -466,7 +458,7 @@ func testTraceTree(t *testing.T, mode mode) {
 }
 
 func TestTraceQueueTimeout(t *testing.T) {
-	for _, m := range []mode{observer, middleware} {
+	for _, m := range []mode{observer} {
 		t.Run(m.String(), func(t *testing.T) { testTraceQueueTimeout(t, m) })
 	}
 }
@@ -570,8 +562,7 @@ func histCount(t *testing.T, g prometheus.Gatherer, name string, lv ...string) u
 // BenchmarkCallParallel compare: all telemetry off; all on (100% sampling
 // into a span recorder that keeps nothing, metrics, logging at Info
 // through a QueueHandler) with the broker hop traced by BrokerObserver, as
-// gate-broker does; all on with Tracing and Logging as broker middleware
-// instead; all on with one trace in ten sampled; and metrics and logs with
+// gate-broker does; all on with one trace in ten sampled; and metrics and logs with
 // a no-op tracer provider (the cost of the kit's own middleware, without
 // the OpenTelemetry SDK).
 var benchModes = []struct {
@@ -580,7 +571,6 @@ var benchModes = []struct {
 }{
 	{"telemetry=off", off},
 	{"telemetry=on", observer},
-	{"telemetry=on,broker=middleware", middleware},
 	{"telemetry=on,sampling=10%", sampled},
 	{"telemetry=on,tracing=off", untraced},
 }
@@ -619,20 +609,6 @@ func BenchmarkCall(b *testing.B) {
 				}
 				reportCPU(b, cpu)
 			})
-		}
-	}
-}
-
-// BenchmarkCallBrokerNoopMiddleware isolates the cost of the broker's
-// middleware path (a goroutine per request) from telemetry itself: compare
-// it with BenchmarkCall/128B/telemetry=off.
-func BenchmarkCallBrokerNoopMiddleware(b *testing.B) {
-	noop := func(h gate.Handler) gate.Handler { return h }
-	e := startWith(b, off, []broker.Option{broker.WithMiddleware(noop)})
-	ctx := testCtx(b)
-	for b.Loop() {
-		if _, err := e.c.Call(ctx, "E2E.echo", strings.Repeat("x", 128)); err != nil {
-			b.Fatal(err)
 		}
 	}
 }
@@ -692,16 +668,6 @@ func reportCPU(b *testing.B, since time.Duration) {
 		return
 	}
 	b.ReportMetric(float64((processCPU()-since).Microseconds())/float64(b.N), "cpu-µs/call")
-}
-
-// BenchmarkCallParallelBrokerNoopMiddleware is
-// BenchmarkCallBrokerNoopMiddleware under the load of
-// BenchmarkCallParallel: the floor that the broker's middleware path sets
-// for BenchmarkCallParallel/128B/telemetry=on,broker=middleware.
-func BenchmarkCallParallelBrokerNoopMiddleware(b *testing.B) {
-	noop := func(h gate.Handler) gate.Handler { return h }
-	e := startWith(b, off, []broker.Option{broker.WithMiddleware(noop)})
-	parallelCalls(b, e, strings.Repeat("x", 128))
 }
 
 // huge sums gaterpc_worker_huge_data_bytes_total{kind} over methods.

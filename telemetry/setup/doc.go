@@ -20,9 +20,10 @@
 //	mw, err := tel.Middleware(telemetry.WithMethods(names...))
 //	w, err := svc.NewWorker(endpoint, gate.WithMiddleware(mw), gate.WithLogger(tel.Logger))
 //
-// A broker takes BrokerHooks (metrics), BrokerObserver (spans and
-// per-request logs, on the broker's loop) and RegisterBroker (Stats
-// collector) instead of Middleware.
+// A broker takes BrokerMetrics (latency histograms) and BrokerObserver
+// (spans and per-request logs), both observers on the broker's loop
+// (broker.WithObserver), and RegisterBroker (Stats collector) instead of
+// Middleware.
 //
 // Tracing is on only when OTEL_EXPORTER_OTLP_ENDPOINT,
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_TRACES_EXPORTER=otlp is set;

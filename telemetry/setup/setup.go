@@ -94,7 +94,7 @@ type Telemetry struct {
 	// Logger logs through the queue handler.
 	Logger *slog.Logger
 	// Registry holds the Go, process, build-info and log-drop collectors
-	// and everything registered through Middleware and BrokerHooks; it is
+	// and everything registered through Middleware and BrokerMetrics; it is
 	// served on /metrics.
 	Registry *prometheus.Registry
 	// TracerProvider is an SDK provider with an OTLP exporter when the
@@ -306,12 +306,12 @@ func (t *Telemetry) MetricsAddr() string {
 	return t.ln.Addr().String()
 }
 
-// Middleware returns the middleware for a hop of Config.Role
-// ("client", "worker" or "broker"): Tracing, then the role's RED metrics
-// (registered on Registry the first time), then Logging — the first is
-// outermost. A broker is better served by BrokerObserver (and
-// BrokerHooks), which cost no goroutine per request. The options (e.g.
-// telemetry.WithMethods) apply on the first call only.
+// Middleware returns the middleware for a hop of Config.Role ("client"
+// or "worker"): Tracing, then the role's RED metrics (registered on
+// Registry the first time), then Logging — the first is outermost. A
+// broker runs no middleware: it takes BrokerMetrics and BrokerObserver,
+// observers on its loop. The options (e.g. telemetry.WithMethods) apply
+// on the first call only.
 func (t *Telemetry) Middleware(opts ...telemetry.Option) (gate.Middleware, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -358,9 +358,9 @@ func (t *Telemetry) ExecutorDepth() func(service, executor string, depth int) {
 // BrokerObserver returns the broker.Observer that traces the broker hop
 // and logs each request at Debug (see telemetry.BrokerObserver), with
 // Logger, TracerProvider and Propagator. Install it with
-// broker.WithObserver rather than Middleware: it runs on the broker's
-// loop, without a goroutine per request. It returns nil when there is
-// nothing to observe (tracing off and Logger not enabled at Debug).
+// broker.WithObserver: it runs on the broker's loop, without a goroutine
+// per request. It returns nil when there is nothing to observe (tracing
+// off and Logger not enabled at Debug).
 func (t *Telemetry) BrokerObserver(opts ...telemetry.Option) broker.Observer {
 	_, noTracing := t.TracerProvider.(noop.TracerProvider)
 	if noTracing && !t.Logger.Enabled(context.Background(), slog.LevelDebug) {
@@ -370,19 +370,20 @@ func (t *Telemetry) BrokerObserver(opts ...telemetry.Option) broker.Observer {
 	return telemetry.BrokerObserver(t.rpcLogger(), topts...)
 }
 
-// BrokerHooks returns broker.Hooks that feed the broker latency
-// histograms (registered on Registry the first time).
-func (t *Telemetry) BrokerHooks(opts ...telemetry.Option) (broker.Hooks, error) {
+// BrokerMetrics returns the broker latency histograms (registered on
+// Registry the first time): a broker.Observer of the broker's events, to
+// install with broker.WithObserver beside BrokerObserver.
+func (t *Telemetry) BrokerMetrics(opts ...telemetry.Option) (*telemetry.BrokerMetrics, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.bm == nil {
 		bm, err := telemetry.NewBrokerMetrics(t.Registry, opts...)
 		if err != nil {
-			return broker.Hooks{}, err
+			return nil, err
 		}
 		t.bm = bm
 	}
-	return t.bm.Hooks(), nil
+	return t.bm, nil
 }
 
 // RegisterBroker registers collectors of src's Stats (normally the

@@ -162,7 +162,7 @@ func TestBrokerObserverExports(t *testing.T) {
 	gatehook.SetRole(req, gate.RoleBroker)
 	now := time.Now()
 	ro := obs.Observe(req, now)
-	d := &gate.Dispatch{Service: "Svc", Enqueued: now, Assigned: now.Add(time.Millisecond), Metadata: map[string]string{}}
+	d := &broker.Dispatch{Service: "Svc", Enqueued: now, Assigned: now.Add(time.Millisecond), Metadata: map[string]string{}}
 	ro.Dispatch(d)
 	if d.Metadata["traceparent"] == "" {
 		t.Errorf("dispatch metadata %v: no traceparent for the worker", d.Metadata)
@@ -326,11 +326,11 @@ func TestHTTPEndpoints(t *testing.T) {
 	if code, _ := get(t, ctx, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d, want 200", code)
 	}
-	hooks, err := tel.BrokerHooks()
+	bm, err := tel.BrokerMetrics()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooks.OnDispatch("Svc", 0)
+	bm.Event(&broker.Event{Kind: broker.EventDispatched, Service: "Svc"})
 	code, body := get(t, ctx, base+"/metrics")
 	for _, want := range []string{`gaterpc_build_info{goversion="go`, `role="broker"`, `version="v9.9.9"`, "go_goroutines", "gaterpc_log_records_dropped_total 0", `gaterpc_broker_queue_wait_seconds_count{service="Svc"} 1`} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
