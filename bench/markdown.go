@@ -113,7 +113,7 @@ const methodText = `
   plain ` + "`RecvMessageBytes`/`SendMessage`" + `, so the client-side cost is the same whatever is in the middle.
 - **Telemetry "off"** is the binaries without ` + "`-metrics-addr`" + `, Warn logs and no ` + "`OTEL_*`" + `, and a client
   without middleware. gate-broker and gate-demo-worker have no switch for their in-process Prometheus
-  counters (broker hooks, worker RED middleware), so those are counted in "off" too.
+  counters (the broker's metrics observer, the worker's RED middleware), so those are counted in "off" too.
 - **Tracing into a discarding exporter.** The traced rows use telemetry/setup's real OTLP/HTTP exporter
   (batch span processor, protobuf encoding, HTTP POST) in all three processes, configured through the
   standard ` + "`OTEL_*`" + ` variables, toward an OTLP sink process that reads each request to the end, counts it
