@@ -52,7 +52,11 @@ func runGateClient(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var opts []gate.CommonOption
+	set, err := gate.SettingsFromEnv(os.Getenv) // GATE_HUGE_DATA_MAX_SIZE for the 1 GiB reader
+	if err != nil {
+		return err
+	}
+	opts := []gate.CommonOption{gate.WithSettings(set)}
 	if tel {
 		t, err := setup.New(ctx, setup.Config{
 			ServiceName: "bench-client", Role: gate.RoleClient.String(), MetricsAddr: metricsAddr,
