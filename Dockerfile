@@ -15,8 +15,8 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # ---- build: cgo against libzmq -------------------------------------------
 FROM ${GO_IMAGE} AS build
 
-RUN dpkg -s libzmq3-dev pkg-config >/dev/null 2>&1 || { apt-get update \
- && apt-get install -y --no-install-recommends libzmq3-dev pkg-config; } \
+RUN dpkg -s libzmq3-dev zlib1g-dev pkg-config >/dev/null 2>&1 || { apt-get update \
+ && apt-get install -y --no-install-recommends libzmq3-dev zlib1g-dev pkg-config; } \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

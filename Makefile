@@ -30,9 +30,9 @@ COMPARE_FLAGS ?=
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install libzmq3-dev, pkg-config and prometheus (promtool, e2e) with apt-get when missing (root), else print the command and fail
-	@if pkg-config --exists libzmq 2>/dev/null && command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
-	pkgs="libzmq3-dev pkg-config prometheus"; \
+deps: ## install libzmq3-dev, zlib1g-dev, pkg-config and prometheus (promtool, e2e) with apt-get when missing (root), else print the command and fail
+	@if pkg-config --exists libzmq zlib 2>/dev/null && command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
+	pkgs="libzmq3-dev zlib1g-dev pkg-config prometheus"; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "deps: installing $$pkgs"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs >/dev/null 2>&1 || \

@@ -2,10 +2,10 @@
 # Builds the local base images `make compose-test` uses instead of the public
 # ones, from Debian packages only (no image registry needed):
 #
-#   gate-local/build:bookworm-<go version>  gcc, libc6-dev, pkg-config,
-#       libzmq3-dev, ca-certificates and the host's Go (GOROOT copied to
+#   gate-local/build:bookworm-<go version>-<hash of BUILD_PKGS>  gcc, libc6-dev, pkg-config,
+#       libzmq3-dev, zlib1g-dev, ca-certificates and the host's Go (GOROOT copied to
 #       /usr/local/go): stands in for golang:1.26-bookworm
-#   gate-local/build:bookworm-<go version>-mods-<hash of go.mod, go.sum>
+#   gate-local/build:bookworm-<go version>-<hash>-mods-<hash of go.mod, go.sum>
 #       the same plus the project's modules from the host's module cache in
 #       /go/pkg/mod/cache/download, so that the Dockerfile's
 #       `go mod download` needs no network (GO_IMAGE)
@@ -30,7 +30,10 @@ GOROOT_HOST=$("$GO" env GOROOT)
 GOVERSION=$("$GO" env GOVERSION)
 CACHE=${DEBOOTSTRAP_CACHE:-/var/cache/gate-debootstrap}
 
-BUILD_IMAGE=gate-local/build:$SUITE-$GOVERSION
+# The build image's packages; its tag carries a hash of the list, so that a
+# change of the list builds a new image instead of reusing a stale one.
+BUILD_PKGS=gcc,libc6-dev,pkg-config,libzmq3-dev,zlib1g-dev,ca-certificates
+BUILD_IMAGE=gate-local/build:$SUITE-$GOVERSION-$(printf %s "$BUILD_PKGS" | sha256sum | cut -c1-8)
 RUNTIME_IMAGE=gate-local/runtime:$SUITE
 PROMETHEUS_IMAGE=gate-local/prometheus:$SUITE
 
@@ -101,7 +104,7 @@ hook_prometheus() {
 	chroot "$1" install -d -o prometheus -g prometheus /prometheus
 }
 
-rootfs "$BUILD_IMAGE" gcc,libc6-dev,pkg-config,libzmq3-dev,ca-certificates hook_build \
+rootfs "$BUILD_IMAGE" "$BUILD_PKGS" hook_build \
 	'ENV PATH=/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 	'ENV GOPATH=/go' 'ENV GOTOOLCHAIN=local' 'WORKDIR /go' 'CMD ["bash"]'
 rootfs "$RUNTIME_IMAGE" libzmq5,ca-certificates hook_runtime \

@@ -235,6 +235,17 @@ func (r *replier) hugeFrom(ctx context.Context, h HugeValue) error {
 	return r.hugeSend(ctx, true, h.copySource)
 }
 
+// compressor is Settings.HugeDataCompress, except that gzip towards a
+// gate client (one that asked for a chunk size) uses Go's deflate: zlib's
+// bytes are Python's, but Go's is faster and stores incompressible data
+// at memory speed (chunk.Gzip.Go).
+func (r *replier) compressor() chunk.Option {
+	if r.chunk > 0 && r.s.HugeDataCompress == chunk.GzipName {
+		return chunk.WithCompressor(chunk.Gzip{Go: true})
+	}
+	return chunk.WithCompression(r.s.HugeDataCompress)
+}
+
 func (r *replier) chunkSize() int {
 	if r.chunk > 0 {
 		return r.chunk
@@ -248,7 +259,7 @@ func (r *replier) chunkSize() int {
 // ahead); the writer may block there on the reader's window.
 func (r *replier) hugeSend(ctx context.Context, pipeline bool, write func(io.Writer) (int64, error)) error {
 	var sendErr error
-	opts := []chunk.Option{chunk.WithCompression(r.s.HugeDataCompress), chunk.WithLevel(r.s.HugeDataCompressLevel), chunk.WithChunkSize(r.chunkSize())}
+	opts := []chunk.Option{r.compressor(), chunk.WithLevel(r.s.HugeDataCompressLevel), chunk.WithChunkSize(r.chunkSize())}
 	if pipeline {
 		opts = append(opts, chunk.WithPipeline(pipelineDepth))
 	}

