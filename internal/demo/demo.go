@@ -17,7 +17,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"iter"
-	"math/rand/v2"
 	"time"
 
 	"github.com/gaterpc/gate/gate"
@@ -138,5 +137,5 @@ func blob(_ context.Context, size int) (gate.HugeValue, error) {
 	if size < 0 || size > MaxBlob {
 		return gate.HugeValue{}, gate.Errorf(gate.InvalidArgument, "blob(size): want 0..1GiB, got %d", size)
 	}
-	return gate.HugeBinary(int64(size), rand.NewChaCha8([32]byte{})), nil
+	return gate.HugeBinary(int64(size), NewBlobSource()), nil
 }

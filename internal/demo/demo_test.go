@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -83,13 +82,13 @@ func TestMethods(t *testing.T) {
 	if _, err := c.Call(ctx, "demo.blob", demo.MaxBlob+1); gate.CodeOf(err) != gate.InvalidArgument {
 		t.Fatalf("blob(MaxBlob+1) = %v, want InvalidArgument", err)
 	}
-	// Streamed from the generator, the bytes are those of one ChaCha8
-	// stream with the zero seed.
+	// Streamed from the generator, the bytes are those of one BlobSource
+	// stream.
 	big, err := c.Call(ctx, "demo.blob", 300000)
 	want := make([]byte, 300000)
-	_, _ = rand.NewChaCha8([32]byte{}).Read(want)
+	_, _ = demo.NewBlobSource().Read(want)
 	if err != nil || !bytes.Equal(big.([]byte), want) || !bytes.Equal(blob.([]byte), want[:1000]) {
-		t.Fatalf("blob(300000) = %v, want the zero-seed ChaCha8 stream", err)
+		t.Fatalf("blob(300000) = %v, want the BlobSource stream", err)
 	}
 	got, err := c.Call(ctx, "demo.echo", "a", gate.Kwargs{"k": int64(1)})
 	m, _ := got.(map[string]any)

@@ -91,6 +91,25 @@ static void gate_copy_parts(zmq_msg_t *msgs, int n, char *dst) {
 	}
 }
 
+// gate_copy_small copies the parts of msgs smaller than own bytes back to
+// back into dst (which holds their total size); it closes none.
+static void gate_copy_small(zmq_msg_t *msgs, int n, char *dst, size_t own) {
+	for (int i = 0; i < n; i++) {
+		size_t sz = zmq_msg_size(&msgs[i]);
+		if (sz > 0 && sz < own) {
+			memcpy(dst, zmq_msg_data(&msgs[i]), sz);
+			dst += sz;
+		}
+	}
+}
+
+// gate_close_parts closes the n parts of msgs.
+static void gate_close_parts(zmq_msg_t *msgs, int n) {
+	for (int i = 0; i < n; i++) {
+		zmq_msg_close(&msgs[i]);
+	}
+}
+
 // gate_send_parts sends the n parts laid back to back in buf (sizes[i]
 // bytes each) as one message, all but the last with ZMQ_SNDMORE. It
 // returns 0, or -1 with *err set to errno. A ROUTER with ROUTER_MANDATORY
@@ -204,7 +223,8 @@ func RecvMessage(s *zmq.Socket) ([][]byte, error) { return RecvMessageLimit(s, L
 // and a getsockopt for RCVMORE) and five allocations; longer messages
 // take two more per 16 parts. The frames of each batch share one buffer,
 // each capped at its length so that appending to one cannot overwrite the
-// next. Only the first part can give EAGAIN: the rest of a multipart
+// next; a frame of 32 KiB or more has a buffer of its own (one more cgo
+// call per such frame, plus one per batch that has any). Only the first part can give EAGAIN: the rest of a multipart
 // message is delivered atomically with it.
 func RecvMessageLimit(s *zmq.Socket, lim Limits) ([][]byte, error) {
 	raw := rawSocket(s)
@@ -230,29 +250,67 @@ func RecvMessageLimit(s *zmq.Socket, lim Limits) ([][]byte, error) {
 			}
 			return nil, ErrTooLarge
 		}
-		total := 0
-		for _, sz := range sc.sizes[:n] {
-			total += int(sz)
+		if msg == nil {
+			msg = make([][]byte, 0, n)
 		}
+		msg = appendParts(msg, sc, n)
+		if sc.more == 0 {
+			return msg, nil
+		}
+	}
+}
+
+// ownBuffer is the size from which a received part gets a buffer of its
+// own instead of sharing the message's buffer for small parts.
+const ownBuffer = 32 << 10
+
+// appendParts copies the n parts received into sc to msg and closes them.
+// Small parts share one buffer. A part of ownBuffer bytes or more gets its
+// own, allocated by append, which does not zero the bytes it copies over
+// (make would clear them first: BenchmarkRecvMessageChunk in
+// docs/performance.md). Such a part's data is never held inside the
+// zmq_msg_t, so it is C memory that Go may read until the part is closed.
+func appendParts(msg [][]byte, sc *recvScratch, n int) [][]byte {
+	total, small := 0, 0
+	for _, sz := range sc.sizes[:n] {
+		total += int(sz)
+		if sz < ownBuffer {
+			small += int(sz)
+		}
+	}
+	if small == total {
 		buf := make([]byte, total)
 		var dst *C.char
 		if total > 0 {
 			dst = (*C.char)(unsafe.Pointer(&buf[0]))
 		}
 		C.gate_copy_parts(&sc.msgs[0], C.int(n), dst)
-		if msg == nil {
-			msg = make([][]byte, 0, n)
-		}
 		off := 0
 		for _, sz := range sc.sizes[:n] {
 			end := off + int(sz)
 			msg = append(msg, buf[off:end:end])
 			off = end
 		}
-		if sc.more == 0 {
-			return msg, nil
-		}
+		return msg
 	}
+	buf := make([]byte, small)
+	if small > 0 {
+		C.gate_copy_small(&sc.msgs[0], C.int(n), (*C.char)(unsafe.Pointer(&buf[0])), ownBuffer)
+	}
+	off := 0
+	for i, sz := range sc.sizes[:n] {
+		size := int(sz)
+		if size >= ownBuffer {
+			src := unsafe.Slice((*byte)(C.zmq_msg_data(&sc.msgs[i])), size)
+			msg = append(msg, append([]byte(nil), src...))
+			continue
+		}
+		end := off + size
+		msg = append(msg, buf[off:end:end])
+		off = end
+	}
+	C.gate_close_parts(&sc.msgs[0], C.int(n))
+	return msg
 }
 
 // recvMessageSlow reads a message part by part with zmq4's calls (when
