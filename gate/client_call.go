@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/gaterpc/gate/internal/bounded"
 	"github.com/gaterpc/gate/internal/wire"
@@ -218,7 +219,12 @@ func (p *pendingTable) add(ctx context.Context, c *call) error {
 
 // get returns the call registered under key.
 func (p *pendingTable) get(key []byte) *call {
-	c, _ := p.m.Load(string(key))
+	if len(key) == 0 {
+		return nil
+	}
+	// The lookup keeps no reference to the key: view the bytes as a
+	// string instead of copying them (one allocation per reply).
+	c, _ := p.m.Load(unsafe.String(&key[0], len(key)))
 	return c
 }
 

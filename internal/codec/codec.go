@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -338,13 +339,31 @@ func (c *Codec) unmarshalValidated(b []byte, v any) error {
 		*p = append((*p)[:0], b...)
 		return nil
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
-	dec.UseLooseInterfaceDecoding(true)
-	if err := dec.Decode(v); err != nil {
+	ud := unmarshalers.Get().(*unmarshaler)
+	defer unmarshalers.Put(ud)
+	ud.r.Reset(b)
+	ud.d.Reset(&ud.r)
+	ud.d.UseLooseInterfaceDecoding(true)
+	err := ud.d.Decode(v)
+	ud.r.Reset(nil) // keep no reference to b in the pool
+	if err != nil {
 		return fmt.Errorf("codec: unmarshal into %T: %w", v, err)
 	}
 	return nil
 }
+
+// unmarshaler is a msgpack decoder with its reader, reused across
+// Unmarshal calls (a stream decodes one per item).
+type unmarshaler struct {
+	r bytes.Reader
+	d *msgpack.Decoder
+}
+
+var unmarshalers = sync.Pool{New: func() any {
+	u := &unmarshaler{}
+	u.d = msgpack.NewDecoder(&u.r)
+	return u
+}}
 
 // Marshal encodes v with the default codec (0.2.12 caps, no hooks).
 func Marshal(v any) ([]byte, error) { return std.Marshal(v) }

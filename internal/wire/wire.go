@@ -235,10 +235,21 @@ type WorkerMessage struct {
 	Extra       [][]byte
 }
 
+// commandFrames are the one-byte command frames, shared: frames are only
+// read (a send copies them), so no message needs its own.
+var commandFrames = func() (t [256][]byte) {
+	for i := range t {
+		t[i] = []byte{byte(i)}
+	}
+	return t
+}()
+
+func commandFrame(c Command) []byte { return commandFrames[c][:1:1] }
+
 // Frames encodes m in the DEALER view.
 func (m WorkerMessage) Frames() [][]byte {
 	out := make([][]byte, 0, 6+len(m.Body)+len(m.Extra))
-	out = append(out, nil, workerHeader, []byte{byte(m.Command)})
+	out = append(out, nil, workerHeader, commandFrame(m.Command))
 	switch m.Command {
 	case CmdReady:
 		out = append(out, []byte(ReadyText(m.Service, m.Description, m.Capacity)))
