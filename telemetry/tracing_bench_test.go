@@ -91,7 +91,7 @@ var benchSink = gate.ReplyWriterFunc(func(context.Context, *gate.Reply) error { 
 // call, a root call each time (the sampler decides), its metadata
 // starting empty as gate.Client's does.
 func BenchmarkClientTracing(b *testing.B) {
-	body := [][]byte{[]byte("echo"), make([]byte, 64), []byte{0x80}}
+	body := [][]byte{[]byte("echo"), make([]byte, 64), {0x80}}
 	for _, mode := range benchModes {
 		b.Run(mode.name, func(b *testing.B) {
 			h := benchChain(b, gate.RoleClient, benchProvider(b, mode.ratio))(benchHandler)
@@ -113,7 +113,7 @@ func BenchmarkClientTracing(b *testing.B) {
 // mode's ratio sends: sampled in that share of the calls ("off": the
 // client's no-op provider sends none).
 func BenchmarkWorkerTracing(b *testing.B) {
-	body := [][]byte{[]byte("echo"), make([]byte, 64), []byte{0x80}}
+	body := [][]byte{[]byte("echo"), make([]byte, 64), {0x80}}
 	for _, mode := range benchModes {
 		b.Run(mode.name, func(b *testing.B) {
 			h := benchChain(b, gate.RoleWorker, benchProvider(b, mode.ratio))(benchHandler)

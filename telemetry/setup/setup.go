@@ -103,12 +103,12 @@ type Telemetry struct {
 	// Propagator is W3C TraceContext + Baggage.
 	Propagator propagation.TextMapPropagator
 
-	cfg  Config
-	sdk  *sdktrace.TracerProvider // nil when no exporter
+	cfg Config
+	sdk *sdktrace.TracerProvider // nil when no exporter
 	// parentBased: sdk's sampler never samples a child of an unsampled
 	// parent (telemetry.WithParentBasedSampling).
 	parentBased bool
-	logQ *telemetry.QueueHandler
+	logQ        *telemetry.QueueHandler
 
 	srv      *http.Server
 	ln       net.Listener
