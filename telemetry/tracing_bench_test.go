@@ -4,14 +4,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/gatehook"
 )
@@ -157,3 +160,71 @@ func BenchmarkWorkerTracing(b *testing.B) {
 // benchParentBased is what telemetry/setup adds for a parent-based
 // sampler.
 func benchParentBased() []Option { return []Option{WithParentBasedSampling()} }
+
+// benchMetadata returns n request metadata maps as a client sampling at
+// ratio sends them (nil maps for ratio < 0: a no-op provider sends none).
+func benchMetadata(n int, ratio float64) []map[string]string {
+	mds := make([]map[string]string, n)
+	if ratio < 0 {
+		return mds
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range mds {
+		var tid trace.TraceID
+		var sid trace.SpanID
+		for j := range tid {
+			tid[j] = byte(rng.Uint32())
+		}
+		for j := range sid {
+			sid[j] = byte(rng.Uint32())
+		}
+		var flags trace.TraceFlags
+		if rng.Float64() < ratio {
+			flags = trace.FlagsSampled
+		}
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags})
+		mds[i] = map[string]string{}
+		testProp.Inject(trace.ContextWithSpanContext(context.Background(), sc), metadataCarrier(mds[i]))
+	}
+	return mds
+}
+
+// BenchmarkBrokerObserverTracing measures BrokerObserver per request
+// (arrival, one dispatch, one reply, finish), called as the broker's loop
+// calls it, with the metadata a client sampling at the mode's ratio sends.
+// The logger is at Info, as in the binaries: no per-request record.
+func BenchmarkBrokerObserverTracing(b *testing.B) {
+	body := [][]byte{[]byte("echo"), make([]byte, 64), {0x80}}
+	for _, mode := range benchModes {
+		b.Run(mode.name, func(b *testing.B) {
+			tp := benchProvider(b, mode.ratio)
+			opts := []Option{WithTracerProvider(tp), WithPropagators(testProp)}
+			if _, noop := tp.(noop.TracerProvider); !noop {
+				opts = append(opts, benchParentBased()...)
+			}
+			q := NewQueueHandler(slog.NewJSONHandler(io.Discard, nil), QueueOptions{})
+			b.Cleanup(func() { _ = q.Close(context.Background()) })
+			o := BrokerObserver(slog.New(q), opts...)
+			mds := benchMetadata(1000, mode.ratio)
+			worker := []byte{0, 0x6b, 0x8b, 0x45, 0x67}
+			reply := &gate.Reply{Kind: gate.ReplySingle, Body: [][]byte{make([]byte, 64)}}
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				now := time.Now()
+				req := &gate.Request{Service: "demo", Method: "echo", Body: body, Metadata: mds[i%len(mds)]}
+				gatehook.SetRole(req, gate.RoleBroker)
+				if ro := o.Observe(req, now); ro != nil {
+					d := broker.Dispatch{Service: req.Service, Worker: worker, Enqueued: now, Assigned: now}
+					if req.Metadata != nil {
+						d.Metadata = maps.Clone(req.Metadata) // the broker copies it for an observed request
+					}
+					ro.Dispatch(&d)
+					ro.Reply(reply)
+					ro.Finish(now, broker.OutcomeOK, nil)
+				}
+				i++
+			}
+		})
+	}
+}
