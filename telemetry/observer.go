@@ -41,7 +41,7 @@ import (
 // renamed when it is dispatched.
 //
 // Options: WithTracerProvider, WithPropagators, WithMethods,
-// WithMaxMethods, WithMaxServices.
+// WithMaxMethods, WithMaxServices, WithParentBasedSampling.
 func BrokerObserver(logger *slog.Logger, opts ...Option) broker.Observer {
 	c := newConfig(opts)
 	o := &brokerObserver{log: logger, methods: newLabelSet(c.methods, c.maxMethods), services: newLabelSet(nil, c.maxServices)}
@@ -65,6 +65,12 @@ func (o *brokerObserver) Observe(req *gate.Request, arrived time.Time) broker.Re
 		logger = o.log
 	}
 	if o.t == nil && logger == nil {
+		return nil
+	}
+	if logger == nil && o.t.parentBased && unsampledTraceparent(req.Metadata["traceparent"]) {
+		// The client's trace is not sampled, so this hop's is not
+		// (WithParentBasedSampling): the plain path, without extracting
+		// the context or starting a span.
 		return nil
 	}
 	var (

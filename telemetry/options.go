@@ -38,6 +38,7 @@ type config struct {
 	exemplars   bool
 	now         func() time.Time // test clock; time.Now by default
 	server      []attribute.KeyValue
+	parentBased bool
 }
 
 func newConfig(opts []Option) *config {
@@ -89,6 +90,26 @@ func WithPropagators(p propagation.TextMapPropagator) Option {
 			c.prop = p
 		}
 	}
+}
+
+// WithParentBasedSampling declares two facts the kit cannot see for
+// itself, so that it can skip the OpenTelemetry SDK for spans that would
+// not be recorded: the tracer provider's sampler never samples a span
+// whose parent is not sampled (the SDK's default, every
+// OTEL_TRACES_SAMPLER=parentbased_* setting, and always_off), and the
+// propagator reads W3C traceparent (propagation.TraceContext, alone or in
+// a composite). telemetry/setup passes it when both hold.
+//
+// With it, a hop whose incoming (or, at the client, in-process) parent is
+// valid and not sampled starts no SDK span: the broker's observer leaves
+// the request to the broker's plain path after reading the sampled flag
+// from traceparent (no allocation), and the client and the worker put a
+// non-recording span with the parent's trace id, a new span id and the
+// sampled flag off in ctx (for logs, nested calls and the next hop). A
+// sampler that can sample such a child would have its decision ignored:
+// do not give this option with one.
+func WithParentBasedSampling() Option {
+	return func(c *config) { c.parentBased = true }
 }
 
 // WithMethods sets the registered method table: the "Service/method"

@@ -2,8 +2,10 @@ package telemetry
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -39,9 +41,9 @@ const (
 // rpc.method_original and the span name "gaterpc".
 //
 // Options: WithTracerProvider, WithPropagators, WithMethods,
-// WithMaxMethods. Place Tracing first (outermost) in a Chain so that
-// metrics and logs below it see the span. The middleware is safe for
-// concurrent use.
+// WithMaxMethods, WithParentBasedSampling. Place Tracing first
+// (outermost) in a Chain so that metrics and logs below it see the span.
+// The middleware is safe for concurrent use.
 func Tracing(opts ...Option) gate.Middleware {
 	t := newTracing(opts)
 	return func(next gate.Handler) gate.Handler {
@@ -60,9 +62,10 @@ func Tracing(opts ...Option) gate.Middleware {
 func newTracing(opts []Option) *tracing {
 	c := newConfig(opts)
 	t := &tracing{
-		tracer:  c.tracerProvider().Tracer(ScopeName, trace.WithInstrumentationVersion(otel.Version()), trace.WithSchemaURL(semconvSchemaURL)),
-		prop:    c.propagator(),
-		methods: newLabelSet(c.methods, c.maxMethods),
+		tracer:      c.tracerProvider().Tracer(ScopeName, trace.WithInstrumentationVersion(otel.Version()), trace.WithSchemaURL(semconvSchemaURL)),
+		prop:        c.propagator(),
+		methods:     newLabelSet(c.methods, c.maxMethods),
+		parentBased: c.parentBased,
 	}
 	if len(c.server) > 0 {
 		t.server = trace.WithAttributes(c.server...)
@@ -83,6 +86,9 @@ type tracing struct {
 	// server holds server.address/server.port of client spans (nil: not
 	// known, WithServerAddress).
 	server trace.SpanStartOption
+	// parentBased: children of unsampled parents skip the SDK
+	// (WithParentBasedSampling).
+	parentBased bool
 }
 
 type startKey struct {
@@ -123,23 +129,53 @@ func describeOther(info gate.Info) (string, trace.SpanStartOption, attribute.Key
 // option costs an allocation that a non-recording span throws away.
 func unsampledParent(sc trace.SpanContext) bool { return sc.IsValid() && !sc.IsSampled() }
 
+// unsampledChild returns ctx with a non-recording span that stands for a
+// child of parent, a span context whose trace is not sampled: the same
+// trace id, flags and trace state, a new span id, as the SDK gives the
+// span it does not record under a parent-based sampler. It costs no span
+// start in the SDK (no sampler call, no locked id generator).
+func unsampledChild(ctx context.Context, parent trace.SpanContext) context.Context {
+	var sid trace.SpanID
+	for !sid.IsValid() {
+		binary.LittleEndian.PutUint64(sid[:], rand.Uint64())
+	}
+	return trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    parent.TraceID(),
+		SpanID:     sid,
+		TraceFlags: parent.TraceFlags() &^ trace.FlagsSampled,
+		TraceState: parent.TraceState(),
+	}))
+}
+
 func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
+	if req.Metadata == nil {
+		req.Metadata = make(map[string]string, 3)
+	}
+	parent := trace.SpanContextFromContext(ctx)
+	if t.parentBased && unsampledParent(parent) {
+		ctx = unsampledChild(ctx, parent)
+		t.prop.Inject(ctx, metadataCarrier(req.Metadata))
+		return next.ServeRPC(ctx, req, w)
+	}
 	name, attrs, _ := t.describe(req)
 	var span trace.Span
-	if unsampledParent(trace.SpanContextFromContext(ctx)) {
+	if unsampledParent(parent) {
 		ctx, span = t.tracer.Start(ctx, name, kindClient)
 	} else if t.server != nil {
 		ctx, span = t.tracer.Start(ctx, name, kindClient, attrs, t.server)
 	} else {
 		ctx, span = t.tracer.Start(ctx, name, kindClient, attrs)
 	}
+	t.prop.Inject(ctx, metadataCarrier(req.Metadata))
+	if !span.IsRecording() {
+		// Not sampled: only the context matters, no outcome to record.
+		err := next.ServeRPC(ctx, req, w)
+		span.End()
+		return err
+	}
 	if n := req.Attempt(); n > 1 {
 		span.SetAttributes(AttrAttempt.Int(n))
 	}
-	if req.Metadata == nil {
-		req.Metadata = make(map[string]string, 3)
-	}
-	t.prop.Inject(ctx, metadataCarrier(req.Metadata))
 	rc := &replyCounter{ReplyWriter: w}
 	err := next.ServeRPC(ctx, req, rc)
 	finish(span, rc, err, reqSizeOf(req), false)
@@ -165,7 +201,18 @@ func (t *tracing) extract(ctx context.Context, md map[string]string) (_ context.
 }
 
 func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
-	ctx, span, _ := t.startServer(ctx, req, time.Time{})
+	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
+	if unsampled && t.parentBased {
+		ctx = unsampledChild(ctx, trace.SpanContextFromContext(ctx))
+		return next.ServeRPC(ctx, req, w)
+	}
+	name, attrs, _ := t.describe(req)
+	ctx, span := t.startExtracted(ctx, remote, unsampled, time.Time{}, name, attrs)
+	if !span.IsRecording() {
+		err := next.ServeRPC(ctx, req, w)
+		span.End()
+		return err
+	}
 	rc := &replyCounter{ReplyWriter: w}
 	err := next.ServeRPC(ctx, req, rc)
 	finish(span, rc, err, reqSizeOf(req), true)
@@ -187,22 +234,23 @@ type brokerCall struct {
 	dispatches []trace.Span // on the broker's loop only: no lock
 }
 
-// startServer starts the SERVER span of req at the broker or the worker:
-// a child of the remote context in req.Metadata, or a new root marked
+// startServerAs starts the SERVER span of req at the broker or the
+// worker, named name with the start attributes attrs: a child of the
+// remote context in req.Metadata, or a new root marked
 // gaterpc.parent.missing when there is none (a Python peer in the path).
-// It starts at start, or now when start is zero, and returns the span's
-// rpc.method attribute.
-func (t *tracing) startServer(ctx context.Context, req *gate.Request, start time.Time) (context.Context, trace.Span, attribute.KeyValue) {
-	name, attrs, method := t.describe(req)
-	return t.startServerAs(ctx, req, start, name, attrs, method)
-}
-
-// startServerAs is startServer with the span's name and attributes given.
+// It starts at start, or now when start is zero, and returns method (the
+// span's rpc.method attribute) back.
 func (t *tracing) startServerAs(ctx context.Context, req *gate.Request, start time.Time, name string, attrs trace.SpanStartOption, method attribute.KeyValue) (context.Context, trace.Span, attribute.KeyValue) {
 	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
+	ctx, span := t.startExtracted(ctx, remote, unsampled, start, name, attrs)
+	return ctx, span, method
+}
+
+// startExtracted starts the SERVER span in ctx, which holds what extract
+// found (remote, unsampled).
+func (t *tracing) startExtracted(ctx context.Context, remote, unsampled bool, start time.Time, name string, attrs trace.SpanStartOption) (context.Context, trace.Span) {
 	if unsampled {
-		ctx, span := t.tracer.Start(ctx, name, kindServer)
-		return ctx, span, method
+		return t.tracer.Start(ctx, name, kindServer)
 	}
 	opts := make([]trace.SpanStartOption, 2, 5)
 	opts[0], opts[1] = kindServer, attrs
@@ -212,8 +260,7 @@ func (t *tracing) startServerAs(ctx context.Context, req *gate.Request, start ti
 	if !start.IsZero() {
 		opts = append(opts, trace.WithTimestamp(start))
 	}
-	ctx, span := t.tracer.Start(ctx, name, opts...)
-	return ctx, span, method
+	return t.tracer.Start(ctx, name, opts...)
 }
 
 // setBroker fills bc for the SERVER span from startServer.

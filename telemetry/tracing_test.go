@@ -311,15 +311,22 @@ func TestTracingFakeHops(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sr, tp := newRecorder(t)
-			f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp)), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp)), worker: tt.worker, queued: 250 * time.Millisecond}
-			err := f.call(testCtx(t), "Svc", "echo")
-			tt.check(t, spanTree(t, sr.Ended()), err)
-			if len(sr.Started()) != len(sr.Ended()) {
-				t.Errorf("%d spans started, %d ended", len(sr.Started()), len(sr.Ended()))
+		// Sampled spans are the same with WithParentBasedSampling.
+		for _, pb := range []Option{nil, WithParentBasedSampling()} {
+			name := tt.name
+			if pb != nil {
+				name += "/parent-based"
 			}
-		})
+			t.Run(name, func(t *testing.T) {
+				sr, tp := newRecorder(t)
+				f := &fakeHops{mw: Tracing(WithTracerProvider(tp), WithPropagators(testProp), pb), bo: BrokerObserver(nil, WithTracerProvider(tp), WithPropagators(testProp), pb), worker: tt.worker, queued: 250 * time.Millisecond}
+				err := f.call(testCtx(t), "Svc", "echo")
+				tt.check(t, spanTree(t, sr.Ended()), err)
+				if len(sr.Started()) != len(sr.Ended()) {
+					t.Errorf("%d spans started, %d ended", len(sr.Started()), len(sr.Ended()))
+				}
+			})
+		}
 	}
 }
 
@@ -426,6 +433,93 @@ func TestTracingUnsampledParent(t *testing.T) {
 	tp2 := f.workerMD["traceparent"]
 	if want := "00-" + tid.String() + "-"; len(tp2) != 55 || tp2[:36] != want || tp2[52:] != "-00" || tp2[36:52] == sid.String() {
 		t.Errorf("worker's traceparent = %q, want %s<broker's span id>-00", tp2, want)
+	}
+}
+
+// TestTracingUnsampledParentBased: with WithParentBasedSampling, under a
+// caller whose trace is not sampled no hop starts an SDK span; the broker
+// leaves the request alone (the worker gets the client's context), the
+// client and the worker carry the trace id with span ids of their own,
+// not sampled, and baggage still reaches the worker.
+func TestTracingUnsampledParentBased(t *testing.T) {
+	sr, tp := newRecorder(t)
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ts, _ := trace.ParseTraceState("vendor=x")
+	ctx := trace.ContextWithSpanContext(testCtx(t), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceState: ts}))
+	bg, _ := baggage.Parse("tenant=acme")
+	ctx = baggage.ContextWithBaggage(ctx, bg)
+	opts := []Option{WithTracerProvider(tp), WithPropagators(testProp), WithParentBasedSampling()}
+	var got trace.SpanContext
+	f := &fakeHops{mw: Tracing(opts...), bo: BrokerObserver(nil, opts...),
+		worker: func(ctx context.Context, w gate.ReplyWriter) error {
+			got = trace.SpanContextFromContext(ctx)
+			if v := baggage.FromContext(ctx).Member("tenant").Value(); v != "acme" {
+				t.Errorf("worker baggage tenant = %q, want acme", v)
+			}
+			return w.Send(ctx, &gate.Reply{Kind: gate.ReplySingle, Body: [][]byte{[]byte("r")}})
+		}}
+	if err := f.call(ctx, "Svc", "echo"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sr.Started()); n != 0 {
+		t.Errorf("%d spans recorded under an unsampled parent", n)
+	}
+	wctx := testProp.Extract(context.Background(), metadataCarrier(f.workerMD))
+	client := trace.SpanContextFromContext(wctx)
+	if client.TraceID() != tid || client.IsSampled() || !client.SpanID().IsValid() || client.SpanID() == sid || client.TraceState().String() != "vendor=x" {
+		t.Errorf("worker's traceparent %q (tracestate %q): want trace %v, the client's own span id, not sampled, the caller's trace state",
+			f.workerMD["traceparent"], f.workerMD["tracestate"], tid)
+	}
+	if got.TraceID() != tid || got.IsSampled() || !got.SpanID().IsValid() || got.SpanID() == sid || got.SpanID() == client.SpanID() || got.IsRemote() {
+		t.Errorf("worker span context = %v %v sampled=%v remote=%v, want trace %v, a new local span id, not sampled",
+			got.TraceID(), got.SpanID(), got.IsSampled(), got.IsRemote(), tid)
+	}
+	// A root call is still the sampler's to decide, and sampled here.
+	if err := f.call(baggage.ContextWithBaggage(testCtx(t), bg), "Svc", "echo"); err != nil {
+		t.Fatal(err)
+	}
+	checkFullTree(t, spanTree(t, sr.Ended()))
+}
+
+// TestUnsampledTraceparent: the broker's flag check accepts exactly the
+// headers propagation.TraceContext accepts, and only unsampled ones.
+func TestUnsampledTraceparent(t *testing.T) {
+	const (
+		tid = "4bf92f3577b34da6a3ce929d0e0e4736"
+		sid = "00f067aa0ba902b7"
+	)
+	for _, h := range []string{
+		"00-" + tid + "-" + sid + "-00",
+		"00-" + tid + "-" + sid + "-01",
+		"00-" + tid + "-" + sid + "-02",
+		"00-" + tid + "-" + sid + "-03",
+		"00-" + tid + "-" + sid + "-04",
+		"00-" + tid + "-" + sid + "-0",
+		"00-" + tid + "-" + sid + "-000",
+		"00-" + tid + "-" + sid + "-00-x",
+		"01-" + tid + "-" + sid + "-00",
+		"01-" + tid + "-" + sid + "-00-extra",
+		"01-" + tid + "-" + sid + "-00x",
+		"fe-" + tid + "-" + sid + "-00",
+		"ff-" + tid + "-" + sid + "-00",
+		"0g-" + tid + "-" + sid + "-00",
+		"00-00000000000000000000000000000000-" + sid + "-00",
+		"00-" + tid + "-0000000000000000-00",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-" + sid + "-00",
+		"00-" + tid + "-" + sid + "-0A",
+		"00-" + tid + "-" + sid + "-ff",
+		"00_" + tid + "-" + sid + "-00",
+		"00-" + tid + "x" + sid + "-00",
+		"00-" + tid[:31] + "-" + sid + "0-00",
+		"",
+		"garbage",
+	} {
+		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), metadataCarrier{"traceparent": h}))
+		want := sc.IsValid() && !sc.IsSampled()
+		if got := unsampledTraceparent(h); got != want {
+			t.Errorf("unsampledTraceparent(%q) = %v, want %v", h, got, want)
+		}
 	}
 }
 

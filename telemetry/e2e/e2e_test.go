@@ -157,6 +157,10 @@ func startWith(t testing.TB, m mode, bopts []broker.Option, wopts ...gate.Worker
 		tp = noop.NewTracerProvider()
 	}
 	topts := []telemetry.Option{telemetry.WithTracerProvider(tp), telemetry.WithPropagators(prop), telemetry.WithMethods(e.methods...)}
+	if m != untraced {
+		// Every sampler here is parent-based, as telemetry/setup's.
+		topts = append(topts, telemetry.WithParentBasedSampling())
+	}
 
 	bm, err := telemetry.NewBrokerMetrics(e.reg)
 	if err != nil {

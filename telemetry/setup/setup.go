@@ -103,9 +103,12 @@ type Telemetry struct {
 	// Propagator is W3C TraceContext + Baggage.
 	Propagator propagation.TextMapPropagator
 
-	cfg  Config
-	sdk  *sdktrace.TracerProvider // nil when no exporter
-	logQ *telemetry.QueueHandler
+	cfg Config
+	sdk *sdktrace.TracerProvider // nil when no exporter
+	// parentBased: sdk's sampler never samples a child of an unsampled
+	// parent (telemetry.WithParentBasedSampling).
+	parentBased bool
+	logQ        *telemetry.QueueHandler
 
 	srv      *http.Server
 	ln       net.Listener
@@ -244,9 +247,33 @@ func (t *Telemetry) initTracing(ctx context.Context) error {
 	if t.cfg.Sampler != nil {
 		opts = append(opts, sdktrace.WithSampler(t.cfg.Sampler))
 	}
+	t.parentBased = t.cfg.Sampler == nil && parentBasedEnv()
 	t.sdk = sdktrace.NewTracerProvider(opts...)
 	t.TracerProvider = t.sdk
 	return nil
+}
+
+// parentBasedEnv reports whether the SDK's sampler from OTEL_TRACES_SAMPLER
+// never samples a span whose parent is not sampled: the default
+// (parentbased_always_on), every parentbased_* sampler and always_off.
+// An unknown value makes the SDK fall back to its default, but is not
+// trusted here.
+func parentBasedEnv() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER"))) {
+	case "", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio", "always_off":
+		return true
+	}
+	return false
+}
+
+// traceOptions are the telemetry options of every hop's tracing, before
+// the caller's.
+func (t *Telemetry) traceOptions(opts []telemetry.Option) []telemetry.Option {
+	topts := []telemetry.Option{telemetry.WithTracerProvider(t.TracerProvider), telemetry.WithPropagators(t.Propagator)}
+	if t.parentBased {
+		topts = append(topts, telemetry.WithParentBasedSampling())
+	}
+	return append(topts, opts...)
 }
 
 func (t *Telemetry) version() string {
@@ -319,8 +346,7 @@ func (t *Telemetry) Middleware(opts ...telemetry.Option) (gate.Middleware, error
 	if mw, ok := t.mws[role]; ok {
 		return mw, nil
 	}
-	topts := append([]telemetry.Option{telemetry.WithTracerProvider(t.TracerProvider), telemetry.WithPropagators(t.Propagator)}, opts...)
-	mws := []gate.Middleware{telemetry.Tracing(topts...)}
+	mws := []gate.Middleware{telemetry.Tracing(t.traceOptions(opts)...)}
 	switch role {
 	case gate.RoleClient.String():
 		m, err := telemetry.NewClientMetrics(t.Registry, opts...)
@@ -366,8 +392,7 @@ func (t *Telemetry) BrokerObserver(opts ...telemetry.Option) broker.Observer {
 	if noTracing && !t.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		return nil
 	}
-	topts := append([]telemetry.Option{telemetry.WithTracerProvider(t.TracerProvider), telemetry.WithPropagators(t.Propagator)}, opts...)
-	return telemetry.BrokerObserver(t.rpcLogger(), topts...)
+	return telemetry.BrokerObserver(t.rpcLogger(), t.traceOptions(opts)...)
 }
 
 // BrokerMetrics returns the broker latency histograms (registered on

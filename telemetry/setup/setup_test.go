@@ -405,3 +405,19 @@ func TestPprof(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestParentBasedEnv: the samplers that never sample a child of an
+// unsampled parent, and only they, let the kit skip the SDK for such
+// children.
+func TestParentBasedEnv(t *testing.T) {
+	for v, want := range map[string]bool{
+		"": true, "parentbased_always_on": true, " ParentBased_TraceIDRatio ": true,
+		"parentbased_always_off": true, "always_off": true,
+		"always_on": false, "traceidratio": false, "jaeger_remote": false, "bogus": false,
+	} {
+		t.Setenv("OTEL_TRACES_SAMPLER", v)
+		if got := parentBasedEnv(); got != want {
+			t.Errorf("OTEL_TRACES_SAMPLER=%q: parentBasedEnv() = %v, want %v", v, got, want)
+		}
+	}
+}
