@@ -51,7 +51,7 @@ func TestReceiveLimits(t *testing.T) {
 				return st.Drops["frontend/oversize"] == 1 && st.Drops["frontend/too_many_frames"] == 1 &&
 					st.Drops["backend/too_many_frames"] == 1
 			})
-			bad.ExpectNothing(20 * time.Millisecond)
+			bad.Sync()
 			c := h.RawClient(t)
 			c.Request("S", rid(1), call(t, "f")...)
 			req := w.NextRequest(recvTimeout)
