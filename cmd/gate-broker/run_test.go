@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,30 +25,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testTimeout = 10 * time.Second
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestRunServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &gatetest.Buffer{}
 	errc := make(chan error, 1)
 	getenv := env(map[string]string{"GATE_LOG_FORMAT": "json", "GATE_HEARTBEAT": "200ms"})
 	go func() {
@@ -196,7 +177,7 @@ func TestRunErrors(t *testing.T) {
 }
 
 // waitLog waits for a JSON log record with the given msg and returns it.
-func waitLog(t *testing.T, logs *syncBuffer, msg string) map[string]any {
+func waitLog(t *testing.T, logs *gatetest.Buffer, msg string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for {
@@ -214,34 +195,13 @@ func waitLog(t *testing.T, logs *syncBuffer, msg string) map[string]any {
 	}
 }
 
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return resp.StatusCode, string(body)
-}
-
 // TestRunMetrics runs the broker with -metrics-addr, makes one real call
 // through it and scrapes /metrics over HTTP for the broker's series; the
 // health subcommand probes /healthz.
 func TestRunMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &gatetest.Buffer{}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"-frontend", "tcp://127.0.0.1:*", "-backend", "tcp://127.0.0.1:*",
@@ -306,7 +266,7 @@ func TestRunMetrics(t *testing.T) {
 	var text string
 	for deadline := time.Now().Add(gatetest.TestTimeout); ; {
 		var code int
-		code, text = httpGet(t, "http://"+addr+"/metrics")
+		code, text = gatetest.MustGet(t, "http://"+addr+"/metrics")
 		if code != http.StatusOK {
 			t.Fatalf("/metrics: %d", code)
 		}
@@ -324,7 +284,7 @@ func TestRunMetrics(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("/metrics lacks %q:\n%s", missing, text)
 	}
-	if code, text := httpGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
+	if code, text := gatetest.MustGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: %d %s", code, text)
 	}
 	var out bytes.Buffer

@@ -37,7 +37,7 @@ func curveFiles(t *testing.T, c gatetest.Curve) (secret, clients, workers string
 }
 
 // logRecord waits for a JSON log record whose msg contains msg.
-func logRecord(t *testing.T, logs *syncBuffer, msg string) map[string]any {
+func logRecord(t *testing.T, logs *gatetest.Buffer, msg string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for {
@@ -56,10 +56,10 @@ func logRecord(t *testing.T, logs *syncBuffer, msg string) map[string]any {
 }
 
 // startRun runs the broker binary's run with args until cleanup.
-func startRun(t *testing.T, args []string, getenv func(string) string) *syncBuffer {
+func startRun(t *testing.T, args []string, getenv func(string) string) *gatetest.Buffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &gatetest.Buffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, args, getenv, io.Discard, logs) }()
 	t.Cleanup(func() {

@@ -141,7 +141,7 @@ func TestDemoCurveFrontend(t *testing.T) {
 	gatetest.NewCurve(t) // skips without CURVE
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr gatetest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "-frontend", "tcp://127.0.0.1:0", "-backend", "tcp://127.0.0.1:0",
