@@ -539,6 +539,12 @@ type commonOptions struct {
 	logger *slog.Logger
 	zctx   *zmq.Context
 	mws    []Middleware
+	errs   []error // invalid option arguments, reported by settings()
+}
+
+// invalid records an invalid option argument.
+func (c *commonOptions) invalid(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
 }
 
 // settings resolves the base settings plus edits, fills zero fields with
@@ -552,7 +558,8 @@ func (c *commonOptions) settings() (Settings, error) {
 		e(&s)
 	}
 	s = s.withDefaults()
-	return s, s.Validate()
+	errs := append(c.errs[:len(c.errs):len(c.errs)], s.Validate())
+	return s, errors.Join(errs...)
 }
 
 func (c *commonOptions) log() *slog.Logger {
