@@ -247,9 +247,7 @@ func TestBrokerRestartWorkerReregisters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- w.Serve(context.Background()) }()
-	t.Cleanup(func() { _ = w.Close(); <-workerDone })
+	gatetest.ServeWorker(t, w)
 
 	poller := zmq.NewPoller()
 	poller.Add(old, zmq.POLLIN)

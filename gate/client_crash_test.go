@@ -122,9 +122,7 @@ func TestClientE2EBrokerCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	werr := make(chan error, 1)
-	go func() { werr <- w.Serve(context.Background()) }()
-	t.Cleanup(func() { w.Close(); <-werr })
+	gatetest.ServeWorker(t, w)
 	c, err := gate.NewClient(front, gate.WithZMQContext(zctx), gate.WithHeartbeat(100*time.Millisecond),
 		gate.WithLiveness(3), gate.WithLogger(clQuiet()))
 	if err != nil {

@@ -148,12 +148,7 @@ func clStartWorker(t testing.TB, h *gatetest.Harness, svc *gate.Service, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- w.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		w.Close()
-		<-errc
-	})
+	gatetest.ServeWorker(t, w)
 	return w
 }
 

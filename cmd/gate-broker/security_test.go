@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -93,14 +92,7 @@ func TestRunCurve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.Serve(context.Background()) }()
-	defer func() {
-		w.Close()
-		if err := <-done; !errors.Is(err, gate.ErrClosed) {
-			t.Errorf("worker Serve = %v", err)
-		}
-	}()
+	gatetest.ServeWorker(t, w)
 	cl, err := gate.NewClient(front, gate.WithCurve(c.Server.Public, c.Client), gate.WithLogger(gatetest.TestLogger(t)))
 	if err != nil {
 		t.Fatal(err)

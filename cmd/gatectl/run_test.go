@@ -57,14 +57,7 @@ func startDemo(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		w.Close()
-		if err := <-done; !errors.Is(err, gate.ErrClosed) {
-			t.Errorf("worker Serve = %v", err)
-		}
-	})
+	gatetest.ServeWorker(t, w)
 	// Wait until the worker is registered: a call succeeds.
 	deadline := time.Now().Add(testTimeout)
 	for {

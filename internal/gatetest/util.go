@@ -3,11 +3,14 @@ package gatetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/gaterpc/gate/gate"
 )
 
 // Buffer is a bytes.Buffer safe for one writer goroutine (a logger, a
@@ -63,3 +66,17 @@ func MustGet(t testing.TB, u string) (int, string) {
 
 // Discard returns a logger that writes nothing.
 func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// ServeWorker runs w.Serve until cleanup, when it closes w and checks
+// that Serve returned gate.ErrClosed.
+func ServeWorker(t testing.TB, w *gate.Worker) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- w.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		_ = w.Close()
+		if err := <-errc; !errors.Is(err, gate.ErrClosed) {
+			t.Errorf("gatetest: worker Serve = %v, want gate.ErrClosed", err)
+		}
+	})
+}
