@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	zmq "github.com/pebbe/zmq4"
-
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/gatetest"
@@ -90,14 +88,7 @@ func TestClientE2EBrokerCrash(t *testing.T) {
 	front, back := gatetest.IPC.Endpoints(t)
 	cmd := startCrashBroker(t, front, back)
 
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		zctx.SetRetryAfterEINTR(false)
-		_ = zctx.Term()
-	})
+	zctx := gatetest.NewZMQContext(t)
 	held := make(chan struct{}, 1)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) }) // before the worker closes

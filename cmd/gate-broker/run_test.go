@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,20 +181,10 @@ func TestRunErrors(t *testing.T) {
 // waitLog waits for a JSON log record with the given msg and returns it.
 func waitLog(t *testing.T, logs *gatetest.Buffer, msg string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
-				return rec
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q log line; logs:\n%s", msg, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return gatetest.WaitLogRecord(t, logs, strconv.Quote(msg), func(rec map[string]any) bool {
+		m, _ := rec["msg"].(string)
+		return m == msg
+	})
 }
 
 // TestRunMetrics runs the broker with -metrics-addr, makes one real call

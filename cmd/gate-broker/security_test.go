@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,20 +37,10 @@ func curveFiles(t *testing.T, c gatetest.Curve) (secret, clients, workers string
 // logRecord waits for a JSON log record whose msg contains msg.
 func logRecord(t *testing.T, logs *gatetest.Buffer, msg string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && strings.Contains(rec["msg"].(string), msg) {
-				return rec
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q log line; logs:\n%s", msg, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return gatetest.WaitLogRecord(t, logs, strconv.Quote(msg), func(rec map[string]any) bool {
+		m, _ := rec["msg"].(string)
+		return strings.Contains(m, msg)
+	})
 }
 
 // startRun runs the broker binary's run with args until cleanup.

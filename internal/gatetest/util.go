@@ -1,14 +1,20 @@
 package gatetest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
 
 	"github.com/gaterpc/gate/gate"
 )
@@ -79,4 +85,42 @@ func ServeWorker(t testing.TB, w *gate.Worker) {
 			t.Errorf("gatetest: worker Serve = %v, want gate.ErrClosed", err)
 		}
 	})
+}
+
+// NewZMQContext returns a ZeroMQ context terminated at cleanup: close
+// every socket of it before (defer, or a Cleanup registered later).
+func NewZMQContext(t testing.TB) *zmq.Context {
+	t.Helper()
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		t.Fatalf("gatetest: zmq context: %v", err)
+	}
+	t.Cleanup(func() {
+		zctx.SetRetryAfterEINTR(false)
+		if err := zctx.Term(); err != nil {
+			t.Errorf("gatetest: zmq Term: %v", err)
+		}
+	})
+	return zctx
+}
+
+// WaitLogRecord waits up to TestTimeout for a JSON log record in logs
+// for which match holds and returns it, failing the test with the logs
+// otherwise.
+func WaitLogRecord(t testing.TB, logs *Buffer, what string, match func(rec map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(TestTimeout)
+	for {
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && match(rec) {
+				return rec
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gatetest: no %s log record; logs:\n%s", what, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
