@@ -52,13 +52,7 @@ func TestReceiveLimits(t *testing.T) {
 					st.Drops["backend/too_many_frames"] == 1
 			})
 			bad.Sync()
-			c := h.RawClient(t)
-			c.Request("S", rid(1), call(t, "f")...)
-			req := w.NextRequest(recvTimeout)
-			w.Reply(req.Client, req.RequestID, result(t, 1))
-			if rep := c.NextReply(recvTimeout); !bytes.Equal(rep.RequestID, rid(1)) {
-				t.Fatalf("reply for %q", rep.RequestID)
-			}
+			h.Served(t, w, "S")
 			if st := stats(h); st.Workers != 1 || len(st.Drops) != 3 {
 				t.Fatalf("stats after the limits: workers %d, drops %v", st.Workers, st.Drops)
 			}
