@@ -20,6 +20,15 @@
 // broker, the broker before the shared ZeroMQ context). Peers are owned by
 // the goroutine that created them and are not safe for concurrent use;
 // every receive has a timeout.
+//
+// Negative checks ("nothing came") order after the unwanted message
+// instead of waiting a short while: RawClient.Sync is a keepalive round
+// trip on the client's own connection, RawWorker.ExpectQuiet waits for
+// broker heartbeats that follow anything sent before, and ExpectEmpty
+// reads what is already there (complete on inproc). The package also
+// holds the helpers the tests share: ServeWorker, NewZMQContext, Buffer,
+// WaitLogRecord, FreePort, MustGet, Discard, and the msgpack builders
+// Pack, CallBody and ResultBody.
 package gatetest
 
 import (
