@@ -521,14 +521,3 @@ func TestClientE2EDeadline(t *testing.T) {
 		t.Fatalf("sleep(1) = %v, %v", v, err)
 	}
 }
-
-func clWaitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
