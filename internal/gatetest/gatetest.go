@@ -27,7 +27,7 @@
 // broker heartbeats that follow anything sent before, and ExpectEmpty
 // reads what is already there (complete on inproc). The package also
 // holds the helpers the tests share: ServeWorker, NewZMQContext, Buffer,
-// WaitLogRecord, FreePort, MustGet, Discard, and the msgpack builders
+// WaitLogRecord, FreePort, MustGet, and the msgpack builders
 // Pack, CallBody and ResultBody.
 package gatetest
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -69,9 +68,6 @@ func MustGet(t testing.TB, u string) (int, string) {
 	}
 	return code, string(body)
 }
-
-// Discard returns a logger that writes nothing.
-func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // ServeWorker runs w.Serve until cleanup, when it closes w and checks
 // that Serve returned gate.ErrClosed.
