@@ -50,19 +50,23 @@ type Broker struct {
 // does. Invalid options give an error wrapping gate.ErrInvalidOption.
 func New(opts ...Option) (*Broker, error) {
 	o := defaultOptions()
+	var errs []error
 	for _, opt := range opts {
 		if opt == nil {
 			continue
 		}
 		if err := opt.apply(&o); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 	}
 	if o.frontend == o.backend && !ephemeral(o.frontend) {
-		return nil, invalid("frontend and backend are both %q", o.frontend)
+		errs = append(errs, invalid("frontend and backend are both %q", o.frontend))
 	}
 	if err := o.sec.validate(); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()

@@ -62,6 +62,11 @@
 // its broker spans, logs and latency histograms on it. An admission
 // filter (WithAdmission) may refuse a request on the loop as it arrives.
 //
+// Options: New applies every option, then reports all invalid arguments
+// at once (errors.Join), each wrapping gate.ErrInvalidOption, the same
+// rule as the gate package's options; a zero or empty argument keeps the
+// default.
+//
 // Security: by default both sockets are plain. WithCurve turns on CURVE
 // encryption and authentication with allow-lists of client and worker
 // keys (WithClientKeys, WithWorkerKeys; a worker key may be limited to

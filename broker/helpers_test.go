@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -15,34 +14,13 @@ import (
 
 const recvTimeout = gatetest.RecvTimeout
 
-func mp(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := msgpack.Marshal(v)
-	if err != nil {
-		t.Fatalf("msgpack.Marshal(%v): %v", v, err)
-	}
-	return b
-}
-
-// call builds the three body frames func | args | kwargs.
-func call(t testing.TB, fn string, args ...any) [][]byte {
-	if args == nil {
-		args = []any{}
-	}
-	return [][]byte{mp(t, fn), mp(t, args), {0x80}}
-}
-
-// result is a single reply body {"result": v, "exception": nil}.
-func result(t testing.TB, v any) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	b.WriteByte(0x82)
-	b.Write(mp(t, "result"))
-	b.Write(mp(t, v))
-	b.Write(mp(t, "exception"))
-	b.WriteByte(0xc0)
-	return b.Bytes()
-}
+// mp, call and result build msgpack bytes (see gatetest.Pack, CallBody,
+// ResultBody).
+var (
+	mp     = gatetest.Pack
+	call   = gatetest.CallBody
+	result = gatetest.ResultBody
+)
 
 // exception decodes a single reply body and returns its class and repr
 // ("" if it is not an exception reply).

@@ -69,7 +69,7 @@ func TestHostile(t *testing.T) {
 				t.Errorf("drop key %q", k)
 			}
 		}
-		bad.ExpectNothing(50 * time.Millisecond)
+		bad.Sync()
 		env.settled(t, 1)
 		env.roundTrip(t, "after")
 	})
@@ -108,7 +108,7 @@ func TestHostile(t *testing.T) {
 		if d := countDisconnects(forger, 200*time.Millisecond); d < 1 || d > 4 {
 			t.Errorf("forger got %d DISCONNECTs, want 1 (rate-limited)", d)
 		}
-		victim.ExpectNothing(50 * time.Millisecond)
+		victim.Sync() // no forged reply reached the victim
 		env.echo.Reply(req.Client, req.RequestID, result(t, "genuine"))
 		rep := victim.NextReply(recvTimeout)
 		if !bytes.Equal(rep.Body[0], result(t, "genuine")) {
@@ -137,7 +137,7 @@ func TestHostile(t *testing.T) {
 			other.Reply(req.Client, req.RequestID, result(t, "stolen"))
 		}
 		env.waitDrops(t, "backend/unknown_request", uint64(n))
-		victim.ExpectNothing(50 * time.Millisecond)
+		victim.Sync() // no forged reply reached the victim
 		owner.Reply(req.Client, req.RequestID, result(t, "genuine"))
 		if rep := victim.NextReply(recvTimeout); !bytes.Equal(rep.Body[0], result(t, "genuine")) {
 			t.Fatalf("victim got %x", rep.Body[0])
@@ -299,8 +299,8 @@ func TestHostile(t *testing.T) {
 		// connection (not counted by the broker), nothing is answered
 		huge := env.h.RawClient(t)
 		huge.Send(e, s("MDPC01"), s("echo"), s("r"), bytes.Repeat([]byte{'y'}, 2<<20))
-		huge.ExpectNothing(100 * time.Millisecond)
-		bad.ExpectNothing(20 * time.Millisecond)
+		huge.Sync() // after libzmq reconnects it, the keepalive is the first answer
+		bad.Sync()
 		env.settled(t, 1)
 		env.roundTrip(t, "after")
 	})

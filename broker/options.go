@@ -34,7 +34,9 @@ const (
 // IDLen is the length of a broker id.
 const IDLen = 16
 
-// Option configures a Broker. Options are applied in order by New.
+// Option configures a Broker. New applies every option in order and
+// reports all invalid ones together (errors.Join), each wrapping
+// gate.ErrInvalidOption; a zero or empty argument keeps the default.
 type Option interface{ apply(*options) error }
 
 type optionFunc func(*options) error

@@ -51,14 +51,8 @@ func TestReceiveLimits(t *testing.T) {
 				return st.Drops["frontend/oversize"] == 1 && st.Drops["frontend/too_many_frames"] == 1 &&
 					st.Drops["backend/too_many_frames"] == 1
 			})
-			bad.ExpectNothing(20 * time.Millisecond)
-			c := h.RawClient(t)
-			c.Request("S", rid(1), call(t, "f")...)
-			req := w.NextRequest(recvTimeout)
-			w.Reply(req.Client, req.RequestID, result(t, 1))
-			if rep := c.NextReply(recvTimeout); !bytes.Equal(rep.RequestID, rid(1)) {
-				t.Fatalf("reply for %q", rep.RequestID)
-			}
+			bad.Sync()
+			h.Served(t, w, "S")
 			if st := stats(h); st.Workers != 1 || len(st.Drops) != 3 {
 				t.Fatalf("stats after the limits: workers %d, drops %v", st.Workers, st.Drops)
 			}
@@ -247,9 +241,7 @@ func TestBrokerRestartWorkerReregisters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workerDone := make(chan error, 1)
-	go func() { workerDone <- w.Serve(context.Background()) }()
-	t.Cleanup(func() { _ = w.Close(); <-workerDone })
+	gatetest.ServeWorker(t, w)
 
 	poller := zmq.NewPoller()
 	poller.Add(old, zmq.POLLIN)

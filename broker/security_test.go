@@ -154,8 +154,8 @@ func TestCurveClientDenied(t *testing.T) {
 			cl := h.CurveClient(t, tt.server, tt.own(t))
 			cl.Request("Echo", rid(1), call(t, "echo")...)
 			waitAuthFailure(t, h, tt.reasons...)
-			cl.ExpectNothing(quiet)
-			w.ExpectNoWork(quiet)
+			w.ExpectQuiet(2)
+			cl.ExpectEmpty() // it never completed a handshake
 			if n := stats(h).Requests; n != 0 {
 				t.Fatalf("Requests = %d, want 0", n)
 			}

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/gaterpc/gate/internal/gatetest"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -88,8 +87,8 @@ func TestE2EPrometheusEvaluatesEveryQuery(t *testing.T) {
 	e2eBuild(t, root, bin)
 	logs := t.TempDir()
 
-	front, back := freePort(t), freePort(t)
-	brokerM, worker1M, worker2M, benchM := freePort(t), freePort(t), freePort(t), freePort(t)
+	front, back := gatetest.FreePortString(t), gatetest.FreePortString(t)
+	brokerM, worker1M, worker2M, benchM := gatetest.FreePortString(t), gatetest.FreePortString(t), gatetest.FreePortString(t), gatetest.FreePortString(t)
 	frontend := "tcp://127.0.0.1:" + front
 	backend := "tcp://127.0.0.1:" + back
 
@@ -103,7 +102,7 @@ func TestE2EPrometheusEvaluatesEveryQuery(t *testing.T) {
 	waitHTTP(t, "worker1 metrics", "http://127.0.0.1:"+worker1M+"/metrics")
 	waitHTTP(t, "worker2 metrics", "http://127.0.0.1:"+worker2M+"/metrics")
 
-	promPort := freePort(t)
+	promPort := gatetest.FreePortString(t)
 	promURL := "http://127.0.0.1:" + promPort
 	cfg := filepath.Join(logs, "prometheus.yml")
 	writeFile(t, cfg, fmt.Sprintf(`global:
@@ -325,18 +324,6 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }
 
 func sleepUntil(t *testing.T, at time.Time) {

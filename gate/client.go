@@ -80,15 +80,12 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 			opt.applyClient(&o)
 		}
 	}
-	if o.err != nil {
-		return nil, o.err
+	if !strings.Contains(endpoint, "://") {
+		o.common.invalid("endpoint %q: want tcp://host:port, ipc://path or inproc://name", endpoint)
 	}
 	set, err := o.common.settings()
 	if err != nil {
 		return nil, err
-	}
-	if !strings.Contains(endpoint, "://") {
-		return nil, fmt.Errorf("%w: endpoint %q: want tcp://host:port, ipc://path or inproc://name", ErrInvalidOption, endpoint)
 	}
 	cd, err := codec.New(codec.MaxStrLen(set.MaxStrLen), codec.MaxBinLen(set.MaxBinLen), codec.MaxEntries(set.MaxEntries))
 	if err != nil {

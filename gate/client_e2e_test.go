@@ -148,12 +148,7 @@ func clStartWorker(t testing.TB, h *gatetest.Harness, svc *gate.Service, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- w.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		w.Close()
-		<-errc
-	})
+	gatetest.ServeWorker(t, w)
 	return w
 }
 
@@ -524,59 +519,5 @@ func TestClientE2EDeadline(t *testing.T) {
 	clWaitPending(t, env.c)
 	if v, err := env.c.Call(ctx, "E2E.sleep", 1); err != nil || v != true {
 		t.Fatalf("sleep(1) = %v, %v", v, err)
-	}
-}
-
-// TestE2EBrokerRestart stops the broker while a call is in flight, then
-// starts a new broker on the same endpoint: the call fails with
-// ErrBrokerLost and later calls succeed after the client reconnects.
-func TestClientE2EBrokerRestart(t *testing.T) {
-	h := clBroker(t, gatetest.IPC)
-	svc := clService(t)
-	clStartWorker(t, h, svc)
-	c := clNewClient(t, h, gate.WithHeartbeat(100*time.Millisecond), gate.WithLiveness(3))
-	ctx := clCtx(t)
-	clWaitReady(t, c)
-	errc := make(chan error, 1)
-	go func() { _, err := c.Call(ctx, "E2E.sleep", 10000); errc <- err }()
-	clWaitFor(t, func() bool { return c.Pending() == 1 })
-	time.Sleep(50 * time.Millisecond) // let the request reach the worker
-	h.Broker.Close()
-	// A closing gate broker fails its requests (ServiceUnAvailableError);
-	// a crashed one goes silent (ErrBrokerLost). Both are Unavailable.
-	if err := <-errc; gate.CodeOf(err) != gate.Unavailable {
-		t.Fatalf("in-flight call = %v, want Unavailable", err)
-	}
-	// A new broker on the same endpoints.
-	b2, err := broker.New(broker.WithZMQContext(h.Ctx), broker.WithFrontend(h.Frontend), broker.WithBackend(h.Backend),
-		broker.WithHeartbeat(clHeartbeat), broker.WithLogger(clQuiet()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- b2.Serve(context.Background()) }()
-	defer func() { b2.Close(); <-served }()
-	for {
-		callCtx, cancel := context.WithTimeout(ctx, time.Second)
-		v, err := c.Call(callCtx, "E2E.echo", "back")
-		cancel()
-		if err == nil && v == "back" {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no call succeeded after the restart: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func clWaitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -90,17 +90,17 @@ func BenchmarkClientStreamRaw(b *testing.B) {
 	for _, tc := range []struct {
 		name        string
 		windowBytes int64
-	}{{"flow", defaultFlowWindowBytes}, {"noflow", 0}} {
+	}{{"flow", defaultFlowWindowBytes}, {"noflow", -1}} {
 		b.Run(tc.name, func(b *testing.B) {
 			const items = 10000
 			rb := startRawBroker(b, true)
 			set := DefaultSettings()
 			set.FlowWindowBytes = tc.windowBytes
-			if tc.windowBytes == 0 {
+			if tc.windowBytes < 0 {
 				// Without a window the producer sends everything at once:
 				// no high-water mark may drop it, no item limit refuse it.
 				set.StreamReplyMaxSize = 1 << 16
-				set.HWM = 0
+				set.HWM = -1
 			}
 			c := testClient(b, rb.endpoint, rb.zctx, WithSettings(set))
 			item, _ := codec.Marshal(make([]byte, 100))

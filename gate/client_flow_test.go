@@ -164,8 +164,8 @@ func TestClientFlowAnnounced(t *testing.T) {
 	}{
 		{name: "on", set: flowSettings(100, 64<<10), window: "100,65536", chunk: "262144"},
 		{name: "on with traceparent", set: flowSettings(1024, 8<<20), md: map[string]string{"traceparent": tp}, window: "1024,8388608", chunk: "262144", extraPairs: 1},
-		{name: "off", set: flowSettings(1024, 0)},
-		{name: "off with traceparent", set: flowSettings(1024, 0), md: map[string]string{"traceparent": tp}, extraPairs: 1},
+		{name: "off", set: flowSettings(1024, -1)},
+		{name: "off with traceparent", set: flowSettings(1024, -1), md: map[string]string{"traceparent": tp}, extraPairs: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,7 +422,7 @@ func TestClientFlowSlowReader(t *testing.T) {
 // ResourceExhausted once it is 16 windows of items ahead of the reader
 // (the §6 budget), with flow control on or off; the request is cancelled.
 func TestClientStreamProducerWithoutWindow(t *testing.T) {
-	for _, windowBytes := range []int64{0, 1 << 20} {
+	for _, windowBytes := range []int64{-1, 1 << 20} {
 		t.Run(fmt.Sprint("FlowWindowBytes=", windowBytes), func(t *testing.T) {
 			rb := startRawBroker(t, true)
 			c := testClient(t, rb.endpoint, rb.zctx, WithSettings(flowSettings(100, windowBytes)))

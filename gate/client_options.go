@@ -1,7 +1,6 @@
 package gate
 
 import (
-	"fmt"
 	"strings"
 	"time"
 )
@@ -17,7 +16,6 @@ type clientOptions struct {
 	timeout    time.Duration // default call timeout; 0 = Settings.ReplyTimeout
 	compressor string        // HugeData fallback; "" = Settings.HugeDataCompress
 	retry      *RetryPolicy  // nil: no retries
-	err        error
 }
 
 type clientOptionFunc func(*clientOptions)
@@ -32,7 +30,7 @@ func (o CommonOption) applyClient(c *clientOptions) { o(&c.common) }
 func WithDefaultService(name string) ClientOption {
 	return clientOptionFunc(func(o *clientOptions) {
 		if strings.Contains(name, ":") {
-			o.err = fmt.Errorf("%w: default service %q contains ':'", ErrInvalidOption, name)
+			o.common.invalid("default service %q contains ':'", name)
 			return
 		}
 		if name != "" {
@@ -47,7 +45,7 @@ func WithDefaultService(name string) ClientOption {
 func WithTimeout(d time.Duration) ClientOption {
 	return clientOptionFunc(func(o *clientOptions) {
 		if d < 0 {
-			o.err = fmt.Errorf("%w: timeout %v must be positive", ErrInvalidOption, d)
+			o.common.invalid("timeout %v must be positive", d)
 			return
 		}
 		if d > 0 {

@@ -122,7 +122,14 @@
 // chunks, ...). Components copy them at construction: pass
 // [WithSettings] (for example from [SettingsFromEnv], which reads GATE_*
 // variables) and individual options on top. [CommonOption] values work
-// for clients and workers alike.
+// for clients and workers alike. A zero Settings field, and a zero or
+// empty option argument, keep the default.
+//
+// Every option follows one rule, as do the options of package broker: a
+// constructor ([NewClient], [NewWorker], [Service.NewWorker]) applies all
+// of its options, then reports every invalid argument at once, joined with
+// errors.Join, each error wrapping [ErrInvalidOption]; an option never
+// panics and never fails alone.
 //
 // # Streams, huge replies and flow control
 //

@@ -75,7 +75,7 @@ type RetryPolicy struct {
 func WithRetry(p RetryPolicy) ClientOption {
 	return clientOptionFunc(func(o *clientOptions) {
 		if err := p.validate(); err != nil {
-			o.err = err
+			o.common.errs = append(o.common.errs, err)
 			return
 		}
 		o.retry = &p

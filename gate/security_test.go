@@ -24,16 +24,7 @@ func startCurveWorker(t *testing.T, h *gatetest.Harness, svc *gate.Service, serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- w.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wE2ETimeout)
-		defer cancel()
-		_ = w.Shutdown(ctx)
-		if err := <-errc; !errors.Is(err, gate.ErrClosed) {
-			t.Errorf("worker Serve = %v, want ErrClosed", err)
-		}
-	})
+	gatetest.ServeWorker(t, w)
 }
 
 // TestCurveCallEndToEnd: a gate client and a gate worker with CURVE keys

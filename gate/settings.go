@@ -41,8 +41,12 @@ const (
 )
 
 // Settings holds every tunable of the protocol and of the components that
-// speak it. The zero value is not usable; start from [DefaultSettings] or
-// [SettingsFromEnv].
+// speak it. A zero field takes its default (see [DefaultSettings]), so
+// Settings{} given to [WithSettings] means all defaults and a literal
+// names only what it changes: Settings{Heartbeat: time.Second}. Where a
+// feature can be turned off, a negative value turns it off
+// (FlowWindowBytes, AutoHugeThreshold; a negative HWM leaves libzmq's own
+// default).
 //
 // Components copy their Settings when they are constructed (gaterpc's
 // "change Settings before instantiating"); later changes to a Settings
@@ -79,9 +83,10 @@ type Settings struct {
 	// FlowWindowBytes is the byte half of the flow-control window a gate
 	// client grants a stream or HugeData producer: at most this many
 	// payload bytes (plus one message) are in flight beyond what the
-	// reader has consumed, at every hop. 0 turns flow control off (the
-	// client announces no window and buffers up to StreamReplyMaxSize
-	// items, as 0.2.12 does). Env GATE_FLOW_WINDOW_BYTES.
+	// reader has consumed, at every hop. A negative value turns flow
+	// control off (the client announces no window and buffers up to
+	// StreamReplyMaxSize items, as 0.2.12 does). Env GATE_FLOW_WINDOW_BYTES
+	// ("off", 0 or a negative value: off).
 	FlowWindowBytes int64
 	// HugeDataChunkSize is the HugeData chunk size between gate peers: a
 	// gate client asks for it in the request metadata, and a gate worker
@@ -100,17 +105,18 @@ type Settings struct {
 	// Env GATE_HUGE_DATA_COMPRESS.
 	HugeDataCompress string
 	// HugeDataCompressLevel is the sender's compression level
-	// (HUGE_DATA_COMPRESS_LEVEL). Env GATE_HUGE_DATA_COMPRESS_LEVEL.
+	// (HUGE_DATA_COMPRESS_LEVEL); 0 takes the default (1), negative levels
+	// go to the compressor as they are. Env GATE_HUGE_DATA_COMPRESS_LEVEL.
 	HugeDataCompressLevel int
 	// HugeDataMaxSize caps a received HugeData value after
 	// decompression. Env GATE_HUGE_DATA_MAX_SIZE.
 	HugeDataMaxSize int64
 	// AutoHugeThreshold is a gate extension: a worker reply whose encoded
 	// result exceeds this many bytes is sent as HugeData automatically.
-	// 0 disables it (only explicit [Huge] values are chunked). The default
+	// A negative value turns it off (only explicit [Huge] values are
+	// chunked); env GATE_AUTO_HUGE_THRESHOLD "off", 0 or negative. The default
 	// is 1 MiB, far above 0.2.12's 1000, because a 0.2.12 Python client can
 	// receive HugeData only once per process (quirk 19).
-	// Env GATE_AUTO_HUGE_THRESHOLD.
 	AutoHugeThreshold int
 	// MaxStrLen and MaxBinLen cap one msgpack str or bin when decoding;
 	// MaxEntries caps one array or map (0.2.12 msgpack limits).
@@ -127,7 +133,8 @@ type Settings struct {
 	// Env GATE_INTERNAL_SERVICE.
 	InternalService string
 	// HWM is the send and receive high-water mark of every socket, in
-	// messages (ZMQ_SOCK). 0 means libzmq's default. Env GATE_HWM.
+	// messages (ZMQ_SOCK). A negative value leaves libzmq's default (1000).
+	// Env GATE_HWM (0 or negative: libzmq's default).
 	HWM int
 	// WorkerAddr is the broker backend endpoint workers connect to by
 	// default (WORKER_ADDR). Env GATE_WORKER_ADDR.
@@ -229,7 +236,7 @@ var envVars = []envVar{
 	intVar("GATE_MESSAGE_MAX", func(s *Settings) *int { return &s.MessageMax }),
 	intVar("GATE_STREAM_REPLY_MAXSIZE", func(s *Settings) *int { return &s.StreamReplyMaxSize }),
 	{"GATE_FLOW_WINDOW_BYTES", func(s *Settings, v string) error {
-		n, err := parseSize(v)
+		n, err := parseSizeOff(v)
 		if err == nil {
 			s.FlowWindowBytes = n
 		}
@@ -252,13 +259,25 @@ var envVars = []envVar{
 		}
 		return err
 	}},
-	intVar("GATE_AUTO_HUGE_THRESHOLD", func(s *Settings) *int { return &s.AutoHugeThreshold }),
+	{"GATE_AUTO_HUGE_THRESHOLD", func(s *Settings, v string) error {
+		n, err := parseSizeOff(v)
+		if err == nil {
+			s.AutoHugeThreshold = int(n)
+		}
+		return err
+	}},
 	intVar("GATE_MAX_STR_LEN", func(s *Settings) *int { return &s.MaxStrLen }),
 	intVar("GATE_MAX_BIN_LEN", func(s *Settings) *int { return &s.MaxBinLen }),
 	intVar("GATE_MAX_ENTRIES", func(s *Settings) *int { return &s.MaxEntries }),
 	stringVar("GATE_DEFAULT_SERVICE", func(s *Settings) *string { return &s.DefaultService }),
 	stringVar("GATE_INTERNAL_SERVICE", func(s *Settings) *string { return &s.InternalService }),
-	intVar("GATE_HWM", func(s *Settings) *int { return &s.HWM }),
+	{"GATE_HWM", func(s *Settings, v string) error {
+		n, err := parseSizeOff(v)
+		if err == nil {
+			s.HWM = int(n)
+		}
+		return err
+	}},
 	stringVar("GATE_WORKER_ADDR", func(s *Settings) *string { return &s.WorkerAddr }),
 	{"GATE_SECURE", func(s *Settings, v string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
@@ -279,6 +298,8 @@ var envVars = []envVar{
 //     seconds ("30", "0.5");
 //   - sizes and counts: a decimal integer, optionally with a binary suffix
 //     K, KiB, M, MiB, G or GiB ("256MiB");
+//   - GATE_FLOW_WINDOW_BYTES, GATE_AUTO_HUGE_THRESHOLD, GATE_HWM: a size,
+//     or "off", 0 or a negative number for off (libzmq's default HWM);
 //   - booleans: strconv.ParseBool syntax (1, true, false, ...);
 //   - strings: taken verbatim.
 //
@@ -336,6 +357,22 @@ func parseDuration(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// parseSizeOff is parseSize where "off", 0 and negative numbers all mean
+// off, stored as -1.
+func parseSizeOff(v string) (int64, error) {
+	if strings.EqualFold(strings.TrimSpace(v), "off") {
+		return -1, nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, errors.New("not an integer (want e.g. 8MiB, or off)")
+	}
+	if n <= 0 {
+		return -1, nil
+	}
+	return n, nil
+}
+
 func parseSize(v string) (int64, error) {
 	v = strings.TrimSpace(v)
 	mult := int64(1)
@@ -358,8 +395,57 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// Validate reports the first problems with s, joined, each wrapping
-// [ErrInvalidOption].
+// withDefaults returns s with every zero field set to its default (see
+// [DefaultSettings]); Curve and Secure are off when zero.
+func (s Settings) withDefaults() Settings {
+	d := DefaultSettings()
+	zero := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	zeroInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	zeroStr := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	zero(&s.Heartbeat, d.Heartbeat)
+	zeroInt(&s.Liveness, d.Liveness)
+	zero(&s.Timeout, d.Timeout)
+	zero(&s.ReplyTimeout, d.ReplyTimeout)
+	zeroInt(&s.MessageMax, d.MessageMax)
+	zeroInt(&s.StreamReplyMaxSize, d.StreamReplyMaxSize)
+	if s.FlowWindowBytes == 0 {
+		s.FlowWindowBytes = d.FlowWindowBytes
+	}
+	zeroInt(&s.HugeDataChunkSize, d.HugeDataChunkSize)
+	zeroInt(&s.HugeDataSizeOf, d.HugeDataSizeOf)
+	zeroStr(&s.HugeDataCompress, d.HugeDataCompress)
+	zeroInt(&s.HugeDataCompressLevel, d.HugeDataCompressLevel)
+	if s.HugeDataMaxSize == 0 {
+		s.HugeDataMaxSize = d.HugeDataMaxSize
+	}
+	zeroInt(&s.AutoHugeThreshold, d.AutoHugeThreshold)
+	zeroInt(&s.MaxStrLen, d.MaxStrLen)
+	zeroInt(&s.MaxBinLen, d.MaxBinLen)
+	zeroInt(&s.MaxEntries, d.MaxEntries)
+	zeroStr(&s.DefaultService, d.DefaultService)
+	zeroStr(&s.InternalService, d.InternalService)
+	zeroInt(&s.HWM, d.HWM)
+	zeroStr(&s.WorkerAddr, d.WorkerAddr)
+	zero(&s.ReconnectBackoff, d.ReconnectBackoff)
+	zero(&s.ReconnectBackoffMax, d.ReconnectBackoffMax)
+	return s
+}
+
+// Validate reports the problems with s, joined, each wrapping
+// [ErrInvalidOption]. A zero field is a problem here; components
+// validate s with zero fields filled in.
 func (s Settings) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -383,8 +469,8 @@ func (s Settings) Validate() error {
 	if s.StreamReplyMaxSize < 1 {
 		bad("StreamReplyMaxSize %d: must be at least 1", s.StreamReplyMaxSize)
 	}
-	if s.FlowWindowBytes != 0 && (s.FlowWindowBytes < wire.MinWindowBytes || s.FlowWindowBytes > wire.MaxWindowBytes) {
-		bad("FlowWindowBytes %d: must be 0 (off) or within %d..%d", s.FlowWindowBytes, wire.MinWindowBytes, wire.MaxWindowBytes)
+	if s.FlowWindowBytes > 0 && (s.FlowWindowBytes < wire.MinWindowBytes || s.FlowWindowBytes > wire.MaxWindowBytes) {
+		bad("FlowWindowBytes %d: must be negative (off) or within %d..%d", s.FlowWindowBytes, wire.MinWindowBytes, wire.MaxWindowBytes)
 	}
 	if s.StreamReplyMaxSize > wire.MaxWindowItems {
 		bad("StreamReplyMaxSize %d: must be at most %d", s.StreamReplyMaxSize, wire.MaxWindowItems)
@@ -401,9 +487,6 @@ func (s Settings) Validate() error {
 	if s.HugeDataMaxSize <= 0 {
 		bad("HugeDataMaxSize %d: must be positive", s.HugeDataMaxSize)
 	}
-	if s.AutoHugeThreshold < 0 {
-		bad("AutoHugeThreshold %d: must be 0 (off) or positive", s.AutoHugeThreshold)
-	}
 	if s.MaxStrLen < 1 || s.MaxBinLen < 1 || s.MaxEntries < 1 {
 		bad("MaxStrLen %d, MaxBinLen %d, MaxEntries %d: must all be positive", s.MaxStrLen, s.MaxBinLen, s.MaxEntries)
 	}
@@ -415,9 +498,6 @@ func (s Settings) Validate() error {
 	}
 	if s.DefaultService != "" && s.DefaultService == s.InternalService {
 		bad("DefaultService %q: reserved for the broker's internal service", s.DefaultService)
-	}
-	if s.HWM < 0 {
-		bad("HWM %d: must not be negative", s.HWM)
 	}
 	if !strings.Contains(s.WorkerAddr, "://") {
 		bad("WorkerAddr %q: want an endpoint such as tcp://127.0.0.1:5556 or ipc:///tmp/gate-rpc/w1", s.WorkerAddr)
@@ -459,9 +539,16 @@ type commonOptions struct {
 	logger *slog.Logger
 	zctx   *zmq.Context
 	mws    []Middleware
+	errs   []error // invalid option arguments, reported by settings()
 }
 
-// settings resolves the base settings plus edits and validates them.
+// invalid records an invalid option argument.
+func (c *commonOptions) invalid(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// settings resolves the base settings plus edits, fills zero fields with
+// their defaults and validates the result.
 func (c *commonOptions) settings() (Settings, error) {
 	s := DefaultSettings()
 	if c.base != nil {
@@ -470,7 +557,9 @@ func (c *commonOptions) settings() (Settings, error) {
 	for _, e := range c.edits {
 		e(&s)
 	}
-	return s, s.Validate()
+	s = s.withDefaults()
+	errs := append(c.errs[:len(c.errs):len(c.errs)], s.Validate())
+	return s, errors.Join(errs...)
 }
 
 func (c *commonOptions) log() *slog.Logger {
@@ -486,8 +575,9 @@ func edit(f func(*Settings)) CommonOption {
 	return func(c *commonOptions) { c.edits = append(c.edits, f) }
 }
 
-// WithSettings replaces the defaults with s (copied). Individual setting
-// options apply on top of it.
+// WithSettings replaces the defaults with s (copied); its zero fields take
+// their defaults, so WithSettings(Settings{}) changes nothing. Individual
+// setting options apply on top of it.
 func WithSettings(s Settings) CommonOption {
 	return func(c *commonOptions) { c.base = &s }
 }

@@ -58,6 +58,11 @@ func TestSettingsFromEnv(t *testing.T) {
 			check: func(s Settings) bool {
 				return s.MessageMax == 10 && s.DefaultService == "Svc" && s.HugeDataCompress == "zstd" && s.HugeDataCompressLevel == 3 && s.WorkerAddr == "tcp://127.0.0.1:1"
 			}},
+		{name: "flow off", env: map[string]string{"GATE_FLOW_WINDOW_BYTES": "off", "GATE_AUTO_HUGE_THRESHOLD": "0", "GATE_HWM": "-1"},
+			check: func(s Settings) bool { return s.FlowWindowBytes < 0 && s.AutoHugeThreshold < 0 && s.HWM < 0 }},
+		{name: "flow window size", env: map[string]string{"GATE_FLOW_WINDOW_BYTES": "1MiB", "GATE_AUTO_HUGE_THRESHOLD": "64K"},
+			check: func(s Settings) bool { return s.FlowWindowBytes == 1<<20 && s.AutoHugeThreshold == 64<<10 }},
+		{name: "bad flow window", env: map[string]string{"GATE_FLOW_WINDOW_BYTES": "none"}, wantErr: "GATE_FLOW_WINDOW_BYTES"},
 		{name: "secure bool", env: map[string]string{"GATE_SECURE": "true"}, check: func(s Settings) bool { return s.Secure }},
 		{name: "bad duration", env: map[string]string{"GATE_HEARTBEAT": "soon"}, wantErr: "GATE_HEARTBEAT"},
 		{name: "bad int", env: map[string]string{"GATE_MESSAGE_MAX": "lots"}, wantErr: "GATE_MESSAGE_MAX"},
@@ -97,7 +102,7 @@ func TestSettingsValidate(t *testing.T) {
 		{"internal clash", func(s *Settings) { s.DefaultService = "Gate" }, "reserved"},
 		{"worker addr", func(s *Settings) { s.WorkerAddr = "localhost" }, "WorkerAddr"},
 		{"backoff", func(s *Settings) { s.ReconnectBackoffMax = time.Millisecond }, "ReconnectBackoff"},
-		{"auto huge", func(s *Settings) { s.AutoHugeThreshold = -1 }, "AutoHugeThreshold"},
+		{"flow window", func(s *Settings) { s.FlowWindowBytes = 1 }, "FlowWindowBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,5 +129,42 @@ func TestCommonOptionsOrder(t *testing.T) {
 	}
 	if s.Heartbeat != time.Second || s.Liveness != 7 || s.MessageMax != 3 {
 		t.Fatalf("settings() = %+v, want Heartbeat 1s (edit over WithSettings), Liveness 7, MessageMax 3", s)
+	}
+}
+
+// TestSettingsZeroValue: WithSettings(Settings{}) means all defaults, a
+// literal names only what it changes, and a negative value turns a
+// feature off instead of taking its default.
+func TestSettingsZeroValue(t *testing.T) {
+	resolve := func(o ...CommonOption) Settings {
+		t.Helper()
+		var c commonOptions
+		for _, o := range o {
+			o(&c)
+		}
+		s, err := c.settings()
+		if err != nil {
+			t.Fatalf("settings() = %v", err)
+		}
+		return s
+	}
+	if s := resolve(WithSettings(Settings{})); s != DefaultSettings() {
+		t.Fatalf("WithSettings(Settings{}) = %+v, want the defaults", s)
+	}
+	s := resolve(WithSettings(Settings{Heartbeat: time.Second, MessageMax: 7}))
+	want := DefaultSettings()
+	want.Heartbeat, want.MessageMax = time.Second, 7
+	if s != want {
+		t.Fatalf("WithSettings(Heartbeat, MessageMax) = %+v, want %+v", s, want)
+	}
+	s = resolve(WithSettings(Settings{FlowWindowBytes: -1, AutoHugeThreshold: -1, HWM: -1}))
+	if s.FlowWindowBytes >= 0 || s.AutoHugeThreshold >= 0 || s.HWM >= 0 || s.Liveness != defaultLiveness {
+		t.Fatalf("negative fields = %+v, want off (kept negative) and the rest defaults", s)
+	}
+	if s := resolve(WithLiveness(0)); s.Liveness != defaultLiveness {
+		t.Fatalf("WithLiveness(0): Liveness = %d, want the default %d", s.Liveness, defaultLiveness)
+	}
+	if err := (Settings{}).Validate(); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("Settings{}.Validate() = %v, want ErrInvalidOption (Validate checks the value as it is)", err)
 	}
 }

@@ -31,7 +31,7 @@ import (
 // bytes beyond what Recv has returned. A gate worker behind a gate broker
 // waits for the reader, so a slow reader never fails and never buffers
 // more than one window. A producer that does not honour the window (a
-// gaterpc 0.2.12 worker or broker in the path, or FlowWindowBytes = 0, in
+// gaterpc 0.2.12 worker or broker in the path, or a negative FlowWindowBytes, in
 // which case the byte half of the window is Settings.HugeDataMaxSize)
 // fails the stream with code ResourceExhausted ("stream reader too slow")
 // when it gets 16 windows ahead of the reader (at least 64 MiB, at most

@@ -20,14 +20,7 @@ import (
 // worker; a heartbeat from the broker does; silence for Heartbeat ×
 // Liveness unregisters it again.
 func TestWorkerWaitRegisteredNeedsTheBroker(t *testing.T) {
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		zctx.SetRetryAfterEINTR(false)
-		_ = zctx.Term()
-	}()
+	zctx := gatetest.NewZMQContext(t)
 	router, err := zctx.NewSocket(zmq.ROUTER)
 	if err != nil {
 		t.Fatal(err)
@@ -228,14 +221,7 @@ func fakeOldBroker(t *testing.T, zctx *zmq.Context, endpoint string, absentFor i
 // Gate.service_stats) WaitService falls back to Gate.query_service after
 // one attempt and returns once the service is known.
 func TestClientWaitServiceOldBroker(t *testing.T) {
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		zctx.SetRetryAfterEINTR(false)
-		_ = zctx.Term()
-	}()
+	zctx := gatetest.NewZMQContext(t)
 	var stats, queries atomic.Int32
 	stop := fakeOldBroker(t, zctx, "inproc://fake-old-broker", 2, &stats, &queries)
 	defer stop()

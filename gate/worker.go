@@ -35,9 +35,16 @@ var byeFrame = []byte("bye")
 
 // WithPoolSize sets the size of the worker's default goroutine pool, the
 // executor of every method registered without [WithExecutor] (default
-// 128).
+// 128; 0 keeps the default).
 func WithPoolSize(n int) WorkerOption {
-	return workerOptionFunc(func(o *workerOptions) { o.poolSize = n })
+	return workerOptionFunc(func(o *workerOptions) {
+		switch {
+		case n < 0:
+			o.common.invalid("pool size %d: must be at least 1", n)
+		case n > 0:
+			o.poolSize = n
+		}
+	})
 }
 
 // WithExecutorDepthHook makes the worker report how many requests wait for

@@ -67,14 +67,7 @@ func TestExecutorDepthHook(t *testing.T) {
 	if _, d := snapshot(); d["pool"] != 0 || len(d) != 1 {
 		t.Fatalf("after NewWorker the hook saw %v, want pool=0 reported once", d)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- w.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		w.Close()
-		if err := <-errc; !errors.Is(err, gate.ErrClosed) {
-			t.Errorf("Serve = %v, want ErrClosed", err)
-		}
-	})
+	gatetest.ServeWorker(t, w)
 	c, err := gate.NewClient(h.Frontend, gate.WithZMQContext(h.Ctx), gate.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)

@@ -234,9 +234,7 @@ func BenchmarkE2EWorkerCall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- w.Serve(context.Background()) }()
-	b.Cleanup(func() { w.Close(); <-errc })
+	gatetest.ServeWorker(b, w)
 	c, err := gate.NewClient(h.Frontend, gate.WithZMQContext(h.Ctx), gate.WithHeartbeat(time.Second), gate.WithLogger(quiet))
 	if err != nil {
 		b.Fatal(err)

@@ -780,8 +780,8 @@ func TestWorkerLifecycle(t *testing.T) {
 	if err := w.Serve(workerTestCtx(t)); err == nil {
 		t.Fatal("second Serve succeeded")
 	}
-	if _, err := NewWorker("", svc, WithHeartbeat(0)); !errors.Is(err, ErrInvalidOption) {
-		t.Fatalf("NewWorker with Heartbeat 0 = %v, want ErrInvalidOption", err)
+	if _, err := NewWorker("", svc, WithHeartbeat(-time.Second)); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("NewWorker with Heartbeat -1s = %v, want ErrInvalidOption", err)
 	}
 	// Serve ends when its ctx does.
 	b := newFakeBackend(t)

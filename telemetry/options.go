@@ -22,8 +22,11 @@ var DefaultBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 
 var DefaultSizeBuckets = []float64{64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864}
 
 // Option configures Tracing, Logging and the metric constructors. Options
-// that do not apply to a constructor are ignored by it. A nil argument
-// keeps the default.
+// that do not apply to a constructor are ignored by it. A nil, zero or
+// out-of-range argument keeps the default, so no telemetry option is ever
+// invalid (the gate and broker rule, "all invalid arguments reported by
+// the constructor, each wrapping gate.ErrInvalidOption", has nothing to
+// report here).
 type Option func(*config)
 
 type config struct {

@@ -127,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	case c.QueueTimeout <= 0:
 		return c, cli.Usagef("-queue-timeout %v: want > 0", c.QueueTimeout)
 	case c.HWM < 1:
-		return c, cli.Usagef("-hwm %d: want at least 1", c.HWM)
+		return c, cli.Usagef("-hwm %d: want at least 1 (the broker has no libzmq-default HWM; GATE_HWM off, 0 or negative means -1)", c.HWM)
 	case c.QueueLimit < 1:
 		return c, cli.Usagef("-queue-limit %d: want at least 1", c.QueueLimit)
 	case c.MaxMsgSize == 0 || c.MaxMsgSize < -1:

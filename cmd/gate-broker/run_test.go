@@ -8,8 +8,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,30 +26,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testTimeout = 10 * time.Second
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestRunServesAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &gatetest.Buffer{}
 	errc := make(chan error, 1)
 	getenv := env(map[string]string{"GATE_LOG_FORMAT": "json", "GATE_HEARTBEAT": "200ms"})
 	go func() {
@@ -134,7 +116,8 @@ func TestConfig(t *testing.T) {
 		{"extra args", []string{"serve"}, nil, nil, 2, "unexpected arguments"},
 		{"zero heartbeat", []string{"-heartbeat", "0"}, nil, nil, 2, "-heartbeat 0s"},
 		{"zero liveness", []string{"-liveness", "0"}, nil, nil, 2, "-liveness 0"},
-		{"zero hwm", nil, map[string]string{"GATE_HWM": "0"}, nil, 2, "-hwm 0"},
+		{"zero hwm", nil, map[string]string{"GATE_HWM": "0"}, nil, 2, "-hwm -1"},
+		{"zero hwm flag", []string{"-hwm", "0"}, nil, nil, 2, "-hwm 0"},
 		{"zero max msg size", []string{"-max-msg-size", "0"}, nil, nil, 2, "-max-msg-size 0"},
 		{"negative shutdown timeout", []string{"-shutdown-timeout", "-1s"}, nil, nil, 2, "-shutdown-timeout -1s"},
 		{"negative native trim", []string{"-native-trim", "-1s"}, nil, nil, 2, "-native-trim -1s"},
@@ -196,43 +179,12 @@ func TestRunErrors(t *testing.T) {
 }
 
 // waitLog waits for a JSON log record with the given msg and returns it.
-func waitLog(t *testing.T, logs *syncBuffer, msg string) map[string]any {
+func waitLog(t *testing.T, logs *gatetest.Buffer, msg string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
-				return rec
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q log line; logs:\n%s", msg, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return resp.StatusCode, string(body)
+	return gatetest.WaitLogRecord(t, logs, strconv.Quote(msg), func(rec map[string]any) bool {
+		m, _ := rec["msg"].(string)
+		return m == msg
+	})
 }
 
 // TestRunMetrics runs the broker with -metrics-addr, makes one real call
@@ -241,7 +193,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 func TestRunMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &gatetest.Buffer{}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"-frontend", "tcp://127.0.0.1:*", "-backend", "tcp://127.0.0.1:*",
@@ -306,7 +258,7 @@ func TestRunMetrics(t *testing.T) {
 	var text string
 	for deadline := time.Now().Add(gatetest.TestTimeout); ; {
 		var code int
-		code, text = httpGet(t, "http://"+addr+"/metrics")
+		code, text = gatetest.MustGet(t, "http://"+addr+"/metrics")
 		if code != http.StatusOK {
 			t.Fatalf("/metrics: %d", code)
 		}
@@ -324,7 +276,7 @@ func TestRunMetrics(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("/metrics lacks %q:\n%s", missing, text)
 	}
-	if code, text := httpGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
+	if code, text := gatetest.MustGet(t, "http://"+addr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: %d %s", code, text)
 	}
 	var out bytes.Buffer

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,29 +35,19 @@ func curveFiles(t *testing.T, c gatetest.Curve) (secret, clients, workers string
 }
 
 // logRecord waits for a JSON log record whose msg contains msg.
-func logRecord(t *testing.T, logs *syncBuffer, msg string) map[string]any {
+func logRecord(t *testing.T, logs *gatetest.Buffer, msg string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && strings.Contains(rec["msg"].(string), msg) {
-				return rec
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q log line; logs:\n%s", msg, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return gatetest.WaitLogRecord(t, logs, strconv.Quote(msg), func(rec map[string]any) bool {
+		m, _ := rec["msg"].(string)
+		return strings.Contains(m, msg)
+	})
 }
 
 // startRun runs the broker binary's run with args until cleanup.
-func startRun(t *testing.T, args []string, getenv func(string) string) *syncBuffer {
+func startRun(t *testing.T, args []string, getenv func(string) string) *gatetest.Buffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &gatetest.Buffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, args, getenv, io.Discard, logs) }()
 	t.Cleanup(func() {
@@ -93,14 +81,7 @@ func TestRunCurve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.Serve(context.Background()) }()
-	defer func() {
-		w.Close()
-		if err := <-done; !errors.Is(err, gate.ErrClosed) {
-			t.Errorf("worker Serve = %v", err)
-		}
-	}()
+	gatetest.ServeWorker(t, w)
 	cl, err := gate.NewClient(front, gate.WithCurve(c.Server.Public, c.Client), gate.WithLogger(gatetest.TestLogger(t)))
 	if err != nil {
 		t.Fatal(err)

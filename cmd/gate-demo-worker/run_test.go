@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,9 +31,9 @@ func TestRunServesDemo(t *testing.T) {
 	const hb = 500 * time.Millisecond
 	h := gatetest.StartBrokerOn(t, gatetest.IPC, broker.WithHeartbeat(hb))
 	env := map[string]string{"GATE_HEARTBEAT": "500ms", "GATE_SERVICE": "demo"}
-	metricsPort := freePort(t)
+	metricsPort := gatetest.FreePortString(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs gatetest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-broker", h.Backend, "-workers", "2", "-procs", "1", "-metrics-addr", "127.0.0.1:" + metricsPort,
@@ -105,10 +103,10 @@ func TestRunServesDemo(t *testing.T) {
 
 	// Telemetry: ready once connected, RED metrics per method, health.
 	base := "http://127.0.0.1:" + metricsPort
-	if code, body := httpGet(t, base+"/readyz"); code != http.StatusOK {
+	if code, body := gatetest.MustGet(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d %s, want 200 with both workers connected", code, body)
 	}
-	_, body := httpGet(t, base+"/metrics")
+	_, body := gatetest.MustGet(t, base+"/metrics")
 	for _, want := range []string{`rpc_server_call_duration_seconds_count{rpc_method="demo/echo"`, `rpc_method="demo/huge"`,
 		"gaterpc_worker_stream_messages_total", `gaterpc_build_info{`} {
 		if !strings.Contains(body, want) {
@@ -125,46 +123,6 @@ func TestRunServesDemo(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"gate-demo-worker starting"`) {
 		t.Errorf("-log-format json: logs are not JSON:\n%s", logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
-}
-
-func httpGet(t *testing.T, u string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func TestRunBadConfig(t *testing.T) {

@@ -44,24 +44,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startDemo starts a broker on tcp://127.0.0.1 (system ports) and one
 // demo worker; it returns the frontend endpoint.
 func startDemo(t *testing.T) string {
@@ -75,14 +57,7 @@ func startDemo(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		w.Close()
-		if err := <-done; !errors.Is(err, gate.ErrClosed) {
-			t.Errorf("worker Serve = %v", err)
-		}
-	})
+	gatetest.ServeWorker(t, w)
 	// Wait until the worker is registered: a call succeeds.
 	deadline := time.Now().Add(testTimeout)
 	for {
@@ -502,7 +477,7 @@ func TestBenchModes(t *testing.T) {
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr gatetest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "-frontend", "tcp://127.0.0.1:0", "-backend", "tcp://127.0.0.1:0",

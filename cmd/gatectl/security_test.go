@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -99,14 +98,7 @@ func TestCallCurve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		w.Close()
-		if err := <-done; !errors.Is(err, gate.ErrClosed) {
-			t.Errorf("worker Serve = %v", err)
-		}
-	})
+	gatetest.ServeWorker(t, w)
 	flags := []string{"-curve-server-key", server, "-curve-secret-key", client + ".key"}
 	deadline := time.Now().Add(testTimeout)
 	for {
@@ -141,7 +133,7 @@ func TestDemoCurveFrontend(t *testing.T) {
 	gatetest.NewCurve(t) // skips without CURVE
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr gatetest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "-frontend", "tcp://127.0.0.1:0", "-backend", "tcp://127.0.0.1:0",

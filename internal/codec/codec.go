@@ -54,6 +54,10 @@ type Codec struct {
 	ordered                              bool
 }
 
+// ErrInvalidOption is wrapped by every error of an invalid option. New
+// reports all of them, joined; gate wraps them in gate.ErrInvalidOption.
+var ErrInvalidOption = errors.New("codec: invalid option")
+
 // Option configures a Codec.
 type Option interface{ apply(*Codec) error }
 
@@ -89,7 +93,7 @@ func MaxDepth(n int) Option {
 
 func setPositive(dst *int, n int, name string) error {
 	if n <= 0 {
-		return fmt.Errorf("codec: %s(%d): must be positive", name, n)
+		return fmt.Errorf("%w: %s(%d): must be positive", ErrInvalidOption, name, n)
 	}
 	*dst = n
 	return nil
@@ -104,7 +108,7 @@ func setPositive(dst *int, n int, name string) error {
 func WithEncoder(typ reflect.Type, fn func(v any) (any, error)) Option {
 	return optionFunc(func(c *Codec) error {
 		if typ == nil || fn == nil {
-			return errors.New("codec: WithEncoder: nil type or func")
+			return fmt.Errorf("%w: WithEncoder: nil type or func", ErrInvalidOption)
 		}
 		c.encoders[typ] = fn
 		return nil
@@ -125,7 +129,7 @@ func EncodeAs[T any](fn func(T) (any, error)) Option {
 func WithExtDecoder(extType int8, fn func(data []byte) (any, error)) Option {
 	return optionFunc(func(c *Codec) error {
 		if fn == nil {
-			return errors.New("codec: WithExtDecoder: nil func")
+			return fmt.Errorf("%w: WithExtDecoder: nil func", ErrInvalidOption)
 		}
 		c.extDecoders[extType] = fn
 		return nil
@@ -153,8 +157,9 @@ func OrderedMaps() Option {
 	})
 }
 
-// New returns a Codec with the 0.2.12 defaults, modified by opts. It
-// returns an error for an invalid option.
+// New returns a Codec with the 0.2.12 defaults, modified by opts. Every
+// option is applied; the errors of the invalid ones are joined, each
+// wrapping ErrInvalidOption.
 func New(opts ...Option) (*Codec, error) {
 	c := &Codec{
 		maxStr:      DefaultMaxStrLen,
@@ -164,13 +169,17 @@ func New(opts ...Option) (*Codec, error) {
 		encoders:    map[reflect.Type]func(any) (any, error){},
 		extDecoders: map[int8]func([]byte) (any, error){},
 	}
+	var errs []error
 	for _, o := range opts {
 		if o == nil {
 			continue
 		}
 		if err := o.apply(c); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return c, nil
 }

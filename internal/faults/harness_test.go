@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/gatetest"
 )
 
 // hb is the heartbeat of every process in the battery; the broker's
@@ -30,17 +31,6 @@ const (
 
 // intervals renders d in heartbeat intervals.
 func intervals(d time.Duration) float64 { return float64(d) / float64(hb) }
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func tcp(port int) string { return "tcp://127.0.0.1:" + strconv.Itoa(port) }
 
@@ -95,7 +85,7 @@ type brokerProc struct {
 
 func startBroker(t testing.TB) *brokerProc {
 	t.Helper()
-	b := &brokerProc{front: freePort(t), back: freePort(t), metrics: freePort(t)}
+	b := &brokerProc{front: gatetest.FreePort(t), back: gatetest.FreePort(t), metrics: gatetest.FreePort(t)}
 	b.restart(t)
 	return b
 }

@@ -20,9 +20,19 @@
 // broker, the broker before the shared ZeroMQ context). Peers are owned by
 // the goroutine that created them and are not safe for concurrent use;
 // every receive has a timeout.
+//
+// Negative checks ("nothing came") order after the unwanted message
+// instead of waiting a short while: RawClient.Sync is a keepalive round
+// trip on the client's own connection, RawWorker.ExpectQuiet waits for
+// broker heartbeats that follow anything sent before, and ExpectEmpty
+// reads what is already there (complete on inproc). The package also
+// holds the helpers the tests share: ServeWorker, NewZMQContext, Buffer,
+// WaitLogRecord, FreePort, MustGet, and the msgpack builders
+// Pack, CallBody and ResultBody.
 package gatetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +49,7 @@ import (
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/internal/zmqx"
 )
@@ -385,6 +396,54 @@ func (w *RawWorker) ExpectNoWork(d time.Duration) {
 	}
 }
 
+// ExpectQuiet checks that the broker sends the worker nothing but
+// HEARTBEATs: it first reads what is already waiting, then waits for n
+// more HEARTBEATs, failing the test on any other message. Call it once a
+// barrier (RawClient.Sync, or a Stats condition) shows the broker has
+// handled the message whose effect must not reach the worker: whatever
+// the broker sent the worker before then is in the worker's pipe ahead
+// of those heartbeats (the broker heartbeats a worker only after an
+// interval in which it sent it nothing), so the check orders after the
+// unwanted message instead of racing a timer. n = 2 covers a heartbeat
+// that was already on its way. The worker must be registered and answer
+// heartbeats (AutoHeartbeat).
+func (w *RawWorker) ExpectQuiet(n int) {
+	w.t.Helper()
+	w.ExpectEmpty()
+	for range n {
+		frames, err := w.Recv(RecvTimeout)
+		if err != nil {
+			w.t.Fatalf("gatetest: worker %s: waiting for heartbeats: %v", w.ID, err)
+		}
+		m, err := wire.ParseWorkerMessage(frames)
+		if err != nil || m.Command != wire.CmdHeartbeat {
+			w.t.Fatalf("gatetest: worker %s: unexpected %s", w.ID, Dump(frames))
+		}
+		w.Heartbeats++
+		if w.AutoHeartbeat {
+			w.Heartbeat()
+		}
+	}
+}
+
+// ExpectEmpty fails the test if a message other than a worker HEARTBEAT
+// is waiting to be read now. On inproc a broker's send is in the peer's
+// pipe when it returns, so after a barrier it is a complete check there;
+// on tcp and ipc it sees only what has arrived.
+func (p *RawPeer) ExpectEmpty() {
+	p.t.Helper()
+	for {
+		msg, err := p.sock.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		if m, err := wire.ParseWorkerMessage(msg); err == nil && m.Command == wire.CmdHeartbeat {
+			continue
+		}
+		p.t.Fatalf("gatetest: %s: unexpected message %s", p.ID, Dump(msg))
+	}
+}
+
 // NextRequest returns the next REQUEST, failing the test on anything else.
 func (w *RawWorker) NextRequest(timeout time.Duration) wire.WorkerMessage {
 	w.t.Helper()
@@ -423,6 +482,24 @@ func (c *RawClient) NextReply(timeout time.Duration) wire.ClientReply {
 		c.t.Fatalf("gatetest: client %s: bad reply %s: %v", c.ID, Dump(frames), err)
 	}
 	return r
+}
+
+var syncSeq atomic.Uint64
+
+// Sync is a round trip through the broker on this client's connection: it
+// sends Gate.keepalive and reads until the answer comes, failing the test
+// on any other message first. The broker answers one connection in order,
+// so every reply to what this client sent before Sync arrives before the
+// keepalive's answer: "no answer to X" becomes "nothing came before the
+// answer to a later request", a check that cannot pass by being slow.
+func (c *RawClient) Sync() {
+	c.t.Helper()
+	rid := []byte(fmt.Sprintf("gatetest-sync-%d", syncSeq.Add(1)))
+	c.Request(wire.InternalService, rid, codec.AppendStr(nil, "keepalive"), codec.AppendBin([]byte{0x91}, []byte("heartbeat")))
+	rep := c.NextReply(RecvTimeout)
+	if !bytes.Equal(rep.RequestID, rid) {
+		c.t.Fatalf("gatetest: client %s: unexpected reply for %q before the sync answer", c.ID, rep.RequestID)
+	}
 }
 
 // WaitFor polls cond every few milliseconds until it holds or timeout
