@@ -2,7 +2,6 @@ package soak
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"syscall"
@@ -77,15 +76,10 @@ func Churn(ctx context.Context, bin Binaries, cfg ChurnConfig) (*ChurnReport, er
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	fport, err1 := FreePort()
-	bport, err2 := FreePort()
-	mport, err3 := FreePort()
-	if err := errors.Join(err1, err2, err3); err != nil {
+	front, back, bm, err := brokerAddrs()
+	if err != nil {
 		return nil, err
 	}
-	front := fmt.Sprintf("tcp://127.0.0.1:%d", fport)
-	back := fmt.Sprintf("tcp://127.0.0.1:%d", bport)
-	bm := fmt.Sprintf("127.0.0.1:%d", mport)
 	var procs []*Proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {

@@ -179,6 +179,18 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// brokerAddrs picks free loopback ports for a broker: its frontend and
+// backend endpoints and its metrics listener.
+func brokerAddrs() (front, back, metrics string, err error) {
+	fport, err1 := FreePort()
+	bport, err2 := FreePort()
+	mport, err3 := FreePort()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return "", "", "", err
+	}
+	return fmt.Sprintf("tcp://127.0.0.1:%d", fport), fmt.Sprintf("tcp://127.0.0.1:%d", bport), fmt.Sprintf("127.0.0.1:%d", mport), nil
+}
+
 // RSS is the resident set size of pid in bytes, from /proc/<pid>/status.
 func RSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

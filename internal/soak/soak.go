@@ -2,7 +2,6 @@ package soak
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -135,21 +134,16 @@ func Run(ctx context.Context, bin Binaries, cfg Config) (*Report, error) {
 	cfg.defaults()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	fport, err1 := FreePort()
-	bport, err2 := FreePort()
-	mport, err3 := FreePort()
-	if err := errors.Join(err1, err2, err3); err != nil {
+	front, back, bm, err := brokerAddrs()
+	if err != nil {
 		return nil, err
 	}
-	front := fmt.Sprintf("tcp://127.0.0.1:%d", fport)
-	back := fmt.Sprintf("tcp://127.0.0.1:%d", bport)
 	var procs []*Proc
 	defer func() {
 		for _, p := range procs {
 			_ = p.Stop(5 * time.Second)
 		}
 	}()
-	bm := fmt.Sprintf("127.0.0.1:%d", mport)
 	br, err := Start("gate-broker", bm, bin.Broker, "-frontend", front, "-backend", back,
 		"-metrics-addr", bm, "-log-level", "warn", "-log-format", "text")
 	if err != nil {
