@@ -66,6 +66,26 @@ func exampleStack(zctx *zmq.Context, name string) (frontend string, stop func())
 	}
 }
 
+// exampleClient starts the example stack under name and a client of it,
+// as ExampleNewClient does, and waits for the Demo service; done stops
+// them.
+func exampleClient(name string) (ctx context.Context, c *gate.Client, done func()) {
+	zctx, _ := zmq.NewContext()
+	frontend, stop := exampleStack(zctx, name)
+	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	waitReady(ctx, c)
+	return ctx, c, func() {
+		cancel()
+		c.Close()
+		stop()
+		_ = zctx.Term()
+	}
+}
+
 // waitReady waits until the Demo service has a worker.
 func waitReady(ctx context.Context, c *gate.Client) {
 	if err := c.WaitService(ctx, "Demo"); err != nil {
@@ -102,20 +122,8 @@ func ExampleNewClient() {
 }
 
 func ExampleClient_Stream() {
-	zctx, _ := zmq.NewContext()
-	defer zctx.Term()
-	frontend, stop := exampleStack(zctx, "example-stream")
-	defer stop()
-
-	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	waitReady(ctx, c)
+	ctx, c, done := exampleClient("example-stream") // the Demo stack of ExampleNewClient
+	defer done()
 
 	s, err := gate.StreamAs[int](ctx, c, "Demo.count", 3)
 	if err != nil {
@@ -139,20 +147,8 @@ func ExampleClient_Stream() {
 // stream that fails after some items yields no placeholder value. Single
 // tells a method that answered one value from one that streamed.
 func ExampleTypedStream_Items() {
-	zctx, _ := zmq.NewContext()
-	defer zctx.Term()
-	frontend, stop := exampleStack(zctx, "example-items")
-	defer stop()
-
-	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	waitReady(ctx, c)
+	ctx, c, done := exampleClient("example-items") // the Demo stack of ExampleNewClient
+	defer done()
 
 	s, err := gate.StreamAs[int](ctx, c, "Demo.countThenFail", 2)
 	if err != nil {
@@ -180,20 +176,8 @@ func ExampleTypedStream_Items() {
 }
 
 func ExampleClient_CallReader() {
-	zctx, _ := zmq.NewContext()
-	defer zctx.Term()
-	frontend, stop := exampleStack(zctx, "example-reader")
-	defer stop()
-
-	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	waitReady(ctx, c)
+	ctx, c, done := exampleClient("example-reader") // the Demo stack of ExampleNewClient
+	defer done()
 
 	// A HugeData reply, read as it arrives rather than held whole.
 	r, err := c.CallReader(ctx, "Demo.blob", 3<<20)

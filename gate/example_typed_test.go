@@ -1,11 +1,7 @@
 package gate_test
 
 import (
-	"context"
 	"fmt"
-	"time"
-
-	zmq "github.com/pebbe/zmq4"
 
 	"github.com/gaterpc/gate/gate"
 )
@@ -13,20 +9,8 @@ import (
 // A service handle names the service once; CallAs and StreamAs take it
 // as they take the client.
 func ExampleServiceClient() {
-	zctx, _ := zmq.NewContext()
-	defer zctx.Term()
-	frontend, stop := exampleStack(zctx, "example-typed")
-	defer stop()
-
-	c, err := gate.NewClient(frontend, gate.WithZMQContext(zctx))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	waitReady(ctx, c)
+	ctx, c, done := exampleClient("example-typed") // the Demo stack of ExampleNewClient
+	defer done()
 
 	demo := c.Service("Demo")
 	sum, err := gate.CallAs[int](ctx, demo, "add", 40, 2)
