@@ -12,21 +12,7 @@ import (
 // chunk's shape at a DEALER (four small frames and a 256 KiB body) over
 // inproc, and keeps the last 64 messages alive as a relaying loop does.
 func BenchmarkRecvMessageChunk(b *testing.B) {
-	ctx, err := zmq.NewContext()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ctx.Term()
-	in, _ := ctx.NewSocket(zmq.PAIR)
-	out, _ := ctx.NewSocket(zmq.PAIR)
-	defer in.Close()
-	defer out.Close()
-	if err := in.Bind("inproc://bench-recv-chunk"); err != nil {
-		b.Fatal(err)
-	}
-	if err := out.Connect("inproc://bench-recv-chunk"); err != nil {
-		b.Fatal(err)
-	}
+	in, out := benchPair(b, "bench-recv-chunk")
 	frames := [][]byte{nil, []byte("MDPC01"), []byte("\x03"), make([]byte, 16), make([]byte, 256<<10)}
 	var keep [64][][]byte
 	b.SetBytes(256 << 10)
@@ -102,4 +88,47 @@ func TestRecvMessageLargeParts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkRecvMessage measures one send and one receive of a 4-part
+// 64-byte message (the shape of a small reply at a DEALER) over inproc.
+func BenchmarkRecvMessage(b *testing.B) {
+	in, out := benchPair(b, "bench-recv")
+	frames := [][]byte{nil, []byte("MDPC01"), []byte("svc"), make([]byte, 16), make([]byte, 64)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := SendMessage(out, frames); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := RecvMessage(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchPair returns a connected inproc PAIR (receiving end, sending end)
+// with unlimited high-water marks, closed at the end of b.
+func benchPair(b *testing.B, name string) (in, out *zmq.Socket) {
+	b.Helper()
+	ctx, err := zmq.NewContext()
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, _ = ctx.NewSocket(zmq.PAIR)
+	out, _ = ctx.NewSocket(zmq.PAIR)
+	b.Cleanup(func() {
+		in.Close()
+		out.Close()
+		ctx.Term()
+	})
+	in.SetRcvhwm(0)
+	out.SetSndhwm(0)
+	if err := in.Bind("inproc://" + name); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Connect("inproc://" + name); err != nil {
+		b.Fatal(err)
+	}
+	return in, out
 }

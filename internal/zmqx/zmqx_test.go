@@ -254,36 +254,3 @@ func TestRecvMessageLimit(t *testing.T) {
 		t.Fatalf("recvMessageSlow = %v, want ErrTooManyFrames", err)
 	}
 }
-
-// BenchmarkRecvMessage measures one receive of a 4-part 64-byte message
-// (the shape of a small reply at a DEALER) over inproc.
-func BenchmarkRecvMessage(b *testing.B) {
-	ctx, err := zmq.NewContext()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ctx.Term()
-	in, _ := ctx.NewSocket(zmq.PAIR)
-	out, _ := ctx.NewSocket(zmq.PAIR)
-	defer in.Close()
-	defer out.Close()
-	in.SetRcvhwm(0)
-	out.SetSndhwm(0)
-	if err := in.Bind("inproc://bench-recv"); err != nil {
-		b.Fatal(err)
-	}
-	if err := out.Connect("inproc://bench-recv"); err != nil {
-		b.Fatal(err)
-	}
-	frames := [][]byte{nil, []byte("MDPC01"), []byte("svc"), make([]byte, 16), make([]byte, 64)}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if err := SendMessage(out, frames); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := RecvMessage(in); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
