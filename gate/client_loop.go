@@ -12,6 +12,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/internal/zmqx"
 )
@@ -204,10 +205,35 @@ func (l *clientLoop) handle(frames [][]byte) {
 	if final {
 		c.pending.remove(cl)
 	}
+	if kind == wire.ReplyStreamItem && wire.IsStreamBatch(rep.Body) {
+		l.handleBatch(cl, rep.Body)
+		return
+	}
 	if !cl.push(inbound{kind: kind, payload: payload, body: rep.Body}) && !final {
 		// The caller's buffer overflowed: stop the rest at the source.
 		c.pending.remove(cl)
 		l.send(outMsg{frames: c.cancelFrames(cl.id)})
+	}
+}
+
+// handleBatch hands the items of a batch (wire.StreamBatchBody) to cl
+// one by one, each with the body of a single item message. A batch that
+// does not split into msgpack values fails the call.
+func (l *clientLoop) handleBatch(cl *call, body [][]byte) {
+	for rest := body[2]; len(rest) > 0; {
+		item, next, err := codec.SplitValue(rest)
+		if err != nil {
+			cl.fail(Errorf(Internal, "malformed stream batch: %v", err))
+			l.c.pending.remove(cl)
+			l.send(outMsg{frames: l.c.cancelFrames(cl.id)})
+			return
+		}
+		rest = next
+		if !cl.push(inbound{kind: wire.ReplyStreamItem, payload: item, body: wire.StreamItemBody(item)}) {
+			l.c.pending.remove(cl)
+			l.send(outMsg{frames: l.c.cancelFrames(cl.id)})
+			return
+		}
 	}
 }
 

@@ -110,7 +110,7 @@ func TestWorkerHeartbeats(t *testing.T) {
 		}
 		b.wid = frames[0]
 		if m.Command == wire.CmdHeartbeat {
-			if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapabilityFlow {
+			if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapabilityBatch {
 				sawCapability = true
 				b.send(nil, []byte(wire.WorkerHeader), []byte{byte(wire.CmdHeartbeat)}) // solicit an answer
 			} else if len(m.Extra) == 0 {
