@@ -448,6 +448,9 @@ func (l *workerLoop) connect(now time.Time) error {
 	// stream items (sendBatch). 0.2.12
 	// brokers ignore heartbeats with extra frames; plain heartbeats keep
 	// them happy.
+	// gaterpc/3 first: a gate broker that predates gaterpc/4 ignores the
+	// second heartbeat and still relays credit.
+	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityFlow)}}.Frames())
 	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityBatch)}}.Frames())
 	w.connects.Add(1)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
