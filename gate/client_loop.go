@@ -35,8 +35,9 @@ type clientLoop struct {
 	lastPing    time.Time // last keepalive sent
 	reconnectAt time.Time // when sock == nil: when to reconnect
 	backoff     time.Duration
-	heard       bool     // a valid message arrived on this connection
-	outbox      []outMsg // queued while disconnected
+	heard       bool      // a valid message arrived on this connection
+	outbox      []outMsg  // queued while disconnected
+	items       []inbound // handleBatch's items, reused
 	closed      bool
 }
 
@@ -216,10 +217,11 @@ func (l *clientLoop) handle(frames [][]byte) {
 	}
 }
 
-// handleBatch hands the items of a batch (wire.StreamBatchBody) to cl
-// one by one, each with the body of a single item message. A batch that
-// does not split into msgpack values fails the call.
+// handleBatch hands the items of a batch (wire.StreamBatchBody) to cl,
+// each with the body of a single item message, under one lock. A batch
+// that does not split into msgpack values fails the call.
 func (l *clientLoop) handleBatch(cl *call, body [][]byte) {
+	l.items = l.items[:0]
 	for rest := body[2]; len(rest) > 0; {
 		item, next, err := codec.SplitValue(rest)
 		if err != nil {
@@ -228,12 +230,20 @@ func (l *clientLoop) handleBatch(cl *call, body [][]byte) {
 			l.send(outMsg{frames: l.c.cancelFrames(cl.id)})
 			return
 		}
+		l.items = append(l.items, inbound{kind: wire.ReplyStreamItem, payload: item})
 		rest = next
-		if !cl.push(inbound{kind: wire.ReplyStreamItem, payload: item, body: wire.StreamItemBody(item)}) {
-			l.c.pending.remove(cl)
-			l.send(outMsg{frames: l.c.cancelFrames(cl.id)})
-			return
-		}
+	}
+	bodies := make([][]byte, 2*len(l.items)) // one allocation for every item's body
+	for i := range l.items {
+		b := bodies[2*i : 2*i+2 : 2*i+2]
+		b[0], b[1] = body[0], l.items[i].payload
+		l.items[i].body = b
+	}
+	ok := cl.pushAll(l.items)
+	clear(l.items)
+	if !ok {
+		l.c.pending.remove(cl)
+		l.send(outMsg{frames: l.c.cancelFrames(cl.id)})
 	}
 }
 
