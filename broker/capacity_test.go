@@ -105,6 +105,7 @@ type heldReq struct {
 	mode        int // 0 not started, 1 single, 2 stream, 3 huge
 	cancelled   bool
 	relay       bool // gate.relay: held to win
+	batch       bool // gate.relay "2": stream items may be batched
 	win         wire.Window
 	sent        wire.Credit
 	credit      wire.Credit
@@ -114,7 +115,8 @@ type heldReq struct {
 const (
 	kindPlain = iota // 0.2.12-like: no capability
 	kindAck          // gaterpc/2: gets CANCEL
-	kindFlow         // gaterpc/3: gets CANCEL and CREDIT, and gate.relay
+	kindFlow         // gaterpc/3: gets CANCEL and CREDIT, and gate.relay "1"
+	kindBatch        // gaterpc/4: gets CANCEL and CREDIT, and gate.relay "2"; batches stream items
 )
 
 type capWorker struct {
@@ -187,6 +189,9 @@ func (m *capModel) newWorker(capacity, kind int) *capWorker {
 		w.w.Heartbeat([]byte(wire.GateCapabilityAck))
 	case kindFlow:
 		w.w.Heartbeat([]byte(wire.GateCapabilityFlow))
+	case kindBatch:
+		w.w.Heartbeat([]byte(wire.GateCapabilityFlow))
+		w.w.Heartbeat([]byte(wire.GateCapabilityBatch))
 	}
 	m.dirty = true
 	return w
@@ -198,8 +203,8 @@ func (m *capModel) newClient() *capClient {
 }
 
 func (m *capModel) run(steps int) {
-	for i := range 3 {
-		m.workers = append(m.workers, m.newWorker(1+i, i)) // plain/1, gaterpc/2 /2, gaterpc/3 /3
+	for i := range 4 {
+		m.workers = append(m.workers, m.newWorker(1+i, i)) // plain/1, gaterpc/2 /2, gaterpc/3 /3, gaterpc/4 /4
 	}
 	for range 3 {
 		m.clients = append(m.clients, m.newClient())
@@ -343,13 +348,16 @@ func (m *capModel) readWorker(w *capWorker) {
 					m.fail("request id %x: %v", wm.RequestID, err)
 				}
 				if meta.MD[wire.MetaRelay] != "" {
-					if w.kind != kindFlow || meta.MD[wire.MetaRelay] != "1" {
+					// A gaterpc/4 worker is a gaterpc/3 one until the broker
+					// has read its second capability heartbeat.
+					relay := meta.MD[wire.MetaRelay]
+					if !(relay == wire.RelayCredit && (w.kind == kindFlow || w.kind == kindBatch)) && !(relay == wire.RelayBatch && w.kind == kindBatch) {
 						m.fail("gate.relay=%q to a worker of kind %d", meta.MD[wire.MetaRelay], w.kind)
 					}
 					if r.win, err = wire.ParseWindow(meta.MD[wire.MetaWindow]); err != nil {
 						m.fail("gate.relay with window %q: %v", meta.MD[wire.MetaWindow], err)
 					}
-					r.relay = true
+					r.relay, r.batch = true, relay == wire.RelayBatch
 				}
 			}
 			w.held = append(w.held, r)
@@ -363,7 +371,7 @@ func (m *capModel) readWorker(w *capWorker) {
 				r.cancelled = true
 			}
 		case wire.CmdCredit:
-			if w.kind != kindFlow {
+			if w.kind != kindFlow && w.kind != kindBatch {
 				m.fail("CREDIT to a worker of kind %d", w.kind)
 			}
 			c, err := wire.ParseCredit(wm.Body[0])
@@ -516,9 +524,18 @@ func (m *capModel) reply() {
 		}
 	}
 	var body [][]byte
+	items := int64(1) // stream items or chunks in body
 	switch {
 	case r.mode == 1:
 		body = m.single
+	case !final && r.mode == 2 && r.batch && m.rng.IntN(2) == 0:
+		// A batch of up to four one-byte items, within what the window
+		// has room for (at least one: past the window it is a violation).
+		items = int64(1 + m.rng.IntN(4))
+		room := r.win.Items - r.credit.Outstanding(r.sent).Items
+		room = min(room, r.win.Bytes-r.credit.Outstanding(r.sent).Bytes)
+		items = max(min(items, room), 1)
+		body = wire.StreamBatchBody(bytes.Repeat(m.item[1], int(items)))
 	case !final && r.mode == 2:
 		body = m.item
 	case !final:
@@ -540,8 +557,8 @@ func (m *capModel) reply() {
 		m.nfinal++
 		w.held = append(w.held[:i], w.held[i+1:]...)
 	} else {
-		r.sent.Items++
-		r.sent.Bytes += int64(len(body[1]))
+		r.sent.Items += items
+		r.sent.Bytes += int64(len(body[len(body)-1]))
 	}
 }
 

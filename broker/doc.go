@@ -24,7 +24,10 @@
 // a request that announces a window and goes to a worker that announced
 // "gaterpc/3" is marked for relay, the reader's Gate.credit reaches the
 // worker as CREDIT, and a worker that sends beyond the window has its call
-// failed. Replies held for a client whose pipe is full are bounded by
+// failed. Towards a worker that announced "gaterpc/4" the mark also lets
+// it batch stream items for a client that accepts batches; the broker
+// counts each item of a batch against the window. Replies held for a
+// client whose pipe is full are bounded by
 // WithPeerBuffer (flow-controlled ones by the window and the byte limit).
 //
 // One goroutine, the one running Serve, owns all sockets. It reads in

@@ -114,6 +114,31 @@ type flowRec struct {
 	credit wire.Credit // the client's cumulative credit, at most sent
 }
 
+// take counts a stream item (each item of a batch) or HugeData chunk
+// taken from the worker, checking the producer's rule before each one. It
+// reports false when the worker sent beyond the window or a batch does
+// not split into msgpack values.
+func (f *flowRec) take(body [][]byte, payload []byte) bool {
+	if !wire.IsStreamBatch(body) {
+		if !f.win.MaySend(f.sent, f.credit) {
+			return false
+		}
+		f.sent.Items++
+		f.sent.Bytes += int64(len(payload))
+		return true
+	}
+	for rest := payload; len(rest) > 0; {
+		item, next, err := codec.SplitValue(rest)
+		if err != nil || !f.win.MaySend(f.sent, f.credit) {
+			return false
+		}
+		f.sent.Items++
+		f.sent.Bytes += int64(len(item))
+		rest = next
+	}
+	return true
+}
+
 // flowMeta returns the metadata to send to w for a request carrying md:
 // without a client-supplied wire.MetaRelay, and with wire.MetaRelay set
 // when md's window parses and w understands CREDIT (then flow is the new
@@ -136,7 +161,10 @@ func flowMeta(w *worker, md map[string]string) (out map[string]string, flow *flo
 	out = maps.Clone(md)
 	delete(out, wire.MetaRelay)
 	if relay {
-		out[wire.MetaRelay] = "1"
+		out[wire.MetaRelay] = wire.RelayCredit
+		if w.batch {
+			out[wire.MetaRelay] = wire.RelayBatch
+		}
 		flow = &flowRec{win: win}
 	}
 	return out, flow, true

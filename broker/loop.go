@@ -37,6 +37,7 @@ var (
 	gateCap      = []byte(wire.GateCapability)
 	gateCapAck   = []byte(wire.GateCapabilityAck)
 	gateCapFlow  = []byte(wire.GateCapabilityFlow)
+	gateCapBatch = []byte(wire.GateCapabilityBatch)
 	cmdCredit    = []byte{byte(wire.CmdCredit)}
 )
 
@@ -80,6 +81,7 @@ type worker struct {
 	gate        bool // announced wire.GateCapability: understands CANCEL
 	ack         bool // announced wire.GateCapabilityAck: a cancelled call still ends with a final reply
 	flow        bool // announced wire.GateCapabilityFlow: understands CREDIT (flow.go)
+	batch       bool // announced wire.GateCapabilityBatch: may batch stream items when relayed (flow.go)
 	lastSent    time.Time
 	lastRecv    time.Time
 	lastHB      time.Time
@@ -815,6 +817,8 @@ func (l *loop) onBackend(msg [][]byte) {
 				w.gate, w.ack = true, true
 			case bytes.Equal(m.Extra[0], gateCapFlow):
 				w.gate, w.ack, w.flow = true, true, true
+			case bytes.Equal(m.Extra[0], gateCapBatch):
+				w.gate, w.ack, w.flow, w.batch = true, true, true, true
 			}
 		}
 		l.event(EventHeartbeatReceived, "")
@@ -915,12 +919,10 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 	}
 	relayed := false
 	if f := r.flow; f != nil && (kind == wire.ReplyStreamItem || kind == wire.ReplyHugeChunk) {
-		if !f.win.MaySend(f.sent, f.credit) {
+		if !f.take(m.Body, payload) {
 			l.flowViolation(r, kind)
 			return
 		}
-		f.sent.Items++
-		f.sent.Bytes += int64(len(payload))
 		relayed = true
 	}
 	if len(l.evobs) > 0 {

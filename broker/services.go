@@ -154,6 +154,8 @@ func (l *loop) serviceStats(names []string) []gate.ServiceStats {
 			Protocol:        "MDPW01",
 		}
 		switch {
+		case w.batch:
+			ws.Protocol = wire.GateCapabilityBatch
 		case w.flow:
 			ws.Protocol = wire.GateCapabilityFlow
 		case w.ack:

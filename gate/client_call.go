@@ -68,20 +68,39 @@ func (c *call) wake() {
 func (c *call) push(m inbound) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ok := c.pushLocked(m)
+	c.wake()
+	return ok
+}
+
+// pushAll queues several messages (the items of a batch) as push does,
+// under one lock and with one wake-up.
+func (c *call) pushAll(ms []inbound) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ok := true
+	for _, m := range ms {
+		if ok = c.pushLocked(m); !ok {
+			break
+		}
+	}
+	c.wake()
+	return ok
+}
+
+func (c *call) pushLocked(m inbound) bool {
 	if c.err != nil || c.final {
 		return true // already finished; late messages are dropped
 	}
 	if m.kind == wire.ReplyStreamItem || m.kind == wire.ReplyHugeChunk {
 		if err := c.flow.received(m.kind, int64(len(m.payload))); err != nil {
 			c.err = err
-			c.wake()
 			return false
 		}
 	}
 	n := msgCost(m)
 	if c.bytes+n > c.maxBytes {
 		c.err = Errorf(ResourceExhausted, "reply buffer full: %d messages, %d bytes unread", len(c.q)-c.head, c.bytes)
-		c.wake()
 		return false
 	}
 	c.q = append(c.q, m)
@@ -89,7 +108,6 @@ func (c *call) push(m inbound) bool {
 	if m.kind.Final() {
 		c.final = true
 	}
-	c.wake()
 	return true
 }
 

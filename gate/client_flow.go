@@ -12,7 +12,8 @@ import (
 //
 // With Settings.FlowWindowBytes > 0 every call announces its window
 // (wire.MetaWindow: StreamReplyMaxSize items, FlowWindowBytes bytes) and
-// the HugeData chunk size it wants (wire.MetaChunk) in its request id.
+// the HugeData chunk size it wants (wire.MetaChunk) in its request id, and
+// that it accepts batched stream items (wire.MetaBatch).
 // As stream items reach the application and HugeData chunks reach the
 // decompressor, the call's consumption grows; each time half a window has
 // been consumed since the last grant the client sends the cumulative
@@ -20,6 +21,10 @@ import (
 // fresh id. A producer that honours the window never has more than one
 // window beyond those grants, so a call buffers at most one window
 // whatever the reader's speed.
+
+// streamBatch is the most stream items per message the client accepts
+// (wire.MetaBatch): it splits a batch into its items (clientLoop.handle).
+const streamBatch = "128"
 
 // flowPairs returns the metadata pairs every call announces, or nil when
 // flow control is off. The map is shared and never modified.
@@ -31,6 +36,7 @@ func flowPairs(set Settings) (wire.Window, map[string]string) {
 	return w, map[string]string{
 		wire.MetaWindow: w.String(),
 		wire.MetaChunk:  strconv.Itoa(set.HugeDataChunkSize),
+		wire.MetaBatch:  streamBatch,
 	}
 }
 

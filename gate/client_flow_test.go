@@ -193,12 +193,15 @@ func TestClientFlowAnnounced(t *testing.T) {
 			if got := meta.MD[wire.MetaChunk]; got != tt.chunk {
 				t.Errorf("%s = %q, want %q", wire.MetaChunk, got, tt.chunk)
 			}
+			if got, want := meta.MD[wire.MetaBatch], map[bool]string{true: streamBatch}[tt.window != ""]; got != want {
+				t.Errorf("%s = %q, want %q", wire.MetaBatch, got, want)
+			}
 			if _, ok := meta.MD[wire.MetaRelay]; ok {
 				t.Errorf("client sent %s", wire.MetaRelay)
 			}
 			want := tt.extraPairs
 			if tt.window != "" {
-				want += 2
+				want += 3
 			}
 			if len(meta.MD) != want || (tt.md != nil && meta.MD["traceparent"] != tp) {
 				t.Errorf("metadata %v, want %d pairs with the middleware's", meta.MD, want)
@@ -225,7 +228,7 @@ func TestClientFlowAnnounced(t *testing.T) {
 		}
 		c := testClient(t, rb.endpoint, rb.zctx, WithMiddleware(mw))
 		_, err := c.Call(testCtx(t), "Svc.m")
-		if CodeOf(err) != InvalidArgument || !strings.Contains(err.Error(), "2 of them for flow control") {
+		if CodeOf(err) != InvalidArgument || !strings.Contains(err.Error(), "3 of them for flow control") {
 			t.Fatalf("Call = %v, want InvalidArgument naming the flow-control pairs", err)
 		}
 	})

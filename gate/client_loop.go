@@ -12,6 +12,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 	"github.com/gaterpc/gate/internal/zmqx"
 )
@@ -34,8 +35,9 @@ type clientLoop struct {
 	lastPing    time.Time // last keepalive sent
 	reconnectAt time.Time // when sock == nil: when to reconnect
 	backoff     time.Duration
-	heard       bool     // a valid message arrived on this connection
-	outbox      []outMsg // queued while disconnected
+	heard       bool      // a valid message arrived on this connection
+	outbox      []outMsg  // queued while disconnected
+	items       []inbound // handleBatch's items, reused
 	closed      bool
 }
 
@@ -204,10 +206,44 @@ func (l *clientLoop) handle(frames [][]byte) {
 	if final {
 		c.pending.remove(cl)
 	}
+	if kind == wire.ReplyStreamItem && wire.IsStreamBatch(rep.Body) {
+		l.handleBatch(cl, rep.Body)
+		return
+	}
 	if !cl.push(inbound{kind: kind, payload: payload, body: rep.Body}) && !final {
 		// The caller's buffer overflowed: stop the rest at the source.
 		c.pending.remove(cl)
 		l.send(outMsg{frames: c.cancelFrames(cl.id)})
+	}
+}
+
+// handleBatch hands the items of a batch (wire.StreamBatchBody) to cl,
+// each with the body of a single item message, under one lock. A batch
+// that does not split into msgpack values fails the call.
+func (l *clientLoop) handleBatch(cl *call, body [][]byte) {
+	l.items = l.items[:0]
+	for rest := body[2]; len(rest) > 0; {
+		item, next, err := codec.SplitValue(rest)
+		if err != nil {
+			cl.fail(Errorf(Internal, "malformed stream batch: %v", err))
+			l.c.pending.remove(cl)
+			l.send(outMsg{frames: l.c.cancelFrames(cl.id)})
+			return
+		}
+		l.items = append(l.items, inbound{kind: wire.ReplyStreamItem, payload: item})
+		rest = next
+	}
+	bodies := make([][]byte, 2*len(l.items)) // one allocation for every item's body
+	for i := range l.items {
+		b := bodies[2*i : 2*i+2 : 2*i+2]
+		b[0], b[1] = body[0], l.items[i].payload
+		l.items[i].body = b
+	}
+	ok := cl.pushAll(l.items)
+	clear(l.items)
+	if !ok {
+		l.c.pending.remove(cl)
+		l.send(outMsg{frames: l.c.cancelFrames(cl.id)})
 	}
 }
 

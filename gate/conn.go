@@ -15,6 +15,10 @@ type outMsg struct {
 	frames [][]byte
 	c      *call  // client: the call it belongs to (nil for keepalives, cancels); a send failure fails it
 	gen    uint64 // worker: the connection it was made for; dropped on a newer one
+	// worker: a stream item the loop may batch with the same call's
+	// (wc) next items, at most batch per message (workerLoop.sendBatch).
+	wc    *workCall
+	batch int
 }
 
 // engine is the connection engine shared by the client and the worker:

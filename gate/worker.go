@@ -334,6 +334,7 @@ type workerLoop struct {
 	backoff     time.Duration
 	reconnectAt time.Time
 	grace       time.Duration // added to the next connection's silence window
+	merged      []int         // merge's indexes, reused
 }
 
 func (w *Worker) loop() (err error) {
@@ -386,9 +387,7 @@ func (w *Worker) loop() (err error) {
 		// The whole batch of replies at once (at most mailboxSize); while
 		// the socket refuses messages (backlog) they stay queued and
 		// handlers wait for room.
-		for _, m := range l.e.take() {
-			l.sendReply(m.gen, m.frames)
-		}
+		l.sendBatch(l.e.take())
 		if in {
 			l.receive()
 		}
@@ -445,10 +444,14 @@ func (l *workerLoop) connect(now time.Time) error {
 	l.lastRecv, l.grace = now.Add(l.grace), 0
 	l.send(wire.WorkerMessage{Command: wire.CmdReady, Service: w.svc.name, Description: w.svc.description, Capacity: w.s.MessageMax}.Frames())
 	// Announce CmdCancel support, with a final reply for every cancelled
-	// call (serveCall), and CmdCredit support (worker_flow.go). 0.2.12
+	// call (serveCall), CmdCredit support (worker_flow.go) and batched
+	// stream items (sendBatch). 0.2.12
 	// brokers ignore heartbeats with extra frames; plain heartbeats keep
 	// them happy.
+	// gaterpc/3 first: a gate broker that predates gaterpc/4 ignores the
+	// second heartbeat and still relays credit.
 	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityFlow)}}.Frames())
+	l.send(wire.WorkerMessage{Command: wire.CmdHeartbeat, Extra: [][]byte{[]byte(wire.GateCapabilityBatch)}}.Frames())
 	w.connects.Add(1)
 	w.log.LogAttrs(context.Background(), slog.LevelInfo, "worker connected",
 		slog.String("gaterpc.service", w.svc.name), slog.String("endpoint", w.endpoint), slog.Int("capacity", w.s.MessageMax))
@@ -527,6 +530,75 @@ func (l *workerLoop) flush() {
 		sent++
 		l.lastSend = time.Now()
 	}
+}
+
+// Batching of stream items (docs/flow-control.md §7): the loop sends the
+// stream items of one call that were queued together as one batch
+// (wire.StreamBatchBody) of at most the client's batch size and about
+// batchBytes of items. Items batch only as they queue up while the loop
+// is busy: a lone item goes out at once, so batching adds no latency.
+const (
+	batchBytes     = 64 << 10 // item bytes after which a batch is sent
+	batchLookahead = 256      // queued messages searched for a call's next items
+)
+
+// sendBatch sends the messages taken from the queue, merging the
+// batchable stream items of each call (outMsg.batch) into batches. A
+// call's items keep their order, and none moves past another message of
+// the same call (its end or error marker).
+func (l *workerLoop) sendBatch(ms []outMsg) {
+	for i := range ms {
+		m := &ms[i]
+		if m.frames == nil {
+			continue // merged into an earlier batch
+		}
+		if m.batch > 1 {
+			if frames := l.merge(ms, i); frames != nil {
+				l.sendReply(m.gen, frames)
+				continue
+			}
+		}
+		l.sendReply(m.gen, m.frames)
+	}
+}
+
+// merge collects the items of ms[i]'s call queued after it (up to the
+// batch size, batchBytes and batchLookahead messages, and never past
+// another message of the call) into one batch, marking the merged
+// messages done. It returns nil when no other item is there.
+func (l *workerLoop) merge(ms []outMsg, i int) [][]byte {
+	m := &ms[i]
+	first := m.frames[len(m.frames)-1]
+	n, size := 1, len(first)
+	l.merged = append(l.merged[:0], i)
+	end := min(len(ms), i+1+batchLookahead)
+	for j := i + 1; j < end && n < m.batch && size < batchBytes; j++ {
+		o := &ms[j]
+		if o.wc != m.wc || o.frames == nil {
+			continue
+		}
+		if o.batch <= 1 {
+			break // a marker of this call: the items stay before it
+		}
+		l.merged = append(l.merged, j)
+		n++
+		size += len(o.frames[len(o.frames)-1])
+	}
+	if n == 1 {
+		return nil
+	}
+	items := make([]byte, 0, size)
+	for _, j := range l.merged {
+		f := ms[j].frames
+		items = append(items, f[len(f)-1]...)
+		if j != i {
+			ms[j].frames = nil
+		}
+	}
+	// The header frames of m (up to the stream tag), then the batch.
+	head := m.frames[:len(m.frames)-2]
+	frames := make([][]byte, 0, len(head)+3)
+	return append(append(frames, head...), wire.StreamBatchBody(items)...)
 }
 
 // sendReply sends frames if the call's connection is still the current
@@ -748,6 +820,7 @@ func (w *Worker) finish(c *workCall) {
 type baseWriter struct {
 	w     *Worker
 	c     *workCall
+	batch int // the most stream items per message the loop may batch (batchFor), 0: none
 	final bool
 }
 
@@ -775,7 +848,11 @@ func (b *baseWriter) Send(ctx context.Context, r *Reply) error {
 	if q == nil {
 		return ErrClosed
 	}
-	if err := q.PushWait(b.w.life, outMsg{gen: b.c.gen, frames: frames}); err != nil {
+	m := outMsg{gen: b.c.gen, frames: frames}
+	if b.batch > 1 && r.Kind == ReplyStreamItem && len(r.Body) == 2 {
+		m.wc, m.batch = b.c, b.batch
+	}
+	if err := q.PushWait(b.w.life, m); err != nil {
 		return ErrClosed
 	}
 	return nil
@@ -812,9 +889,11 @@ func (w *Worker) serveCall(c *workCall) {
 		req.Deadline = c.recvd.Add(meta.Budget)
 	}
 	var flow *flowCtl
+	batch := 0
 	env := w.env
 	if meta.MD != nil {
 		flow = flowFor(meta.MD)
+		batch = batchFor(meta.MD)
 		if n := chunkFor(meta.MD); n > 0 {
 			e := *w.env
 			e.chunk = n
@@ -831,7 +910,7 @@ func (w *Worker) serveCall(c *workCall) {
 	// rides in the ctx too (with a ctx built from scratch they fall back
 	// to the default settings).
 	ctx = context.WithValue(ctx, replyEnvKey{}, env)
-	*bw = baseWriter{w: w, c: c}
+	*bw = baseWriter{w: w, c: c, batch: batch}
 	err = w.handler.ServeRPC(ctx, req, bw)
 	if bw.final || errors.As(err, new(silentError)) {
 		return

@@ -78,7 +78,7 @@ func flowWaitError(err error) error {
 // worker), or nil.
 func flowFor(md map[string]string) *flowCtl {
 	ws, ok := md[wire.MetaWindow]
-	if !ok || md[wire.MetaRelay] != "1" {
+	if relay := md[wire.MetaRelay]; !ok || (relay != wire.RelayCredit && relay != wire.RelayBatch) {
 		return nil
 	}
 	win, err := wire.ParseWindow(ws)
@@ -86,6 +86,21 @@ func flowFor(md map[string]string) *flowCtl {
 		return nil
 	}
 	return newFlowCtl(win)
+}
+
+// batchFor returns the most stream items per message for a request whose
+// client accepts batches (MetaBatch) and whose broker counts them
+// (MetaRelay = RelayBatch), or 0.
+func batchFor(md map[string]string) int {
+	bs, ok := md[wire.MetaBatch]
+	if !ok || md[wire.MetaRelay] != wire.RelayBatch || md[wire.MetaWindow] == "" {
+		return 0
+	}
+	n, err := wire.ParseBatch(bs)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // chunkFor returns the HugeData chunk size a request asks for with

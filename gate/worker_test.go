@@ -97,7 +97,7 @@ func normalize(frames [][]byte) [][]byte {
 func TestWorkerHeartbeats(t *testing.T) {
 	b := newFakeBackend(t)
 	startWorker(t, b, mustService(t, "HB"))
-	var sawCapability, sawPlain bool
+	var sawFlow, sawCapability, sawPlain bool
 	deadline := time.Now().Add(workerRecvTimeout)
 	for !(sawCapability && sawPlain) && time.Now().Before(deadline) {
 		frames, err := b.recv(time.Until(deadline))
@@ -111,6 +111,8 @@ func TestWorkerHeartbeats(t *testing.T) {
 		b.wid = frames[0]
 		if m.Command == wire.CmdHeartbeat {
 			if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapabilityFlow {
+				sawFlow = true // first: what a gate broker without gaterpc/4 understands
+			} else if len(m.Extra) == 1 && string(m.Extra[0]) == wire.GateCapabilityBatch && sawFlow {
 				sawCapability = true
 				b.send(nil, []byte(wire.WorkerHeader), []byte{byte(wire.CmdHeartbeat)}) // solicit an answer
 			} else if len(m.Extra) == 0 {

@@ -159,6 +159,8 @@ func internKey(k []byte) string {
 		return MetaChunk
 	case MetaRelay:
 		return MetaRelay
+	case MetaBatch:
+		return MetaBatch
 	}
 	return string(k)
 }
@@ -166,7 +168,7 @@ func internKey(k []byte) string {
 // lastValues remembers the last value seen for each flow-control key: a
 // client announces the same window and chunk size on every call, so
 // decoding them usually allocates nothing.
-var lastValues [3]atomic.Pointer[string]
+var lastValues [4]atomic.Pointer[string]
 
 // internValue returns v as a string, reusing the last value of a
 // flow-control key when it is the same.
@@ -179,6 +181,8 @@ func internValue(key string, v []byte) string {
 		slot = &lastValues[1]
 	case MetaRelay:
 		slot = &lastValues[2]
+	case MetaBatch:
+		slot = &lastValues[3]
 	default:
 		return string(v)
 	}

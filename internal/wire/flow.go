@@ -29,10 +29,28 @@ const (
 	// bytes, within [MinChunk, MaxChunk]. A gate worker honours it through
 	// any broker; without it the worker uses its own HugeDataSizeOf.
 	MetaChunk = "gate.chunk"
-	// MetaRelay is set ("1") by a gate broker, never by a client: the
-	// broker relays Gate.credit for this request to this worker as
-	// CmdCredit. A gate broker strips a client-supplied MetaRelay.
+	// MetaRelay is set by a gate broker, never by a client: the broker
+	// relays Gate.credit for this request to this worker as CmdCredit.
+	// RelayCredit ("1") towards GateCapabilityFlow workers, RelayBatch
+	// ("2") towards GateCapabilityBatch workers. A gate broker strips a
+	// client-supplied MetaRelay.
 	MetaRelay = "gate.relay"
+	// RelayCredit is the MetaRelay value of a broker that relays credit.
+	RelayCredit = "1"
+	// RelayBatch is the MetaRelay value of a broker that relays credit and
+	// counts every item of a batched stream message (StreamBatchBody)
+	// against the window: with it, and with MetaBatch from the client, the
+	// worker may batch stream items.
+	RelayBatch = "2"
+	// MetaBatch is the most stream items per REPLY message the client
+	// accepts, decimal, within [MinBatch, MaxBatch]: the client splits a
+	// batch (StreamBatchBody) into its items.
+	MetaBatch = "gate.batch"
+
+	// GateCapabilityBatch is GateCapabilityFlow plus batched stream items:
+	// the worker understands MetaRelay = RelayBatch and then, for a client
+	// that sent MetaBatch, may put several stream items into one REPLY.
+	GateCapabilityBatch = "gaterpc/4"
 
 	// CreditFunction is the internal-service function a reader calls to
 	// grant credit: Gate.credit(request_id bin, items uint, bytes uint),
@@ -47,6 +65,8 @@ const (
 	MaxWindowBytes = 1 << 30
 	MinChunk       = 1000
 	MaxChunk       = 4 << 20
+	MinBatch       = 2
+	MaxBatch       = 1024
 )
 
 // CmdCredit (broker to worker, only to workers that announced
@@ -86,6 +106,15 @@ func ParseChunk(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < MinChunk || n > MaxChunk {
 		return 0, perr(ReasonExtension, "chunk size %q: want %d..%d", truncate([]byte(s)), MinChunk, MaxChunk)
+	}
+	return n, nil
+}
+
+// ParseBatch parses a MetaBatch value.
+func ParseBatch(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < MinBatch || n > MaxBatch {
+		return 0, perr(ReasonExtension, "batch %q: want %d..%d", truncate([]byte(s)), MinBatch, MaxBatch)
 	}
 	return n, nil
 }

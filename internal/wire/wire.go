@@ -24,9 +24,12 @@ const (
 	TagStream          = "GateStreamGenerator"
 	TagStreamEnd       = "GateStreamEnd"
 	TagStreamException = "GateStreamException"
-	TagHuge            = "GateStreamHugData"
-	TagHugeEnd         = "HugeDataEND"
-	TagHugeException   = "HugeDataException"
+	// TagStreamBatch marks a batch of stream items (StreamBatchBody), a
+	// gate extension.
+	TagStreamBatch   = "GateStreamBatch"
+	TagHuge          = "GateStreamHugData"
+	TagHugeEnd       = "HugeDataEND"
+	TagHugeException = "HugeDataException"
 
 	// GateCapability is the single extra frame a gate worker puts on a
 	// HEARTBEAT to tell a gate broker it understands CmdCancel. A 0.2.12
@@ -39,14 +42,15 @@ const (
 )
 
 var (
-	clientHeader = []byte(ClientHeader)
-	workerHeader = []byte(WorkerHeader)
-	tagStream    = []byte(TagStream)
-	tagStreamEnd = []byte(TagStreamEnd)
-	tagStreamExc = []byte(TagStreamException)
-	tagHuge      = []byte(TagHuge)
-	tagHugeEnd   = []byte(TagHugeEnd)
-	tagHugeExc   = []byte(TagHugeException)
+	clientHeader   = []byte(ClientHeader)
+	workerHeader   = []byte(WorkerHeader)
+	tagStream      = []byte(TagStream)
+	tagStreamEnd   = []byte(TagStreamEnd)
+	tagStreamBatch = []byte(TagStreamBatch)
+	tagStreamExc   = []byte(TagStreamException)
+	tagHuge        = []byte(TagHuge)
+	tagHugeEnd     = []byte(TagHugeEnd)
+	tagHugeExc     = []byte(TagHugeException)
 )
 
 // Command is a worker-protocol (MDPW01) command byte.
@@ -409,6 +413,8 @@ func ClassifyReply(body [][]byte) (kind ReplyKind, payload []byte) {
 		return ReplyStreamItem, body[1]
 	case len(body) == 3 && bytes.Equal(body[0], tagStream) && bytes.Equal(body[1], tagStreamExc):
 		return ReplyStreamError, body[2]
+	case len(body) == 3 && bytes.Equal(body[0], tagStream) && bytes.Equal(body[1], tagStreamBatch):
+		return ReplyStreamItem, body[2] // a batch: StreamBatchBody
 	case len(body) == 2 && bytes.Equal(body[0], tagHuge):
 		if bytes.Equal(body[1], tagHugeEnd) {
 			return ReplyHugeEnd, nil
@@ -420,6 +426,10 @@ func ClassifyReply(body [][]byte) (kind ReplyKind, payload []byte) {
 	return ReplyUnknown, nil
 }
 
+// IsStreamBatch reports whether a ReplyStreamItem body is a batch
+// (StreamBatchBody): its payload is then the concatenated items.
+func IsStreamBatch(body [][]byte) bool { return len(body) == 3 && bytes.Equal(body[1], tagStreamBatch) }
+
 // Reply body builders. payload frames are msgpack already.
 
 // SingleBody is the body of a single reply: one {result, exception} map.
@@ -427,6 +437,14 @@ func SingleBody(replyMap []byte) [][]byte { return [][]byte{replyMap} }
 
 // StreamItemBody is GateStreamGenerator | item.
 func StreamItemBody(item []byte) [][]byte { return [][]byte{tagStream, item} }
+
+// StreamBatchBody is GateStreamGenerator | GateStreamBatch | items, where
+// items is several msgpack-encoded stream items concatenated: a gate
+// extension sent only for requests whose id carries MetaBatch and
+// MetaRelay = RelayBatch (docs/flow-control.md §7). ClassifyReply reports
+// it as ReplyStreamItem with items as payload (IsStreamBatch tells it from
+// a single item); codec.SplitValue splits it.
+func StreamBatchBody(items []byte) [][]byte { return [][]byte{tagStream, tagStreamBatch, items} }
 
 // StreamEndBody is GateStreamGenerator | GateStreamEnd.
 func StreamEndBody() [][]byte { return [][]byte{tagStream, tagStreamEnd} }
