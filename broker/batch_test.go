@@ -47,6 +47,19 @@ func TestBatchRelayMarker(t *testing.T) {
 	}
 }
 
+// batchCall starts a broker with a gaterpc/4 worker and a raw client
+// whose stream call, with a four-item window and batches, the worker has
+// received.
+func batchCall(t *testing.T) (*gatetest.Harness, *gatetest.RawWorker, *gatetest.RawClient, []byte, wire.WorkerMessage) {
+	t.Helper()
+	h := gatetest.StartBroker(t)
+	w := capabilityWorker(t, h, "S", 1, wire.GateCapabilityBatch)
+	c := h.RawClient(t)
+	id := flowID("b", wire.Window{Items: 4, Bytes: 1 << 20}, wire.MetaBatch, "16")
+	c.Request("S", id, call(t, "gen")...)
+	return h, w, c, id, w.NextRequest(recvTimeout)
+}
+
 // TestBatchCounted: every item of a batch counts against the window: a
 // batch that fits is relayed as it came and the credit the broker relays
 // is capped at the items counted; a batch whose items overrun the window
@@ -54,12 +67,7 @@ func TestBatchRelayMarker(t *testing.T) {
 // that does not split into msgpack values.
 func TestBatchCounted(t *testing.T) {
 	t.Run("within", func(t *testing.T) {
-		h := gatetest.StartBroker(t)
-		w := capabilityWorker(t, h, "S", 1, wire.GateCapabilityBatch)
-		c := h.RawClient(t)
-		id := flowID("ok", wire.Window{Items: 4, Bytes: 1 << 20}, wire.MetaBatch, "16")
-		c.Request("S", id, call(t, "gen")...)
-		req := w.NextRequest(recvTimeout)
+		_, w, c, id, req := batchCall(t)
 		items := batchOf(t, 0, 1, 2)
 		w.Reply(req.Client, req.RequestID, wire.StreamBatchBody(items)...)
 		rep := c.NextReply(recvTimeout)
@@ -71,7 +79,7 @@ func TestBatchCounted(t *testing.T) {
 		if cr := nextCredit(t, w, req.RequestID); cr.Items != 3 || cr.Bytes != int64(len(items)) {
 			t.Fatalf("credit %+v, want 3 items, %d bytes", cr, len(items))
 		}
-		// One more item fits a 4-item window with 3 credited.
+		// With 3 sent and 3 credited, a batch of four fits the window.
 		w.Reply(req.Client, req.RequestID, wire.StreamBatchBody(batchOf(t, 3, 4, 5, 6))...)
 		w.Reply(req.Client, req.RequestID, wire.StreamEndBody()...)
 		for range 2 {
@@ -88,12 +96,7 @@ func TestBatchCounted(t *testing.T) {
 		{"malformed", append(batchOf(t, 0), 0xc1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := gatetest.StartBroker(t)
-			w := capabilityWorker(t, h, "S", 1, wire.GateCapabilityBatch)
-			c := h.RawClient(t)
-			id := flowID("v", wire.Window{Items: 4, Bytes: 1 << 20}, wire.MetaBatch, "16")
-			c.Request("S", id, call(t, "gen")...)
-			req := w.NextRequest(recvTimeout)
+			h, w, c, _, req := batchCall(t)
 			items := tc.items
 			if items == nil {
 				items = batchOf(t, 0, 1, 2, 3, 4)
