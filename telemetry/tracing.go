@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
@@ -67,6 +68,7 @@ func newTracing(opts []Option) *tracing {
 		methods:     newLabelSet(c.methods, c.maxMethods),
 		parentBased: c.parentBased,
 	}
+	_, t.off = c.tracerProvider().(noop.TracerProvider)
 	if len(c.server) > 0 {
 		t.server = trace.WithAttributes(c.server...)
 	}
@@ -89,6 +91,10 @@ type tracing struct {
 	// parentBased: children of unsampled parents skip the SDK
 	// (WithParentBasedSampling).
 	parentBased bool
+	// off: the provider is the no-op one, whose spans only carry their
+	// parent's context forward; a hop then only propagates the context
+	// (see noopHop).
+	off bool
 }
 
 type startKey struct {
@@ -147,9 +153,22 @@ func unsampledChild(ctx context.Context, parent trace.SpanContext) context.Conte
 	}))
 }
 
+// noopHop reports whether a hop in ctx can skip starting a span: the
+// provider is the no-op one and ctx holds no recording span. The no-op
+// tracer's Start would return ctx with the same span context (the
+// parent's, or none), so only the propagation is left to do; the start
+// allocates the span start options and a context value.
+func (t *tracing) noopHop(ctx context.Context) bool {
+	return t.off && !trace.SpanFromContext(ctx).IsRecording()
+}
+
 func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
 	if req.Metadata == nil {
 		req.Metadata = make(map[string]string, 3)
+	}
+	if t.noopHop(ctx) {
+		t.prop.Inject(ctx, metadataCarrier(req.Metadata))
+		return next.ServeRPC(ctx, req, w)
 	}
 	parent := trace.SpanContextFromContext(ctx)
 	if t.parentBased && unsampledParent(parent) {
@@ -202,6 +221,9 @@ func (t *tracing) extract(ctx context.Context, md map[string]string) (_ context.
 
 func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
 	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
+	if t.noopHop(ctx) {
+		return next.ServeRPC(ctx, req, w)
+	}
 	if unsampled && t.parentBased {
 		ctx = unsampledChild(ctx, trace.SpanContextFromContext(ctx))
 		return next.ServeRPC(ctx, req, w)
