@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
@@ -617,5 +618,70 @@ func TestClientSpanServerAddress(t *testing.T) {
 				t.Errorf("server.address present = %v, want %v", ok, tt.want != nil)
 			}
 		})
+	}
+}
+
+// TestTracingNoopProvider: with the no-op provider a hop starts no span
+// and keeps what the no-op tracer would give the handler: the client
+// injects the caller's span context and baggage (nothing without them),
+// the worker's handler sees the remote context and baggage from the
+// metadata, and a caller's recording span reaches the handler as a
+// non-recording span with its span context.
+func TestTracingNoopProvider(t *testing.T) {
+	mw := Tracing(WithTracerProvider(noop.NewTracerProvider()), WithPropagators(testProp))
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	bg, _ := baggage.Parse("tenant=acme")
+	var seen context.Context
+	h := mw(gate.HandlerFunc(func(ctx context.Context, _ *gate.Request, _ gate.ReplyWriter) error {
+		seen = ctx
+		return nil
+	}))
+	serve := func(ctx context.Context, role gate.Role, md map[string]string) *gate.Request {
+		t.Helper()
+		req := &gate.Request{Service: "Svc", Method: "echo", Metadata: md}
+		gatehook.SetRole(req, role)
+		if err := h.ServeRPC(ctx, req, gate.ReplyWriterFunc(func(context.Context, *gate.Reply) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+
+	req := serve(testCtx(t), gate.RoleClient, map[string]string{})
+	if len(req.Metadata) != 0 {
+		t.Errorf("client without a parent injected %v", req.Metadata)
+	}
+	ctx := baggage.ContextWithBaggage(trace.ContextWithSpanContext(testCtx(t), parent), bg)
+	req = serve(ctx, gate.RoleClient, map[string]string{})
+	if want := "00-" + tid.String() + "-" + sid.String() + "-01"; req.Metadata["traceparent"] != want || req.Metadata["baggage"] != "tenant=acme" {
+		t.Errorf("client metadata = %v, want traceparent %s and the baggage", req.Metadata, want)
+	}
+	if got := trace.SpanContextFromContext(seen); !got.Equal(parent) {
+		t.Errorf("client handler's span context = %v, want the caller's", got)
+	}
+
+	serve(testCtx(t), gate.RoleWorker, req.Metadata)
+	got := trace.SpanContextFromContext(seen)
+	if got.TraceID() != tid || got.SpanID() != sid || !got.IsRemote() || !got.IsSampled() {
+		t.Errorf("worker handler's span context = %v, want the remote parent", got)
+	}
+	if v := baggage.FromContext(seen).Member("tenant").Value(); v != "acme" {
+		t.Errorf("worker baggage tenant = %q, want acme", v)
+	}
+	if trace.SpanFromContext(seen).IsRecording() {
+		t.Error("worker handler's span is recording")
+	}
+
+	_, tp := newRecorder(t)
+	rctx, span := tp.Tracer("test").Start(testCtx(t), "caller")
+	defer span.End()
+	req = serve(rctx, gate.RoleClient, map[string]string{})
+	if s := trace.SpanFromContext(seen); s.IsRecording() || !s.SpanContext().Equal(span.SpanContext()) {
+		t.Errorf("under a recording caller span the handler's span is recording=%v with %v, want non-recording with %v",
+			s.IsRecording(), s.SpanContext(), span.SpanContext())
+	}
+	if req.Metadata["traceparent"] == "" {
+		t.Error("client under a recording caller span injected no traceparent")
 	}
 }
