@@ -685,3 +685,62 @@ func TestTracingNoopProvider(t *testing.T) {
 		t.Error("client under a recording caller span injected no traceparent")
 	}
 }
+
+// TestWorkerUnsampledW3C: the worker's shortcut for an unsampled W3C
+// parent gives the handler the span context the general path gives it
+// (extraction, then a child with a new span id), and is taken only when
+// the traceparent is all there is to extract.
+func TestWorkerUnsampledW3C(t *testing.T) {
+	_, tp := newRecorder(t)
+	tr := newTracing([]Option{WithTracerProvider(tp), WithPropagators(testProp), WithParentBasedSampling()})
+	for _, h := range []string{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02",
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-future",
+		"00-0000000000000000000000000000000a-00f067aa0ba902b7-00",
+	} {
+		md := map[string]string{"traceparent": h, "gate.flow": "x"}
+		got, ok := tr.unsampledW3C(md)
+		if !ok || got != h {
+			t.Errorf("%s: shortcut not taken", h)
+			continue
+		}
+		fast := trace.SpanContextFromContext(unsampledChildW3C(context.Background(), h))
+		parent := trace.SpanContextFromContext(testProp.Extract(context.Background(), metadataCarrier(md)))
+		slow := trace.SpanContextFromContext(unsampledChild(context.Background(), parent))
+		if fast.TraceID() != slow.TraceID() || fast.TraceFlags() != slow.TraceFlags() ||
+			fast.TraceState().String() != slow.TraceState().String() || fast.IsRemote() != slow.IsRemote() ||
+			!fast.SpanID().IsValid() || fast.SpanID() == parent.SpanID() {
+			t.Errorf("%s: shortcut gives %+v, the general path %+v", h, fast, slow)
+		}
+	}
+	const unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+	for _, md := range []map[string]string{
+		{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		{"traceparent": unsampled, "tracestate": "vendor=x"},
+		{"traceparent": unsampled, "baggage": "tenant=acme"},
+		{"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-00"},
+		nil,
+	} {
+		if _, ok := tr.unsampledW3C(md); ok {
+			t.Errorf("%v: shortcut taken", md)
+		}
+	}
+	b3 := newTracing([]Option{WithTracerProvider(tp), WithPropagators(propagation.NewCompositeTextMapPropagator(testProp, fieldsProp{"b3"})), WithParentBasedSampling()})
+	if _, ok := b3.unsampledW3C(map[string]string{"traceparent": unsampled}); ok {
+		t.Error("shortcut taken with a propagator that reads other keys")
+	}
+	plain := newTracing([]Option{WithTracerProvider(tp), WithPropagators(testProp)})
+	if _, ok := plain.unsampledW3C(map[string]string{"traceparent": unsampled}); ok {
+		t.Error("shortcut taken without WithParentBasedSampling")
+	}
+}
+
+// fieldsProp is a propagator that only declares its fields.
+type fieldsProp []string
+
+func (fieldsProp) Inject(context.Context, propagation.TextMapCarrier) {}
+func (fieldsProp) Extract(ctx context.Context, _ propagation.TextMapCarrier) context.Context {
+	return ctx
+}
+func (p fieldsProp) Fields() []string { return p }
