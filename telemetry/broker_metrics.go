@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -186,7 +187,7 @@ func (c *BrokerCollector) fold(m map[string]uint64) map[string]uint64 {
 
 // Broker request outcomes accepted as label values of
 // gaterpc_broker_request_duration_seconds; any other value becomes _OTHER.
-var brokerOutcomes = []string{
+var brokerOutcomes = [...]string{
 	broker.OutcomeOK, broker.OutcomeError, broker.OutcomeExpired, broker.OutcomeTimeout,
 	broker.OutcomeFull, broker.OutcomeNoService, broker.OutcomeCancelled, broker.OutcomeWorkerLost,
 	broker.OutcomeShutdown, broker.OutcomeRefused, broker.OutcomeInternalErr,
@@ -202,14 +203,50 @@ var brokerOutcomes = []string{
 type BrokerMetrics struct {
 	cfg       *config
 	services  *labelSet
-	outcomes  *labelSet
 	queueWait *prometheus.HistogramVec
 	duration  *prometheus.HistogramVec
 
-	// Children by (service label, outcome), so that the events, which arrive
-	// on the broker loop, cost no label hashing. Bounded by WithMaxServices.
-	waits     *cache[string, *histogram]
-	durations *cache[[2]string, prometheus.Observer]
+	// The children of each admitted service, by its name: one lock-free
+	// map lookup per event (see cowMap), no label hashing. Bounded by
+	// WithMaxServices; _OTHER has its own.
+	series cowMap[string, *brokerSeries]
+	other  *brokerSeries
+}
+
+// brokerSeries is the children of one service label.
+type brokerSeries struct {
+	m     *BrokerMetrics
+	label string
+	wait  lazyObserver
+	// durations by outcome, in the order of brokerOutcomes, then _OTHER;
+	// made at first use so that only outcomes that happened are exported.
+	durations [len(brokerOutcomes) + 1]atomic.Pointer[prometheus.Observer]
+}
+
+// duration returns the request duration child of outcome.
+func (s *brokerSeries) duration(outcome string) prometheus.Observer {
+	i := outcomeIndex(outcome)
+	if p := s.durations[i].Load(); p != nil {
+		return *p
+	}
+	label := OtherMethod
+	if i < len(brokerOutcomes) {
+		label = brokerOutcomes[i]
+	}
+	o := s.m.duration.WithLabelValues(s.label, label)
+	s.durations[i].Store(&o) // a racing store holds the same child
+	return o
+}
+
+// outcomeIndex is the index of outcome in brokerOutcomes, or
+// len(brokerOutcomes) for any other value.
+func outcomeIndex(outcome string) int {
+	for i := range brokerOutcomes {
+		if brokerOutcomes[i] == outcome {
+			return i
+		}
+	}
+	return len(brokerOutcomes)
 }
 
 // NewBrokerMetrics creates the broker histograms and registers them with
@@ -220,41 +257,65 @@ func NewBrokerMetrics(reg prometheus.Registerer, opts ...Option) (*BrokerMetrics
 	m := &BrokerMetrics{
 		cfg:      c,
 		services: newLabelSet(nil, c.maxServices),
-		outcomes: newLabelSet(brokerOutcomes, 0),
 		queueWait: prometheus.NewHistogramVec(histogramOpts(c, "gaterpc_broker_queue_wait_seconds",
 			"Time requests waited in the broker for a worker, by service.", c.buckets), []string{labelService}),
 		duration: prometheus.NewHistogramVec(histogramOpts(c, "gaterpc_broker_request_duration_seconds",
 			"Time from a request's arrival at the broker to its end, by service and outcome.", c.buckets),
 			[]string{labelService, labelOutcome}),
 	}
-	m.waits = newCache(m.services.max+1, func(label string) *histogram {
-		return newHistogram(m.queueWait.WithLabelValues(label), c.buckets, c.exemplars)
-	})
-	m.durations = newCache(len(brokerOutcomes)*(m.services.max+1), func(k [2]string) prometheus.Observer {
-		return m.duration.WithLabelValues(k[0], m.outcomes.lookup(k[1]))
-	})
+	m.other = m.newSeries(OtherMethod)
 	if err := register(reg, m.queueWait, m.duration); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
+func (m *BrokerMetrics) newSeries(label string) *brokerSeries {
+	s := &brokerSeries{m: m, label: label}
+	s.wait.vec, s.wait.label = m.queueWait, label
+	return s
+}
+
+// admit returns the series of service, admitting it to the label values.
+func (m *BrokerMetrics) admit(service string) *brokerSeries {
+	if s, ok := m.series.load(service); ok {
+		return s
+	}
+	label := m.services.lookup(service)
+	if label == OtherMethod {
+		return m.other
+	}
+	s, _ := m.series.store(label, m.newSeries(label), m.services.max)
+	return s
+}
+
+// known returns the series of service if it was admitted, else _OTHER's.
+func (m *BrokerMetrics) known(service string) *brokerSeries {
+	if s, ok := m.series.load(service); ok {
+		return s
+	}
+	if m.services.peek(service) == OtherMethod {
+		return m.other
+	}
+	return m.admit(service)
+}
+
 // OnWorkerReady admits service to the service label values: only
 // services that have (had) a registered worker or a dispatched request
 // get their own label, everything else is "_OTHER" from the start, so
 // calls to junk service names cannot take the places of real services.
-func (m *BrokerMetrics) OnWorkerReady(service string) { m.services.lookup(service) }
+func (m *BrokerMetrics) OnWorkerReady(service string) { m.admit(service) }
 
 // OnDispatch observes the queue wait of a request sent to a worker (and
 // admits its service, see OnWorkerReady).
 func (m *BrokerMetrics) OnDispatch(service string, wait time.Duration) {
-	m.waits.get(m.services.lookup(service)).obs.Observe(wait.Seconds())
+	m.admit(service).wait.get().Observe(wait.Seconds())
 }
 
 // OnFinish observes the duration of a finished request with one of the
 // broker.Outcome* values.
 func (m *BrokerMetrics) OnFinish(service, outcome string, dur time.Duration) {
-	m.durations.get([2]string{m.services.peek(service), outcome}).Observe(dur.Seconds())
+	m.known(service).duration(outcome).Observe(dur.Seconds())
 }
 
 // Observe implements broker.Observer: BrokerMetrics follows no request

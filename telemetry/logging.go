@@ -30,21 +30,21 @@ func Logging(logger *slog.Logger, opts ...Option) gate.Middleware {
 				l = slog.Default()
 			}
 			if !l.Enabled(ctx, slog.LevelDebug) {
-				start := c.now()
+				start := c.clock()
 				err := next.ServeRPC(ctx, req, w)
 				if err != nil && serverFault(gate.CodeOf(err)) && l.Enabled(ctx, slog.LevelWarn) {
 					info := req.Info()
 					method, _ := methods.method(info)
-					logCall(ctx, l, method, info.Role, req.ID, c.now().Sub(start), &replyCounter{}, err)
+					logCall(ctx, l, method, info.Role, req.ID, c.clock()-start, &replyCounter{}, err)
 				}
 				return err
 			}
 			info := req.Info()
 			method, _ := methods.method(info)
-			start := c.now()
+			start := c.clock()
 			rc := &replyCounter{ReplyWriter: w, wireExc: info.Role == gate.RoleBroker}
 			err := next.ServeRPC(ctx, req, rc)
-			logCall(ctx, l, method, info.Role, req.ID, c.now().Sub(start), rc, err)
+			logCall(ctx, l, method, info.Role, req.ID, c.clock()-start, rc, err)
 			return err
 		})
 	}

@@ -67,7 +67,7 @@ type histogram struct {
 	obs    prometheus.Observer
 	eo     prometheus.ExemplarObserver // nil: exemplars off
 	bounds []float64                   // upper bounds of the classic buckets
-	next   []atomic.Int64              // per bucket (+Inf last): earliest next exemplar, Unix ns
+	next   []atomic.Int64              // per bucket (+Inf last): earliest next exemplar, config.clock ns; 0: none yet
 }
 
 func newHistogram(o prometheus.Observer, bounds []float64, exemplars bool) *histogram {
@@ -78,13 +78,14 @@ func newHistogram(o prometheus.Observer, bounds []float64, exemplars bool) *hist
 	return h
 }
 
-// observe records v, at now, with an exemplar when one is due.
-func (h *histogram) observe(ctx context.Context, v float64, now time.Time) {
+// observe records v, at now (a config.clock reading), with an exemplar
+// when one is due.
+func (h *histogram) observe(ctx context.Context, v float64, now time.Duration) {
 	if h.eo != nil {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
 			slot := &h.next[sort.SearchFloat64s(h.bounds, v)]
-			due, t := slot.Load(), now.UnixNano()
-			if t >= due && slot.CompareAndSwap(due, t+int64(ExemplarInterval)) {
+			due, t := slot.Load(), int64(now)
+			if (due == 0 || t >= due) && slot.CompareAndSwap(due, t+int64(ExemplarInterval)) {
 				// ObserveWithExemplar copies the labels; reuse the map.
 				l := exemplarLabels.Get().(prometheus.Labels)
 				l["trace_id"] = sc.TraceID().String()
@@ -237,29 +238,70 @@ type red struct {
 	reqSize  *prometheus.HistogramVec
 	respSize *prometheus.HistogramVec
 
-	// Children by label values, so that a call costs no label hashing.
-	// Keys are bounded: methods by the label set, codes by gate.Code.
-	durations *cache[codeKey, *histogram]
-	reqSizes  *cache[string, prometheus.Observer]
-	respSizes *cache[string, prometheus.Observer]
+	// The children of each method label, found with one lock-free map
+	// lookup per call: by (service, method) for known methods, by label
+	// for the rest (_OTHER). Both are bounded by the label set.
+	byKey   cowMap[methodKey, *methodSeries]
+	byLabel cowMap[string, *methodSeries]
 }
 
-type codeKey struct {
-	method string
-	code   gate.Code
+// numFastCodes is how many status codes (from OK up) a methodSeries holds
+// its duration histograms for in an array; higher codes go through a map.
+const numFastCodes = 16
+
+// methodSeries is the metric children of one method label.
+type methodSeries struct {
+	m        *red
+	label    string
+	reqSize  lazyObserver
+	respSize lazyObserver
+	// inflight is the worker's gauge of the method's service (nil at the
+	// client).
+	inflight prometheus.Gauge
+
+	durations [numFastCodes]atomic.Pointer[histogram] // by code, made at first use
+	slow      cowMap[gate.Code, *histogram]
+}
+
+// lazyObserver is the child of one label value of a HistogramVec, made
+// at its first observation (so that a series appears only once used).
+type lazyObserver struct {
+	p     atomic.Pointer[prometheus.Observer]
+	vec   *prometheus.HistogramVec
+	label string
+}
+
+func (l *lazyObserver) get() prometheus.Observer {
+	if p := l.p.Load(); p != nil {
+		return *p
+	}
+	o := l.vec.WithLabelValues(l.label)
+	l.p.Store(&o) // a racing store holds the same child
+	return o
+}
+
+// duration returns the duration histogram of code.
+func (s *methodSeries) duration(code gate.Code) *histogram {
+	if int(code) < numFastCodes {
+		if h := s.durations[code].Load(); h != nil {
+			return h
+		}
+		h := s.m.newDuration(s.label, code)
+		s.durations[code].Store(h) // a racing store holds the same child
+		return h
+	}
+	if h, ok := s.slow.load(code); ok {
+		return h
+	}
+	h, _ := s.slow.store(code, s.m.newDuration(s.label, code), 256)
+	return h
+}
+
+func (m *red) newDuration(label string, code gate.Code) *histogram {
+	return newHistogram(m.duration.WithLabelValues(label, code.String()), m.cfg.buckets, m.cfg.exemplars)
 }
 
 func newRED(c *config, side string) *red {
-	m := newREDVecs(c, side)
-	m.durations = newCache(32*m.methods.max, func(k codeKey) *histogram {
-		return newHistogram(m.duration.WithLabelValues(k.method, k.code.String()), c.buckets, c.exemplars)
-	})
-	m.reqSizes = newCache(m.methods.max, func(method string) prometheus.Observer { return m.reqSize.WithLabelValues(method) })
-	m.respSizes = newCache(m.methods.max, func(method string) prometheus.Observer { return m.respSize.WithLabelValues(method) })
-	return m
-}
-
-func newREDVecs(c *config, side string) *red {
 	return &red{
 		cfg:     c,
 		methods: newLabelSet(c.methods, c.maxMethods),
@@ -277,20 +319,44 @@ func (m *red) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.duration, m.reqSize, m.respSize}
 }
 
-// serve runs next and records the call. before and after are optional.
+// series returns the children of info's method. inflight, when not nil,
+// gives the series of a known method its service's gauge (the series of
+// _OTHER serves every service and has none).
+func (m *red) series(info gate.Info, inflight func(service string) prometheus.Gauge) *methodSeries {
+	k := methodKey{info.Service, info.Method}
+	if s, ok := m.byKey.load(k); ok {
+		return s
+	}
+	label, known := m.methods.method(info)
+	s, ok := m.byLabel.load(label)
+	if !ok {
+		s = &methodSeries{m: m, label: label}
+		s.reqSize.vec, s.reqSize.label = m.reqSize, label
+		s.respSize.vec, s.respSize.label = m.respSize, label
+		if inflight != nil && known {
+			s.inflight = inflight(info.Service)
+		}
+		s, _ = m.byLabel.store(label, s, m.methods.max+1)
+	}
+	if known {
+		m.byKey.store(k, s, m.methods.max)
+	}
+	return s
+}
+
+// serve runs next and records the call in s.
 func (m *red) serve(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler,
-	rc *replyCounter, method string) error {
-	start := m.cfg.now()
+	rc *replyCounter, s *methodSeries) error {
+	start := m.cfg.clock()
 	rc.ReplyWriter = w
 	err := next.ServeRPC(ctx, req, rc)
-	end := m.cfg.now()
-	code := rc.code(err)
-	m.durations.get(codeKey{method, code}).observe(ctx, end.Sub(start).Seconds(), end)
+	end := m.cfg.clock()
+	s.duration(rc.code(err)).observe(ctx, (end - start).Seconds(), end)
 	if n, ok := requestSize(req); ok {
-		m.reqSizes.get(method).Observe(float64(n))
+		s.reqSize.get().Observe(float64(n))
 	}
 	if rc.replies > 0 {
-		m.respSizes.get(method).Observe(float64(rc.bytes))
+		s.respSize.get().Observe(float64(rc.bytes))
 	}
 	return err
 }
@@ -329,11 +395,11 @@ func NewClientMetrics(reg prometheus.Registerer, opts ...Option) (*ClientMetrics
 func (m *ClientMetrics) Middleware() gate.Middleware {
 	return func(next gate.Handler) gate.Handler {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
-			method, _ := m.red.methods.method(req.Info())
+			s := m.red.series(req.Info(), nil)
 			rc := &replyCounter{}
-			err := m.red.serve(ctx, req, w, next, rc, method)
+			err := m.red.serve(ctx, req, w, next, rc, s)
 			if req.Attempt() > 1 {
-				m.retries.WithLabelValues(method, rc.code(err).String()).Inc()
+				m.retries.WithLabelValues(s.label, rc.code(err).String()).Inc()
 			}
 			return err
 		})
@@ -444,14 +510,17 @@ func (m *ServerMetrics) Middleware() gate.Middleware {
 	return func(next gate.Handler) gate.Handler {
 		return gate.HandlerFunc(func(ctx context.Context, req *gate.Request, w gate.ReplyWriter) error {
 			info := req.Info()
-			method, _ := m.red.methods.method(info)
-			g := m.gauges.get(info.Service)
+			s := m.red.series(info, m.gauges.get)
+			g := s.inflight
+			if g == nil {
+				g = m.gauges.get(info.Service)
+			}
 			g.Inc()
 			defer g.Dec()
-			sc := &serverCall{m: m, method: method}
+			sc := &serverCall{m: m, method: s.label}
 			rc := &sc.rc
 			rc.live = sc
-			return m.red.serve(ctx, req, w, next, rc, method)
+			return m.red.serve(ctx, req, w, next, rc, s)
 		})
 	}
 }

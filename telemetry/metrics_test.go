@@ -374,3 +374,66 @@ func labelValueOf(ls []*dto.LabelPair, name string) string {
 	}
 	return ""
 }
+
+// TestMetricsConcurrentSeries: calls to methods seen for the first time
+// on several goroutines at once (the series maps are copied on write)
+// are each counted once, under their method or, past WithMaxMethods,
+// under _OTHER, and the worker's inflight gauges return to 0.
+func TestMetricsConcurrentSeries(t *testing.T) {
+	ctx := testCtx(t)
+	reg := prometheus.NewPedanticRegistry()
+	cm, err := NewClientMetrics(reg, WithMaxMethods(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := NewServerMetrics(reg, WithMaxMethods(8), WithMaxServices(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, calls, methods = 8, 50, 12
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				m := "m" + string(rune('a'+(g+i)%methods))
+				svc := "S" + string(rune('a'+(g+i)%6))
+				if err := call(t, ctx, cm.Middleware(), gate.RoleClient, svc, m, nil, []*gate.Reply{single(1)}, nil); err != nil {
+					t.Error(err)
+				}
+				if err := call(t, ctx, sm.Middleware(), gate.RoleWorker, svc, m, nil, []*gate.Reply{single(1)}, nil); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "rpc_client_call_duration_seconds", "rpc_server_call_duration_seconds":
+			var total uint64
+			labels := map[string]bool{}
+			for _, m := range mf.GetMetric() {
+				total += m.GetHistogram().GetSampleCount()
+				labels[labelValue(m, labelMethod)] = true
+			}
+			if total != goroutines*calls {
+				t.Errorf("%s counted %d calls, want %d", mf.GetName(), total, goroutines*calls)
+			}
+			if len(labels) > 9 || !labels[OtherMethod] {
+				t.Errorf("%s methods %v: want at most 8 and _OTHER", mf.GetName(), labels)
+			}
+		case "gaterpc_worker_inflight_requests":
+			for _, m := range mf.GetMetric() {
+				if v := m.GetGauge().GetValue(); v != 0 {
+					t.Errorf("inflight{%s} = %v after every call returned", labelValue(m, labelService), v)
+				}
+			}
+		}
+	}
+}

@@ -39,13 +39,13 @@ type config struct {
 	sizeBuckets []float64
 	nativeFac   float64
 	exemplars   bool
-	now         func() time.Time // test clock; time.Now by default
+	now         func() time.Time // test clock; nil: the monotonic clock (see clock)
 	server      []attribute.KeyValue
 	parentBased bool
 }
 
 func newConfig(opts []Option) *config {
-	c := &config{exemplars: true, now: time.Now}
+	c := &config{exemplars: true}
 	for _, o := range opts {
 		if o != nil {
 			o(c)
@@ -58,6 +58,18 @@ func newConfig(opts []Option) *config {
 		c.sizeBuckets = DefaultSizeBuckets
 	}
 	return c
+}
+
+// clockEpoch is the origin of config.clock.
+var clockEpoch = time.Now()
+
+// clock returns the time since clockEpoch. It reads only the monotonic
+// clock, which costs about half of time.Now (wall and monotonic).
+func (c *config) clock() time.Duration {
+	if c.now != nil {
+		return c.now().Sub(clockEpoch)
+	}
+	return time.Since(clockEpoch)
 }
 
 func (c *config) tracerProvider() trace.TracerProvider {

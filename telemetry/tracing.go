@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
@@ -67,6 +68,8 @@ func newTracing(opts []Option) *tracing {
 		methods:     newLabelSet(c.methods, c.maxMethods),
 		parentBased: c.parentBased,
 	}
+	_, t.off = c.tracerProvider().(noop.TracerProvider)
+	t.w3c = w3cFields(t.prop.Fields())
 	if len(c.server) > 0 {
 		t.server = trace.WithAttributes(c.server...)
 	}
@@ -89,6 +92,24 @@ type tracing struct {
 	// parentBased: children of unsampled parents skip the SDK
 	// (WithParentBasedSampling).
 	parentBased bool
+	// off: the provider is the no-op one, whose spans only carry their
+	// parent's context forward; a hop then only propagates the context
+	// (see noopHop).
+	off bool
+	// w3c: the propagator uses no keys but traceparent, tracestate and
+	// baggage (TraceContext and Baggage, as telemetry/setup builds it).
+	w3c bool
+}
+
+// w3cFields reports whether fields holds only W3C trace context and
+// baggage keys.
+func w3cFields(fields []string) bool {
+	for _, f := range fields {
+		if f != "traceparent" && f != "tracestate" && f != "baggage" {
+			return false
+		}
+	}
+	return true
 }
 
 type startKey struct {
@@ -147,9 +168,22 @@ func unsampledChild(ctx context.Context, parent trace.SpanContext) context.Conte
 	}))
 }
 
+// noopHop reports whether a hop in ctx can skip starting a span: the
+// provider is the no-op one and ctx holds no recording span. The no-op
+// tracer's Start would return ctx with the same span context (the
+// parent's, or none), so only the propagation is left to do; the start
+// allocates the span start options and a context value.
+func (t *tracing) noopHop(ctx context.Context) bool {
+	return t.off && !trace.SpanFromContext(ctx).IsRecording()
+}
+
 func (t *tracing) client(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
 	if req.Metadata == nil {
 		req.Metadata = make(map[string]string, 3)
+	}
+	if t.noopHop(ctx) {
+		t.prop.Inject(ctx, metadataCarrier(req.Metadata))
+		return next.ServeRPC(ctx, req, w)
 	}
 	parent := trace.SpanContextFromContext(ctx)
 	if t.parentBased && unsampledParent(parent) {
@@ -200,8 +234,46 @@ func (t *tracing) extract(ctx context.Context, md map[string]string) (_ context.
 	return ctx, remote, remote && !sc.IsSampled()
 }
 
+// unsampledW3C returns the traceparent of md when it is all the
+// propagator would extract from md and its trace is not sampled: a W3C
+// propagator (t.w3c), no tracestate, no baggage.
+func (t *tracing) unsampledW3C(md map[string]string) (string, bool) {
+	if !t.w3c || !t.parentBased || t.off {
+		return "", false
+	}
+	h := md["traceparent"]
+	if !unsampledTraceparent(h) || md["tracestate"] != "" || md["baggage"] != "" {
+		return "", false
+	}
+	return h, true
+}
+
+// unsampledChildW3C is unsampledChild of the parent in traceparent h
+// (checked by unsampledTraceparent), without extracting it into a
+// context first.
+func unsampledChildW3C(ctx context.Context, h string) context.Context {
+	var tid trace.TraceID
+	for i := range tid {
+		tid[i], _ = hexByte(h[3+2*i], h[4+2*i])
+	}
+	flags, _ := hexByte(h[53], h[54])
+	return unsampledChild(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    tid,
+		TraceFlags: trace.TraceFlags(flags) & (trace.FlagsSampled | trace.FlagsRandom),
+		Remote:     true,
+	}))
+}
+
 func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWriter, next gate.Handler) error {
+	if h, ok := t.unsampledW3C(req.Metadata); ok {
+		// What the general path below does for an unsampled parent,
+		// without the extracted context in between.
+		return next.ServeRPC(unsampledChildW3C(ctx, h), req, w)
+	}
 	ctx, remote, unsampled := t.extract(ctx, req.Metadata)
+	if t.noopHop(ctx) {
+		return next.ServeRPC(ctx, req, w)
+	}
 	if unsampled && t.parentBased {
 		ctx = unsampledChild(ctx, trace.SpanContextFromContext(ctx))
 		return next.ServeRPC(ctx, req, w)

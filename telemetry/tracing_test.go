@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
@@ -619,3 +620,127 @@ func TestClientSpanServerAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestTracingNoopProvider: with the no-op provider a hop starts no span
+// and keeps what the no-op tracer would give the handler: the client
+// injects the caller's span context and baggage (nothing without them),
+// the worker's handler sees the remote context and baggage from the
+// metadata, and a caller's recording span reaches the handler as a
+// non-recording span with its span context.
+func TestTracingNoopProvider(t *testing.T) {
+	mw := Tracing(WithTracerProvider(noop.NewTracerProvider()), WithPropagators(testProp))
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	bg, _ := baggage.Parse("tenant=acme")
+	var seen context.Context
+	h := mw(gate.HandlerFunc(func(ctx context.Context, _ *gate.Request, _ gate.ReplyWriter) error {
+		seen = ctx
+		return nil
+	}))
+	serve := func(ctx context.Context, role gate.Role, md map[string]string) *gate.Request {
+		t.Helper()
+		req := &gate.Request{Service: "Svc", Method: "echo", Metadata: md}
+		gatehook.SetRole(req, role)
+		if err := h.ServeRPC(ctx, req, gate.ReplyWriterFunc(func(context.Context, *gate.Reply) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+
+	req := serve(testCtx(t), gate.RoleClient, map[string]string{})
+	if len(req.Metadata) != 0 {
+		t.Errorf("client without a parent injected %v", req.Metadata)
+	}
+	ctx := baggage.ContextWithBaggage(trace.ContextWithSpanContext(testCtx(t), parent), bg)
+	req = serve(ctx, gate.RoleClient, map[string]string{})
+	if want := "00-" + tid.String() + "-" + sid.String() + "-01"; req.Metadata["traceparent"] != want || req.Metadata["baggage"] != "tenant=acme" {
+		t.Errorf("client metadata = %v, want traceparent %s and the baggage", req.Metadata, want)
+	}
+	if got := trace.SpanContextFromContext(seen); !got.Equal(parent) {
+		t.Errorf("client handler's span context = %v, want the caller's", got)
+	}
+
+	serve(testCtx(t), gate.RoleWorker, req.Metadata)
+	got := trace.SpanContextFromContext(seen)
+	if got.TraceID() != tid || got.SpanID() != sid || !got.IsRemote() || !got.IsSampled() {
+		t.Errorf("worker handler's span context = %v, want the remote parent", got)
+	}
+	if v := baggage.FromContext(seen).Member("tenant").Value(); v != "acme" {
+		t.Errorf("worker baggage tenant = %q, want acme", v)
+	}
+	if trace.SpanFromContext(seen).IsRecording() {
+		t.Error("worker handler's span is recording")
+	}
+
+	_, tp := newRecorder(t)
+	rctx, span := tp.Tracer("test").Start(testCtx(t), "caller")
+	defer span.End()
+	req = serve(rctx, gate.RoleClient, map[string]string{})
+	if s := trace.SpanFromContext(seen); s.IsRecording() || !s.SpanContext().Equal(span.SpanContext()) {
+		t.Errorf("under a recording caller span the handler's span is recording=%v with %v, want non-recording with %v",
+			s.IsRecording(), s.SpanContext(), span.SpanContext())
+	}
+	if req.Metadata["traceparent"] == "" {
+		t.Error("client under a recording caller span injected no traceparent")
+	}
+}
+
+// TestWorkerUnsampledW3C: the worker's shortcut for an unsampled W3C
+// parent gives the handler the span context the general path gives it
+// (extraction, then a child with a new span id), and is taken only when
+// the traceparent is all there is to extract.
+func TestWorkerUnsampledW3C(t *testing.T) {
+	_, tp := newRecorder(t)
+	tr := newTracing([]Option{WithTracerProvider(tp), WithPropagators(testProp), WithParentBasedSampling()})
+	for _, h := range []string{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02",
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-future",
+		"00-0000000000000000000000000000000a-00f067aa0ba902b7-00",
+	} {
+		md := map[string]string{"traceparent": h, "gate.flow": "x"}
+		got, ok := tr.unsampledW3C(md)
+		if !ok || got != h {
+			t.Errorf("%s: shortcut not taken", h)
+			continue
+		}
+		fast := trace.SpanContextFromContext(unsampledChildW3C(context.Background(), h))
+		parent := trace.SpanContextFromContext(testProp.Extract(context.Background(), metadataCarrier(md)))
+		slow := trace.SpanContextFromContext(unsampledChild(context.Background(), parent))
+		if fast.TraceID() != slow.TraceID() || fast.TraceFlags() != slow.TraceFlags() ||
+			fast.TraceState().String() != slow.TraceState().String() || fast.IsRemote() != slow.IsRemote() ||
+			!fast.SpanID().IsValid() || fast.SpanID() == parent.SpanID() {
+			t.Errorf("%s: shortcut gives %+v, the general path %+v", h, fast, slow)
+		}
+	}
+	const unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+	for _, md := range []map[string]string{
+		{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		{"traceparent": unsampled, "tracestate": "vendor=x"},
+		{"traceparent": unsampled, "baggage": "tenant=acme"},
+		{"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-00"},
+		nil,
+	} {
+		if _, ok := tr.unsampledW3C(md); ok {
+			t.Errorf("%v: shortcut taken", md)
+		}
+	}
+	b3 := newTracing([]Option{WithTracerProvider(tp), WithPropagators(propagation.NewCompositeTextMapPropagator(testProp, fieldsProp{"b3"})), WithParentBasedSampling()})
+	if _, ok := b3.unsampledW3C(map[string]string{"traceparent": unsampled}); ok {
+		t.Error("shortcut taken with a propagator that reads other keys")
+	}
+	plain := newTracing([]Option{WithTracerProvider(tp), WithPropagators(testProp)})
+	if _, ok := plain.unsampledW3C(map[string]string{"traceparent": unsampled}); ok {
+		t.Error("shortcut taken without WithParentBasedSampling")
+	}
+}
+
+// fieldsProp is a propagator that only declares its fields.
+type fieldsProp []string
+
+func (fieldsProp) Inject(context.Context, propagation.TextMapCarrier) {}
+func (fieldsProp) Extract(ctx context.Context, _ propagation.TextMapCarrier) context.Context {
+	return ctx
+}
+func (p fieldsProp) Fields() []string { return p }

@@ -31,7 +31,9 @@
 // propagates). The protocol follows OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL
 // (grpc or http/protobuf, the default); everything else — endpoint,
 // headers, TLS, timeouts, OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME,
-// OTEL_RESOURCE_ATTRIBUTES — is read by the SDK itself.
+// OTEL_RESOURCE_ATTRIBUTES — is read by the SDK itself. Spans are
+// exported by a BatchSpanProcessor, which reads the OTEL_BSP_* settings
+// as the SDK's batcher does (BatchOptionsFromEnv).
 //
 // This package imports the OpenTelemetry SDK and exporters; libraries
 // must not import it.

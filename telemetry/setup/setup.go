@@ -243,7 +243,13 @@ func (t *Telemetry) initTracing(ctx context.Context) error {
 		_ = exp.Shutdown(ctx)
 		return fmt.Errorf("setup: resource: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
+	// The processor wakes its export goroutine once per batch or per
+	// schedule delay, where the SDK's batcher hands every span over a
+	// channel (a goroutine wake-up per span).
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithSpanProcessor(NewBatchSpanProcessor(exp, envBatchOptions())),
+		sdktrace.WithResource(res),
+	}
 	if t.cfg.Sampler != nil {
 		opts = append(opts, sdktrace.WithSampler(t.cfg.Sampler))
 	}
