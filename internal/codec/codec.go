@@ -136,9 +136,9 @@ func WithExtDecoder(extType int8, fn func(data []byte) (any, error)) Option {
 	})
 }
 
-// WithMapHook sets a hook that Decode calls on every decoded map whose keys
-// are all strings, innermost first, and whose result replaces the map
-// (Python's object_hook).
+// WithMapHook sets a hook that Decode calls on every decoded map (after
+// its keys are converted to strings, see Decode), innermost first, and
+// whose result replaces the map (Python's object_hook).
 func WithMapHook(fn func(map[string]any) (any, error)) Option {
 	return optionFunc(func(c *Codec) error {
 		c.mapHook = fn
@@ -147,9 +147,11 @@ func WithMapHook(fn func(map[string]any) (any, error)) Option {
 }
 
 // OrderedMaps makes Decode return every map as a Map, which keeps the
-// order of the pairs as sent (a Python dict's insertion order), so that
-// Marshal(Decode(b)) reproduces b for any canonically encoded b. The map
-// hook is not called for ordered maps.
+// order of the pairs as sent (a Python dict's insertion order) and every
+// key as decoded (bin keys as Bin), so that Marshal(Decode(b)) reproduces
+// b for any canonically encoded b. It is the lossless way to read maps
+// with keys that are not str. The map hook is not called for ordered
+// maps.
 func OrderedMaps() Option {
 	return optionFunc(func(c *Codec) error {
 		c.ordered = true
@@ -193,8 +195,9 @@ type Ext struct {
 	Data []byte
 }
 
-// Bin is the Go type of a bin map key in values returned by Decode:
-// []byte cannot be a Go map key. It encodes as bin again.
+// Bin is the Go type of a bin map key in a Map returned by Decode with
+// OrderedMaps ([]byte cannot be compared). It encodes as bin again, and a
+// Go map key of type Bin encodes as a bin key.
 type Bin string
 
 // RawMessage is one encoded msgpack value. Marshal writes it verbatim
@@ -235,12 +238,24 @@ func (c *Codec) Append(dst []byte, v any) ([]byte, error) {
 
 // Decode decodes exactly one msgpack value into a Go value: nil, bool,
 // int64 (every integer that fits; larger unsigned ones are uint64), float64
-// (float32 is widened), string, []byte (a copy), []any, map[string]any when
-// every key is a str, else map[any]any (bin keys become Bin; array, map and
-// non-timestamp ext keys are rejected as unhashable), time.Time for ext -1,
-// and Ext or a hook's value for other ext types. Trailing bytes are an
-// error. Lengths are checked against the caps and the remaining input
-// before anything is allocated.
+// (float32 is widened), string, []byte (a copy), []any, map[string]any for
+// every map (or Map with OrderedMaps), time.Time for ext -1, and Ext or a
+// hook's value for other ext types. Trailing bytes are an error. Lengths
+// are checked against the caps and the remaining input before anything is
+// allocated.
+//
+// A map key that is not a str is converted to the string Python's str()
+// gives it, the conversion json.dumps applies to dict keys: an integer in
+// decimal ("1", "-2"), a float as Python's repr ("1.5", "1.0", "1e+16",
+// "1e-05", "nan", "inf"), a bool as "True" or "False", nil as "None", a bin
+// as its bytes (an error unless they are valid UTF-8), a timestamp as "Timestamp(seconds=S, nanoseconds=N)" and an
+// ext hook's value by its String method (or its kind, for a bool, number
+// or string). Two different keys of one map with the same string form
+// (1 and "1", or str "a" and bin "a") are an error wrapping ErrMalformed;
+// a repeated identical key keeps the last value, as in a Python dict.
+// Array, map and non-timestamp ext keys are rejected as unhashable. Decode
+// with OrderedMaps, or Unmarshal into a typed map such as map[int]string,
+// to keep the keys' types.
 func (c *Codec) Decode(b []byte) (any, error) {
 	d := decoder{c: c, b: b}
 	v, err := d.value(0)
