@@ -43,18 +43,11 @@ func TestCurveCallEndToEnd(t *testing.T) {
 	t.Cleanup(func() { cl.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), wE2ETimeout)
 	defer cancel()
-	for {
-		got, err := cl.Call(ctx, "E2E.add", 40, 2)
-		if err == nil {
-			if got != int64(42) {
-				t.Fatalf("add(40, 2) = %v", got)
-			}
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("never callable over CURVE: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := cl.WaitService(ctx, "E2E"); err != nil {
+		t.Fatalf("E2E never registered over CURVE: %v", err)
+	}
+	if got, err := cl.Call(ctx, "E2E.add", 40, 2); err != nil || got != int64(42) {
+		t.Fatalf("add(40, 2) = %v, %v; want 42", got, err)
 	}
 	if st := h.Broker.Stats(); len(st.AuthFailures) != 0 {
 		t.Fatalf("AuthFailures = %v, want none", st.AuthFailures)
