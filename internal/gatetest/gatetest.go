@@ -289,14 +289,6 @@ func (p *RawPeer) MustRecv(timeout time.Duration) [][]byte {
 	return msg
 }
 
-// ExpectNothing fails the test if a message arrives within d.
-func (p *RawPeer) ExpectNothing(d time.Duration) {
-	p.t.Helper()
-	if msg, err := p.Recv(d); err == nil {
-		p.t.Fatalf("gatetest: %s: unexpected message %s", p.ID, Dump(msg))
-	}
-}
-
 // Dump renders frames for failure messages.
 func Dump(frames [][]byte) string {
 	parts := make([]string, len(frames))
@@ -380,19 +372,6 @@ func (w *RawWorker) NextMessage(timeout time.Duration) (wire.WorkerMessage, erro
 			continue
 		}
 		return m, nil
-	}
-}
-
-// ExpectNoWork fails the test if a message other than HEARTBEAT arrives
-// within d (heartbeats are answered when AutoHeartbeat is set).
-func (w *RawWorker) ExpectNoWork(d time.Duration) {
-	w.t.Helper()
-	m, err := w.NextMessage(d)
-	if err == nil {
-		w.t.Fatalf("gatetest: worker %s: unexpected %v", w.ID, m.Command)
-	}
-	if !errors.Is(err, ErrTimeout) {
-		w.t.Fatalf("gatetest: worker %s: %v", w.ID, err)
 	}
 }
 
