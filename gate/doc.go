@@ -131,7 +131,8 @@
 // constructor ([NewClient], [NewWorker], [Service.NewWorker]) applies all
 // of its options, then reports every invalid argument at once, joined with
 // errors.Join, each error wrapping [ErrInvalidOption]; an option never
-// panics and never fails alone.
+// panics and never fails alone, and a nil option is skipped. docs/api.md
+// compares the option types of gate, broker and telemetry.
 //
 // # Streams, huge replies and flow control
 //
