@@ -128,6 +128,17 @@ func streamItems(t *testing.T, b *fakeBackend, rid []byte, n int, next *int64) {
 	}
 }
 
+// countSeq streams the integers 0..n-1.
+func countSeq(_ context.Context, n int) (iter.Seq[int], error) {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}, nil
+}
+
 func countService(t *testing.T, done chan<- error) *Service {
 	svc := mustService(t, "F")
 	mustOK(t, Func1(svc, "count", func(ctx context.Context, n int) (iter.Seq[int], error) {
@@ -225,16 +236,7 @@ func TestWorkerFlowHugeBytes(t *testing.T) {
 	take(2)
 	b.heldAt(w, client, rid, 7)
 	b.credit(client, rid, wire.Credit{Items: 1 << 30, Bytes: 1 << 40})
-	for {
-		kind, c := b.replyFor(rid)
-		if kind == wire.ReplyHugeEnd {
-			break
-		}
-		if kind != wire.ReplyHugeChunk {
-			t.Fatalf("reply kind %v", kind)
-		}
-		chunks = append(chunks, c)
-	}
+	chunks = hugeRest(t, b, rid, chunks)
 	raw, err := chunk.Join(chunks)
 	if err != nil {
 		t.Fatal(err)
@@ -523,19 +525,26 @@ func (c *closeRecorder) Close() error {
 	return nil
 }
 
-func joinHuge(t *testing.T, b *fakeBackend, rid []byte, comp string) []byte {
+// hugeRest appends the HugeData chunks for rid to chunks until the end
+// marker, failing on any other reply.
+func hugeRest(t *testing.T, b *fakeBackend, rid []byte, chunks [][]byte) [][]byte {
 	t.Helper()
-	var chunks [][]byte
 	for {
 		kind, c := b.replyFor(rid)
-		if kind == wire.ReplyHugeEnd {
-			break
+		switch kind {
+		case wire.ReplyHugeEnd:
+			return chunks
+		case wire.ReplyHugeChunk:
+			chunks = append(chunks, c)
+		default:
+			t.Fatalf("reply kind %v after %d chunks, want a chunk or the end", kind, len(chunks))
 		}
-		if kind != wire.ReplyHugeChunk {
-			t.Fatalf("reply kind %v", kind)
-		}
-		chunks = append(chunks, c)
 	}
+}
+
+func joinHuge(t *testing.T, b *fakeBackend, rid []byte, comp string) []byte {
+	t.Helper()
+	chunks := hugeRest(t, b, rid, nil)
 	raw, err := chunk.Join(chunks, chunk.WithCompression(comp), chunk.WithMaxSize(64<<20))
 	if err != nil {
 		t.Fatal(err)
@@ -597,13 +606,7 @@ func TestWorkerFlowProcessPool(t *testing.T) {
 	}
 	b.heldAt(w, client, rid, 2)
 	b.credit(client, rid, wire.Credit{Items: 1 << 20, Bytes: 1 << 40})
-	for {
-		kind, c := b.replyFor(rid)
-		if kind == wire.ReplyHugeEnd {
-			break
-		}
-		chunks = append(chunks, c)
-	}
+	chunks = hugeRest(t, b, rid, chunks)
 	raw, err := chunk.Join(chunks, chunk.WithCompression("zstd"))
 	mustOK(t, err)
 	var got []byte

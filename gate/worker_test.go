@@ -327,15 +327,7 @@ func collectStream(t testing.TB, b *fakeBackend, rid string) (items []any, exc *
 func TestWorkerStreams(t *testing.T) {
 	b := newFakeBackend(t)
 	svc := mustService(t, "S")
-	mustOK(t, Func1(svc, "count", func(_ context.Context, n int) (iter.Seq[int], error) {
-		return func(yield func(int) bool) {
-			for i := range n {
-				if !yield(i) {
-					return
-				}
-			}
-		}, nil
-	}))
+	mustOK(t, Func1(svc, "count", countSeq))
 	mustOK(t, svc.Register("boom", func(context.Context) iter.Seq2[string, error] {
 		return func(yield func(string, error) bool) {
 			if yield("one", nil) {
@@ -640,15 +632,7 @@ func TestWorkerShutdownDrains(t *testing.T) {
 func TestWorkerMiddlewareSeesEveryReply(t *testing.T) {
 	b := newFakeBackend(t)
 	svc := mustService(t, "MW")
-	mustOK(t, Func1(svc, "count", func(_ context.Context, n int) (iter.Seq[int], error) {
-		return func(yield func(int) bool) {
-			for i := range n {
-				if !yield(i) {
-					return
-				}
-			}
-		}, nil
-	}))
+	mustOK(t, Func1(svc, "count", countSeq))
 	var mu sync.Mutex
 	var kinds []ReplyKind
 	var infos []Info

@@ -120,16 +120,7 @@ func StartBroker(t testing.TB, opts ...broker.Option) *Harness {
 // checks that Serve returned gate.ErrClosed, and terminates the context.
 func StartBrokerOn(t testing.TB, tr Transport, opts ...broker.Option) *Harness {
 	t.Helper()
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		t.Fatalf("gatetest: zmq context: %v", err)
-	}
-	t.Cleanup(func() {
-		zctx.SetRetryAfterEINTR(false)
-		if err := zctx.Term(); err != nil {
-			t.Errorf("gatetest: zmq Term: %v", err)
-		}
-	})
+	zctx := NewZMQContext(t)
 	front, back := tr.Endpoints(t)
 	all := append([]broker.Option{
 		broker.WithZMQContext(zctx),
