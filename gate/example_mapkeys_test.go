@@ -12,9 +12,9 @@ import (
 
 // Every decoded map is a map[string]any: keys that are not strings
 // arrive as the string Python's str() gives them, as json.dumps would
-// write them. CallAs with a typed map keeps the keys' type, and a reply
-// whose keys would collide as strings is an error rather than a lost
-// entry.
+// write them. CallAs with a typed map keeps the keys' type (with
+// map[string]any it gives what Call gives), and a reply whose keys would
+// collide as strings is an error rather than a lost entry.
 func ExampleClient_Call_mapKeys() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -37,6 +37,8 @@ func ExampleClient_Call_mapKeys() {
 	fmt.Printf("%#v %v\n", v, err)
 	typed, err := gate.CallAs[map[int]int](ctx, c, "Keys.squares")
 	fmt.Printf("%#v %v\n", typed, err)
+	untyped, err := gate.CallAs[map[string]any](ctx, c, "Keys.squares")
+	fmt.Printf("%#v %v\n", untyped, err)
 	v, err = c.Call(ctx, "Keys.flags")
 	fmt.Printf("%#v %v\n", v, err)
 	_, err = c.Call(ctx, "Keys.clash")
@@ -44,6 +46,7 @@ func ExampleClient_Call_mapKeys() {
 	// Output:
 	// map[string]interface {}{"-3":9, "1":1, "2":4} <nil>
 	// map[int]int{-3:9, 1:1, 2:4} <nil>
+	// map[string]interface {}{"-3":9, "1":1, "2":4} <nil>
 	// map[string]interface {}{"1.5":"half", "None":"none", "True":"on"} <nil>
 	// codec: malformed msgpack: map keys int64 1 and str "1" both become the string key "1"
 }

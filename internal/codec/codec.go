@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Default decode caps, the limits gaterpc 0.2.12 applies to every msgpack
@@ -52,6 +53,7 @@ type Codec struct {
 	extDecoders                          map[int8]func([]byte) (any, error)
 	mapHook                              func(map[string]any) (any, error)
 	ordered                              bool
+	ifaceMap                             func(*msgpack.Decoder) (any, error) // Unmarshal's maps in interface positions
 }
 
 // ErrInvalidOption is wrapped by every error of an invalid option. New
@@ -183,7 +185,60 @@ func New(opts ...Option) (*Codec, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.ifaceMap = c.unmarshalMap
 	return c, nil
+}
+
+// unmarshalMap decodes a map in an interface position for Unmarshal as
+// Decode decodes a map: keys converted to strings, colliding keys an
+// error, the map hook applied (with OrderedMaps, as a Map). The values
+// are msgpack/v5's loose interface values.
+func (c *Codec) unmarshalMap(d *msgpack.Decoder) (any, error) {
+	if c.ordered {
+		raw, err := d.DecodeRaw()
+		if err != nil {
+			return nil, err
+		}
+		return c.Decode(raw)
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	m := newStrMap(n)
+	for range n {
+		code, err := d.PeekCode()
+		if err != nil {
+			return nil, err
+		}
+		isStr := msgpcode.IsString(code)
+		var ks string
+		var k any
+		if isStr {
+			ks, err = d.DecodeString() // unboxed: most keys are str
+		} else {
+			k, err = d.DecodeInterfaceLoose()
+		}
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.DecodeInterfaceLoose()
+		if err != nil {
+			return nil, err
+		}
+		if isStr {
+			err = m.putStr(ks, v)
+		} else {
+			err = m.put(k, v)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if c.mapHook != nil {
+		return c.mapHook(m.m)
+	}
+	return m.m, nil
 }
 
 // std is the codec behind the package-level functions.
@@ -338,10 +393,15 @@ func (c *Codec) Validate(b []byte) error {
 // Unmarshal decodes exactly one msgpack value into v, which must be a
 // non-nil pointer. The input is first validated against the caps (so a
 // hostile length header cannot force a large allocation); then a pointer to
-// an interface gets Decode's result, and anything else (structs with
-// `msgpack:"name"` tags, typed slices and maps, *RawMessage...) is decoded
-// by github.com/vmihailenco/msgpack/v5 with loose interface decoding
-// (int64, uint64, float64 inside any). Ext hooks apply only to Decode.
+// an interface or to a map[string]any gets Decode's result, and anything
+// else (structs with `msgpack:"name"` tags, typed slices and maps,
+// *RawMessage...) is decoded by github.com/vmihailenco/msgpack/v5 with
+// loose interface decoding (int64, uint64, float64 inside any). A map in
+// an interface position there (a field of type any, an element of []any)
+// gets string keys as Decode's maps do (and the map hook), so every
+// untyped map is a map[string]any, while a typed map keeps its key type
+// (map[int]string) and a typed map[string]T field needs str keys. Ext
+// hooks apply only to Decode.
 func (c *Codec) Unmarshal(b []byte, v any) error {
 	if err := c.Validate(b); err != nil {
 		return err
@@ -359,6 +419,21 @@ func (c *Codec) unmarshalValidated(b []byte, v any) error {
 		*p = x
 		return nil
 	}
+	if p, ok := v.(*map[string]any); ok && p != nil {
+		x, err := c.Decode(b)
+		if err != nil {
+			return err
+		}
+		switch m := x.(type) {
+		case map[string]any:
+			*p = m
+			return nil
+		case nil:
+			*p = nil
+			return nil
+		}
+		// not a map (or a hook's value): msgpack/v5 says why below
+	}
 	if p, ok := v.(*RawMessage); ok && p != nil {
 		*p = append((*p)[:0], b...)
 		return nil
@@ -368,6 +443,7 @@ func (c *Codec) unmarshalValidated(b []byte, v any) error {
 	ud.r.Reset(b)
 	ud.d.Reset(&ud.r)
 	ud.d.UseLooseInterfaceDecoding(true)
+	ud.d.SetMapDecoder(c.ifaceMap)
 	err := ud.d.Decode(v)
 	ud.r.Reset(nil) // keep no reference to b in the pool
 	if err != nil {

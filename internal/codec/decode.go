@@ -350,11 +350,7 @@ func (d *decoder) mapValue(n, depth int) (any, error) {
 		}
 		return m, nil
 	}
-	m := make(map[string]any, n)
-	// origin records the key each entry came from, once a non-str key has
-	// shown up, so that two different keys with the same string form are
-	// reported instead of one silently replacing the other.
-	var origin map[string]any
+	m := newStrMap(n)
 	for range n {
 		k, err := d.value(depth + 1)
 		if err != nil {
@@ -364,35 +360,71 @@ func (d *decoder) mapValue(n, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, isStr := k.(string)
-		if isStr && origin == nil {
-			m[s] = v // a repeated str key keeps the last value, like a Python dict
+		if s, ok := k.(string); ok && m.origin == nil {
+			m.m[s] = v // the common case, inline
 			continue
 		}
-		if !isStr {
-			if s, err = keyString(k); err != nil {
-				return nil, err
-			}
-			if b, ok := k.([]byte); ok {
-				k = Bin(b)
-			}
+		if err := m.put(k, v); err != nil {
+			return nil, err
 		}
-		if origin == nil {
-			origin = make(map[string]any, n)
-			for ks := range m {
-				origin[ks] = ks
-			}
-		}
-		if prev, ok := origin[s]; ok && !sameKey(prev, k) {
-			return nil, malformed("map keys %s and %s both become the string key %q", keyDesc(prev), keyDesc(k), s)
-		}
-		origin[s] = k
-		m[s] = v
 	}
 	if d.c.mapHook != nil {
-		return d.c.mapHook(m)
+		return d.c.mapHook(m.m)
 	}
-	return m, nil
+	return m.m, nil
+}
+
+// strMap builds the map[string]any of one decoded map.
+type strMap struct {
+	m map[string]any
+	n int
+	// origin records the key each entry came from, once a key that is
+	// not a str has shown up, so that two different keys with the same
+	// string form are reported instead of one silently replacing the
+	// other.
+	origin map[string]any
+}
+
+func newStrMap(n int) strMap { return strMap{m: make(map[string]any, n), n: n} }
+
+// putStr adds the pair k: v for a str key k. A repeated key keeps the
+// last value, as in a Python dict.
+func (s *strMap) putStr(k string, v any) error {
+	if s.origin == nil {
+		s.m[k] = v
+		return nil
+	}
+	return s.put(k, v)
+}
+
+// put adds the pair k: v, converting k with keyString unless it is a str.
+func (s *strMap) put(k, v any) error {
+	ks, isStr := k.(string)
+	if isStr && s.origin == nil {
+		s.m[ks] = v
+		return nil
+	}
+	if !isStr {
+		var err error
+		if ks, err = keyString(k); err != nil {
+			return err
+		}
+		if b, ok := k.([]byte); ok {
+			k = Bin(b)
+		}
+	}
+	if s.origin == nil {
+		s.origin = make(map[string]any, s.n)
+		for x := range s.m {
+			s.origin[x] = x
+		}
+	}
+	if prev, ok := s.origin[ks]; ok && !sameKey(prev, k) {
+		return malformed("map keys %s and %s both become the string key %q", keyDesc(prev), keyDesc(k), ks)
+	}
+	s.origin[ks] = k
+	s.m[ks] = v
+	return nil
 }
 
 // keyString converts a map key that is not a str to the string Python's

@@ -174,3 +174,56 @@ func TestDecodeTimestampKeyNegative(t *testing.T) {
 		t.Fatalf("Decode = %#v, %v; want %#v", v, err, want)
 	}
 }
+
+// TestUnmarshalUntypedMaps: Unmarshal gives every untyped map string keys,
+// as Decode does, whether the target is any, map[string]any, []any or a
+// struct field of type any.
+func TestUnmarshalUntypedMaps(t *testing.T) {
+	intKeys := map[string]any{"1": "one", "-2": "minus two"}
+	m, _ := Marshal(map[int]string{1: "one", -2: "minus two"})
+	arr, _ := Marshal([]any{map[int]string{1: "one", -2: "minus two"}})
+	st, _ := Marshal(map[string]any{"M": map[int]string{1: "one", -2: "minus two"}, "L": []any{map[bool]int{true: 1}}})
+
+	var asMap map[string]any
+	if err := Unmarshal(m, &asMap); err != nil || !reflect.DeepEqual(asMap, intKeys) {
+		t.Errorf("Unmarshal into map[string]any = %#v, %v", asMap, err)
+	}
+	var asSlice []any
+	if err := Unmarshal(arr, &asSlice); err != nil || !reflect.DeepEqual(asSlice, []any{intKeys}) {
+		t.Errorf("Unmarshal into []any = %#v, %v", asSlice, err)
+	}
+	var asStruct struct {
+		M any
+		L []any
+	}
+	if err := Unmarshal(st, &asStruct); err != nil || !reflect.DeepEqual(asStruct.M, intKeys) ||
+		!reflect.DeepEqual(asStruct.L, []any{map[string]any{"True": int64(1)}}) {
+		t.Errorf("Unmarshal into a struct = %#v, %v", asStruct, err)
+	}
+
+	// Colliding keys are an error on every route.
+	clash := unhex(t, "82 01 01 a131 02")
+	nested := append(unhex(t, "81 a14d"), clash...)
+	var a any
+	var mp map[string]any
+	var s struct{ M any }
+	for name, err := range map[string]error{
+		"any":            Unmarshal(clash, &a),
+		"map[string]any": Unmarshal(clash, &mp),
+		"struct field":   Unmarshal(nested, &s),
+	} {
+		if err == nil || !strings.Contains(err.Error(), `both become the string key "1"`) {
+			t.Errorf("Unmarshal(%s) = %v, want the collision error", name, err)
+		}
+	}
+
+	// A map[string]any target of a value that is not a map fails as
+	// msgpack/v5 fails; nil gives a nil map.
+	if err := Unmarshal(arr, &mp); err == nil {
+		t.Error("Unmarshal of an array into map[string]any succeeded")
+	}
+	mp = map[string]any{"x": 1}
+	if err := Unmarshal([]byte{0xc0}, &mp); err != nil || mp != nil {
+		t.Errorf("Unmarshal(nil) into map[string]any = %#v, %v; want nil", mp, err)
+	}
+}
