@@ -302,15 +302,16 @@ func (c *Codec) Append(dst []byte, v any) ([]byte, error) {
 // A map key that is not a str is converted to the string Python's str()
 // gives it, the conversion json.dumps applies to dict keys: an integer in
 // decimal ("1", "-2"), a float as Python's repr ("1.5", "1.0", "1e+16",
-// "1e-05", "nan", "inf"), a bool as "True" or "False", nil as "None", a bin
-// as its bytes (an error unless they are valid UTF-8), a timestamp as "Timestamp(seconds=S, nanoseconds=N)" and an
-// ext hook's value by its String method (or its kind, for a bool, number
-// or string). Two different keys of one map with the same string form
-// (1 and "1", or str "a" and bin "a") are an error wrapping ErrMalformed;
-// a repeated identical key keeps the last value, as in a Python dict.
-// Array, map and non-timestamp ext keys are rejected as unhashable. Decode
-// with OrderedMaps, or Unmarshal into a typed map such as map[int]string,
-// to keep the keys' types.
+// "1e-05", "nan", "inf"), a bool as "True" or "False", nil as "None", a
+// bin as its bytes (an error unless they are valid UTF-8), a timestamp as
+// "Timestamp(seconds=S, nanoseconds=N)" and an ext hook's value by its
+// String method (or its kind, for a bool, number or string). Two
+// different keys of one map with the same string form (1 and "1", or str
+// "a" and bin "a") are an error wrapping ErrMalformed; a repeated
+// identical key keeps the last value, as in a Python dict. Array, map and
+// non-timestamp ext keys are rejected as unhashable. Decode with
+// OrderedMaps, or Unmarshal into a typed map such as map[int]string, to
+// keep the keys' types.
 func (c *Codec) Decode(b []byte) (any, error) {
 	d := decoder{c: c, b: b}
 	v, err := d.value(0)

@@ -431,10 +431,10 @@ func (s *strMap) put(k, v any) error {
 // str() gives the key (the conversion json.dumps applies to dict keys):
 // integers in decimal, floats as Python's repr (see pyFloat), bool as
 // "True" or "False", nil as "None", bin as its bytes (which must be valid
-// UTF-8, as a str must), a timestamp as
-// msgpack.Timestamp's repr, and a value from an ext hook by its String
-// method, else by its kind if that is a bool, number or string. Array,
-// map and Ext keys, and other hook values, are errors.
+// UTF-8, as a str must), a timestamp as msgpack.Timestamp's repr, and a
+// value from an ext hook by its String method, else by its kind if that
+// is a bool, number or string. Array, map and Ext keys, and other hook
+// values, are errors.
 func keyString(k any) (string, error) {
 	switch k := k.(type) {
 	case nil:
