@@ -5,16 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gaterpc/gate/broker"
 	"github.com/gaterpc/gate/gate"
 	"github.com/gaterpc/gate/internal/gatetest"
 	"github.com/gaterpc/gate/internal/wire"
 )
-
-// quiet is how long a test waits to see that nothing arrives.
-const quiet = 300 * time.Millisecond
 
 // startCurve starts a CURVE broker on tcp://127.0.0.1 admitting c.Client
 // and c.Worker (the worker for the given services; none: any).
@@ -78,8 +74,12 @@ func TestCurveUnlistedWorker(t *testing.T) {
 
 	cl := h.CurveClient(t, c.Server.Public, c.Client)
 	cl.Request("Echo", rid(1), call(t, "echo", "password=hunter2")...)
+	// The no-service answer proves the request went to no worker, and the
+	// broker never had a connection to the rogue to send it anything on:
+	// its handshake was refused. ExpectEmpty only reports a message that
+	// got through anyway.
 	wantException(t, cl.NextReply(recvTimeout), "ServiceUnAvailableError", "")
-	rogue.ExpectNothing(quiet)
+	rogue.ExpectEmpty()
 	if st := stats(h); st.Workers != 0 || st.Outcomes[broker.OutcomeNoService] != 1 {
 		t.Fatalf("Workers = %d, no_service = %d; want 0 and 1", st.Workers, st.Outcomes[broker.OutcomeNoService])
 	}
@@ -92,10 +92,23 @@ func TestCurvePlainWorker(t *testing.T) {
 	rogue := h.RawWorker(t)
 	rogue.Ready("Echo", "forged", 1)
 	waitAuthFailure(t, h, "backend/mechanism", "backend/handshake")
-	rogue.ExpectNothing(quiet)
 	if n := stats(h).Workers; n != 0 {
 		t.Fatalf("Workers = %d, want 0", n)
 	}
+	// A listed worker that registers after the refusal gets the first
+	// request for Echo: had the rogue registered, it would be the older
+	// idle worker and be sent the request first.
+	w := h.CurveWorker(t, c.Server.Public, c.Worker)
+	w.Ready("Echo", "echo", 1)
+	waitStats(t, h, "worker registered", func(s broker.Stats) bool { return s.Workers == 1 })
+	cl := h.CurveClient(t, c.Server.Public, c.Client)
+	cl.Request("Echo", rid(1), call(t, "echo")...)
+	req := w.NextRequest(recvTimeout)
+	w.Reply(req.Client, req.RequestID, result(t, "ok"))
+	if rep := cl.NextReply(recvTimeout); string(rep.RequestID) != string(rid(1)) {
+		t.Fatalf("reply for %q, want %q", rep.RequestID, rid(1))
+	}
+	rogue.ExpectEmpty() // the broker never had a connection to it
 }
 
 // TestCurveWorkerServiceRestriction: a key allowed for A registers for A
@@ -154,10 +167,20 @@ func TestCurveClientDenied(t *testing.T) {
 			cl := h.CurveClient(t, tt.server, tt.own(t))
 			cl.Request("Echo", rid(1), call(t, "echo")...)
 			waitAuthFailure(t, h, tt.reasons...)
-			w.ExpectQuiet(2)
+			// The refused client's request never reached the broker: the
+			// worker's first request is a listed client's probe, and the
+			// broker dispatched that one request only.
+			probe := h.CurveClient(t, c.Server.Public, c.Client)
+			probe.Request("Echo", rid(2), call(t, "echo")...)
+			req := w.NextRequest(recvTimeout)
+			if string(req.RequestID) != string(rid(2)) {
+				t.Fatalf("worker got request %q, want the probe %q", req.RequestID, rid(2))
+			}
+			w.Reply(req.Client, req.RequestID, result(t, "ok"))
+			probe.NextReply(recvTimeout)
 			cl.ExpectEmpty() // it never completed a handshake
-			if n := stats(h).Requests; n != 0 {
-				t.Fatalf("Requests = %d, want 0", n)
+			if n := stats(h).Outcomes["dispatched"]; n != 1 {
+				t.Fatalf("dispatched = %d, want 1 (the probe)", n)
 			}
 		})
 	}

@@ -181,8 +181,15 @@ func (c *Client) Pending() int { return c.pending.len() }
 
 // Call calls method with args and returns the decoded result: nil, bool,
 // int64 (uint64 above MaxInt64), float64, string, []byte, []any,
-// map[string]any or map[any]any (non-str keys; bin keys become codec.Bin),
-// time.Time. A final argument of type [Kwargs] is sent as keyword arguments.
+// map[string]any, time.Time. A final argument of type [Kwargs] is sent as
+// keyword arguments.
+//
+// Every map arrives as a map[string]any: a key that is not a str becomes
+// the string Python's str() gives it, as json.dumps does (1 → "1",
+// 1.5 → "1.5", True → "True", None → "None", bin → its bytes), and a reply
+// in which two keys of one map become the same string (1 and "1") fails
+// with an error naming both keys. Use [CallAs] with a typed map
+// (map[int]string) or struct to keep the keys' types.
 //
 // method is "Service.method"; the service may contain dots (the last dot
 // separates it from the method: "a.b.foo" calls foo of service "a.b"); a

@@ -33,8 +33,10 @@
 // # Calls and errors
 //
 // [Client.Call] returns generic values (int64, float64, string, []byte,
-// []any, map[string]any, ...); [CallAs] and [StreamAs] decode into Go
-// types and take a [*Client] or a [ServiceClient] (both are a [Caller]).
+// []any, map[string]any, ...); every map is a map[string]any, keys that
+// are not strings converted as Python's str() converts them (1 → "1").
+// [CallAs] and [StreamAs] decode into Go types, typed map keys included,
+// and take a [*Client] or a [ServiceClient] (both are a [Caller]).
 // A final [Kwargs] argument is sent as keyword arguments. A remote
 // exception is an [*Error] with the code derived from its class; it
 // matches gate's sentinels with errors.Is (a broker's
@@ -129,7 +131,8 @@
 // constructor ([NewClient], [NewWorker], [Service.NewWorker]) applies all
 // of its options, then reports every invalid argument at once, joined with
 // errors.Join, each error wrapping [ErrInvalidOption]; an option never
-// panics and never fails alone.
+// panics and never fails alone, and a nil option is skipped. docs/api.md
+// compares the option types of gate, broker and telemetry.
 //
 // # Streams, huge replies and flow control
 //

@@ -1,6 +1,7 @@
 package gate_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -62,4 +63,34 @@ func TestOptionsZeroKeepsDefault(t *testing.T) {
 		t.Fatalf("NewClient with zero arguments = %v", err)
 	}
 	c.Close()
+}
+
+// A nil option of any type is skipped, including a nil CommonOption
+// passed where a ClientOption or WorkerOption is expected.
+func TestNilOptionsIgnored(t *testing.T) {
+	var common gate.CommonOption
+	c, err := gate.NewClient("inproc://nil-options", nil, common)
+	if err != nil {
+		t.Fatalf("NewClient with nil options = %v", err)
+	}
+	c.Close()
+	svc, err := gate.NewService("NilOpt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var method gate.MethodOption
+	if err := svc.Register("f", func(context.Context) error { return nil }, nil, method); err != nil {
+		t.Fatalf("Register with nil options = %v", err)
+	}
+	w, err := svc.NewWorker("inproc://nil-options-w", nil, common)
+	if err != nil {
+		t.Fatalf("NewWorker with nil options = %v", err)
+	}
+	w.Close()
+	var proc gate.ProcessOption
+	p, err := gate.NewProcessPool(1, nil, proc)
+	if err != nil {
+		t.Fatalf("NewProcessPool with nil options = %v", err)
+	}
+	p.Close()
 }

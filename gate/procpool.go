@@ -242,13 +242,17 @@ type ProcessPool struct {
 	wg     sync.WaitGroup // child reader goroutines
 }
 
-// ProcessOption configures a ProcessPool.
-type ProcessOption func(*ProcessPool)
+// ProcessOption configures a ProcessPool ([WithChildCommand]).
+type ProcessOption interface{ applyProcess(*ProcessPool) }
+
+type processOption func(*ProcessPool)
+
+func (f processOption) applyProcess(p *ProcessPool) { f(p) }
 
 // WithChildCommand sets the executable and arguments children run (by
 // default os.Executable() without arguments).
 func WithChildCommand(path string, args ...string) ProcessOption {
-	return func(p *ProcessPool) { p.path, p.args = path, args }
+	return processOption(func(p *ProcessPool) { p.path, p.args = path, args })
 }
 
 // NewProcessPool returns a pool of at most size child processes. Errors
@@ -260,7 +264,7 @@ func NewProcessPool(size int, opts ...ProcessOption) (*ProcessPool, error) {
 	p := &ProcessPool{size: size, slots: make(chan struct{}, size), idle: make(chan *child, size), all: map[*child]struct{}{}}
 	for _, o := range opts {
 		if o != nil {
-			o(p)
+			o.applyProcess(p)
 		}
 	}
 	if p.path == "" {

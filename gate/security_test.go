@@ -27,6 +27,19 @@ func startCurveWorker(t *testing.T, h *gatetest.Harness, svc *gate.Service, serv
 	gatetest.ServeWorker(t, w)
 }
 
+// curveClient returns a gate client of h's broker with CURVE keys own,
+// closed at cleanup.
+func curveClient(t *testing.T, h *gatetest.Harness, server string, own gate.KeyPair) *gate.Client {
+	t.Helper()
+	cl, err := gate.NewClient(h.Frontend, gate.WithZMQContext(h.Ctx), gate.WithCurve(server, own),
+		gate.WithLogger(gatetest.TestLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
 // TestCurveCallEndToEnd: a gate client and a gate worker with CURVE keys
 // call through a CURVE broker on tcp://127.0.0.1.
 func TestCurveCallEndToEnd(t *testing.T) {
@@ -35,26 +48,14 @@ func TestCurveCallEndToEnd(t *testing.T) {
 		broker.WithCurve(c.Server.Secret), broker.WithClientKeys(c.Client.Public),
 		broker.WithWorkerKeys(broker.AuthorizedKey{Key: c.Worker.Public, Services: []string{"E2E"}}))
 	startCurveWorker(t, h, workerE2EService(t, nil), c.Server.Public, c.Worker)
-	cl, err := gate.NewClient(h.Frontend, gate.WithZMQContext(h.Ctx), gate.WithCurve(c.Server.Public, c.Client),
-		gate.WithLogger(gatetest.TestLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
+	cl := curveClient(t, h, c.Server.Public, c.Client)
 	ctx, cancel := context.WithTimeout(context.Background(), wE2ETimeout)
 	defer cancel()
-	for {
-		got, err := cl.Call(ctx, "E2E.add", 40, 2)
-		if err == nil {
-			if got != int64(42) {
-				t.Fatalf("add(40, 2) = %v", got)
-			}
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("never callable over CURVE: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := cl.WaitService(ctx, "E2E"); err != nil {
+		t.Fatalf("E2E never registered over CURVE: %v", err)
+	}
+	if got, err := cl.Call(ctx, "E2E.add", 40, 2); err != nil || got != int64(42) {
+		t.Fatalf("add(40, 2) = %v, %v; want 42", got, err)
 	}
 	if st := h.Broker.Stats(); len(st.AuthFailures) != 0 {
 		t.Fatalf("AuthFailures = %v, want none", st.AuthFailures)
@@ -72,15 +73,10 @@ func TestCurveUnlistedGateWorker(t *testing.T) {
 	gatetest.WaitFor(t, gatetest.RecvTimeout, "denied worker counted", func() bool {
 		return h.Broker.Stats().AuthFailures["backend/unknown_key"] > 0
 	})
-	cl, err := gate.NewClient(h.Frontend, gate.WithZMQContext(h.Ctx), gate.WithCurve(c.Server.Public, c.Client),
-		gate.WithLogger(gatetest.TestLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
+	cl := curveClient(t, h, c.Server.Public, c.Client)
 	ctx, cancel := context.WithTimeout(context.Background(), wE2ETimeout)
 	defer cancel()
-	_, err = cl.Call(ctx, "E2E.add", 1, 1)
+	_, err := cl.Call(ctx, "E2E.add", 1, 1)
 	var ge *gate.Error
 	if !errors.As(err, &ge) || ge.Class != "ServiceUnAvailableError" {
 		t.Fatalf("Call = %v, want ServiceUnAvailableError", err)
@@ -253,7 +249,9 @@ func BenchmarkCurveCall(b *testing.B) {
 			defer cl.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), wE2ETimeout)
 			defer cancel()
-			gatetest.WaitFor(b, wE2ETimeout, "worker callable", func() bool { _, err := cl.Call(ctx, "E2E.add", 1, 1); return err == nil })
+			if err := cl.WaitService(ctx, "E2E"); err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := cl.Call(ctx, "E2E.add", 1, 2); err != nil {

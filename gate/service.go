@@ -89,22 +89,31 @@ type method struct {
 	procName  string // set when fn is a ProcessFunc
 }
 
-// MethodOption configures one method at registration.
-type MethodOption func(*method)
+// MethodOption configures one method at registration: [WithDoc],
+// [WithParams], [WithSignature], [WithExecutor]. Register applies them in
+// order (later wins) and reports an invalid one, such as WithParams names
+// that do not fit the function, wrapping [ErrInvalidOption].
+type MethodOption interface{ applyMethod(*method) }
+
+type methodOption func(*method)
+
+func (f methodOption) applyMethod(m *method) { f(m) }
 
 // WithExecutor selects where the method runs: [Inline], a [*Pool] or a
 // [*ProcessPool]. The default (nil) is the worker's goroutine pool (see
 // [WithPoolSize]). A ProcessPool only runs functions registered with
 // [ProcessFunc].
-func WithExecutor(e Executor) MethodOption { return func(m *method) { m.exec = e } }
+func WithExecutor(e Executor) MethodOption { return methodOption(func(m *method) { m.exec = e }) }
 
 // WithDoc sets the method's doc string, reported by get_interfaces.
-func WithDoc(doc string) MethodOption { return func(m *method) { m.doc = doc } }
+func WithDoc(doc string) MethodOption { return methodOption(func(m *method) { m.doc = doc }) }
 
 // WithSignature overrides the signature text get_interfaces reports (by
 // default Python's form derived from the Go function type, see
 // [WithParams]).
-func WithSignature(sig string) MethodOption { return func(m *method) { m.signature = sig } }
+func WithSignature(sig string) MethodOption {
+	return methodOption(func(m *method) { m.signature = sig })
+}
 
 // Register registers fn, a Go function, as the method name. fn's first
 // parameter must be a context.Context; it may return nothing, an error, a
@@ -145,7 +154,7 @@ func (s *Service) Register(name string, fn any, opts ...MethodOption) error {
 	m.fn = a
 	for _, o := range opts {
 		if o != nil {
-			o(m)
+			o.applyMethod(m)
 		}
 	}
 	if m.signature == "" {

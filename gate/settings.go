@@ -569,7 +569,11 @@ func (c *commonOptions) log() *slog.Logger {
 	return c.logger
 }
 
-func (o CommonOption) applyWorker(w *workerOptions) { o(&w.common) }
+func (o CommonOption) applyWorker(w *workerOptions) {
+	if o != nil { // a nil CommonOption is a non-nil WorkerOption
+		o(&w.common)
+	}
+}
 
 func edit(f func(*Settings)) CommonOption {
 	return func(c *commonOptions) { c.edits = append(c.edits, f) }

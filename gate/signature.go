@@ -16,7 +16,7 @@ import (
 // Register fails (wrapping [ErrInvalidOption]) if the count does not
 // match. [WithSignature] overrides the whole text.
 func WithParams(names ...string) MethodOption {
-	return func(m *method) { m.params = names }
+	return methodOption(func(m *method) { m.params = names })
 }
 
 // pySignature renders the method's signature as Python's

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,11 +16,6 @@ import (
 	"github.com/gaterpc/gate/internal/codec"
 	"github.com/gaterpc/gate/internal/wire"
 )
-
-// quiet is how long a test waits to see that a held producer sends
-// nothing more. A producer that ignored the window would send its next
-// message within microseconds.
-const quiet = 300 * time.Millisecond
 
 // flowRID returns a request id carrying md.
 func flowRID(base string, md map[string]string) []byte {
@@ -55,21 +52,62 @@ func (b *fakeBackend) replyFor(rid []byte) (wire.ReplyKind, []byte) {
 	return wire.ClassifyReply(m.Body)
 }
 
-// silent checks that nothing but heartbeats arrives for d.
-func (b *fakeBackend) silent(d time.Duration) {
+var barrierSeq atomic.Int64
+
+// heldAt proves that the producer of the relayed call (client, rid) is
+// held by its window after handing exactly sent messages to the socket
+// loop, without waiting to see that nothing comes:
+//
+//  1. A get_interfaces round trip on the same connection orders the check
+//     after every CREDIT sent before it: the worker's loop applies
+//     credits in the order it reads them, before it starts the next call.
+//     A message the producer sent meanwhile arrives ahead of the answer
+//     and fails the test.
+//  2. Two wake-ups of the producer, each taken from its wake channel, show
+//     that it re-checked the window with those credits applied and went
+//     back to waiting in acquire.
+//  3. Its count of messages handed to the loop is then exactly sent, so
+//     nothing beyond what the test has read can arrive until a grant.
+func (b *fakeBackend) heldAt(w *Worker, client, rid []byte, sent int64) {
 	b.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		frames, err := b.recv(time.Until(deadline))
-		if err != nil {
-			return // timeout: nothing came
+	brid := fmt.Sprintf("barrier-%d", barrierSeq.Add(1))
+	if _, exc := decodeSingle(b.t, b.call(brid, getInterfacesName, nil, nil)); exc != nil {
+		b.t.Fatalf("barrier get_interfaces raised %v", exc)
+	}
+	var f *flowCtl
+	waitCond(b.t, "the call's flow control", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if c := w.inflight[callKey(client, rid)]; c != nil {
+			f = c.flow
 		}
-		m, err := wire.ParseWorkerMessage(frames[1:])
-		if err == nil && m.Command == wire.CmdHeartbeat {
-			b.answerHeartbeat(frames[0])
-			continue
+		return f != nil
+	})
+	for range 2 {
+		select {
+		case f.wake <- struct{}{}:
+		default: // a grant's wake-up is already waiting: the same test
 		}
-		b.t.Fatalf("got %v (%d frames) while the producer should be held", m.Command, len(frames))
+		waitCond(b.t, "the producer to wait for credit", func() bool { return len(f.wake) == 0 })
+	}
+	f.mu.Lock()
+	got := f.sent.Items
+	f.mu.Unlock()
+	if got != sent {
+		b.t.Fatalf("producer handed %d messages to the loop, want %d held by the window", got, sent)
+	}
+}
+
+// waitCond polls cond until it holds, failing the test after
+// workerRecvTimeout.
+func waitCond(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(workerRecvTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -88,6 +126,17 @@ func streamItems(t *testing.T, b *fakeBackend, rid []byte, n int, next *int64) {
 		}
 		*next++
 	}
+}
+
+// countSeq streams the integers 0..n-1.
+func countSeq(_ context.Context, n int) (iter.Seq[int], error) {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}, nil
 }
 
 func countService(t *testing.T, done chan<- error) *Service {
@@ -124,7 +173,7 @@ func TestWorkerFlowStreamWindow(t *testing.T) {
 	for _, fn := range []string{"count", "writer"} {
 		t.Run(fn, func(t *testing.T) {
 			b := newFakeBackend(t)
-			startWorker(t, b, countService(t, nil))
+			w := startWorker(t, b, countService(t, nil))
 			b.expectReady()
 			client := []byte("c1")
 			rid := flowRID("s1", relayed(wire.Window{Items: 10, Bytes: 1 << 20}))
@@ -132,13 +181,13 @@ func TestWorkerFlowStreamWindow(t *testing.T) {
 			b.request(client, rid, body...)
 			var next int64
 			streamItems(t, b, rid, 10, &next)
-			b.silent(quiet)
+			b.heldAt(w, client, rid, 10)
 			b.credit(client, rid, wire.Credit{Items: 5, Bytes: 5})
 			streamItems(t, b, rid, 5, &next)
-			b.silent(quiet)
+			b.heldAt(w, client, rid, 15)
 			// A stale (lower) credit changes nothing; credits are cumulative.
 			b.credit(client, rid, wire.Credit{Items: 3, Bytes: 3})
-			b.silent(quiet / 3)
+			b.heldAt(w, client, rid, 15)
 			b.credit(client, rid, wire.Credit{Items: 25, Bytes: 25})
 			streamItems(t, b, rid, 20, &next)
 			if kind, _ := b.replyFor(rid); kind != wire.ReplyStreamEnd {
@@ -157,7 +206,7 @@ func TestWorkerFlowHugeBytes(t *testing.T) {
 	b := newFakeBackend(t)
 	svc := mustService(t, "F")
 	mustOK(t, Func1(svc, "blob", func(context.Context, int) (HugeValue, error) { return Huge(value), nil }))
-	startWorker(t, b, svc)
+	w := startWorker(t, b, svc)
 	b.expectReady()
 	client := []byte("c1")
 	rid := flowRID("h1", relayed(wire.Window{Items: 1000, Bytes: 4096}, wire.MetaChunk, "1000"))
@@ -182,21 +231,12 @@ func TestWorkerFlowHugeBytes(t *testing.T) {
 	// Fewer than 4096 bytes outstanding lets the fifth chunk go (4000 <
 	// 4096), not the sixth.
 	take(5)
-	b.silent(quiet)
+	b.heldAt(w, client, rid, 5)
 	b.credit(client, rid, wire.Credit{Items: 2, Bytes: 2000})
 	take(2)
-	b.silent(quiet)
+	b.heldAt(w, client, rid, 7)
 	b.credit(client, rid, wire.Credit{Items: 1 << 30, Bytes: 1 << 40})
-	for {
-		kind, c := b.replyFor(rid)
-		if kind == wire.ReplyHugeEnd {
-			break
-		}
-		if kind != wire.ReplyHugeChunk {
-			t.Fatalf("reply kind %v", kind)
-		}
-		chunks = append(chunks, c)
-	}
+	chunks = hugeRest(t, b, rid, chunks)
 	raw, err := chunk.Join(chunks)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +333,7 @@ func TestWorkerFlowCancelWhileHeld(t *testing.T) {
 		t.Run(fn, func(t *testing.T) {
 			b := newFakeBackend(t)
 			done := make(chan error, 1)
-			startWorker(t, b, countService(t, done))
+			w := startWorker(t, b, countService(t, done))
 			b.expectReady()
 			client := []byte("c1")
 			rid := flowRID("x1", relayed(wire.Window{Items: 3, Bytes: 1 << 20}))
@@ -301,7 +341,7 @@ func TestWorkerFlowCancelWhileHeld(t *testing.T) {
 			b.request(client, rid, body...)
 			var next int64
 			streamItems(t, b, rid, 3, &next)
-			b.silent(quiet / 3)
+			b.heldAt(w, client, rid, 3)
 			b.cancel(client, rid)
 			kind, payload := b.replyFor(rid)
 			if kind != wire.ReplySingle {
@@ -382,11 +422,12 @@ func TestWorkerFlowCloseWhileHeld(t *testing.T) {
 		for range 2 {
 			b.replyFor(rid)
 		}
+		b.heldAt(w, []byte("c1"), rid, 2)
 	}
-	b.silent(quiet / 3)
 	// A graceful Shutdown waits for the held calls until its ctx ends,
-	// then closes the worker.
-	ctx, cancel := context.WithTimeout(context.Background(), quiet)
+	// then closes the worker. The held calls never finish, so the
+	// deadline's length does not matter: it only has to pass.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	closed := make(chan error, 1)
 	go func() { closed <- w.Shutdown(ctx) }()
@@ -484,19 +525,26 @@ func (c *closeRecorder) Close() error {
 	return nil
 }
 
-func joinHuge(t *testing.T, b *fakeBackend, rid []byte, comp string) []byte {
+// hugeRest appends the HugeData chunks for rid to chunks until the end
+// marker, failing on any other reply.
+func hugeRest(t *testing.T, b *fakeBackend, rid []byte, chunks [][]byte) [][]byte {
 	t.Helper()
-	var chunks [][]byte
 	for {
 		kind, c := b.replyFor(rid)
-		if kind == wire.ReplyHugeEnd {
-			break
+		switch kind {
+		case wire.ReplyHugeEnd:
+			return chunks
+		case wire.ReplyHugeChunk:
+			chunks = append(chunks, c)
+		default:
+			t.Fatalf("reply kind %v after %d chunks, want a chunk or the end", kind, len(chunks))
 		}
-		if kind != wire.ReplyHugeChunk {
-			t.Fatalf("reply kind %v", kind)
-		}
-		chunks = append(chunks, c)
 	}
+}
+
+func joinHuge(t *testing.T, b *fakeBackend, rid []byte, comp string) []byte {
+	t.Helper()
+	chunks := hugeRest(t, b, rid, nil)
 	raw, err := chunk.Join(chunks, chunk.WithCompression(comp), chunk.WithMaxSize(64<<20))
 	if err != nil {
 		t.Fatal(err)
@@ -541,7 +589,7 @@ func TestWorkerFlowProcessPool(t *testing.T) {
 	b := newFakeBackend(t)
 	svc := mustService(t, "P")
 	mustOK(t, svc.Register("blob", procHugeBinary, WithExecutor(pool)))
-	startWorker(t, b, svc, WithHugeData("zstd", 1, 1000))
+	w := startWorker(t, b, svc, WithHugeData("zstd", 1, 1000))
 	b.expectReady()
 	const n = 200 << 10
 	client := []byte("c1")
@@ -556,15 +604,9 @@ func TestWorkerFlowProcessPool(t *testing.T) {
 		}
 		chunks = append(chunks, c)
 	}
-	b.silent(quiet)
+	b.heldAt(w, client, rid, 2)
 	b.credit(client, rid, wire.Credit{Items: 1 << 20, Bytes: 1 << 40})
-	for {
-		kind, c := b.replyFor(rid)
-		if kind == wire.ReplyHugeEnd {
-			break
-		}
-		chunks = append(chunks, c)
-	}
+	chunks = hugeRest(t, b, rid, chunks)
 	raw, err := chunk.Join(chunks, chunk.WithCompression("zstd"))
 	mustOK(t, err)
 	var got []byte

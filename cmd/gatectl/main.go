@@ -41,8 +41,8 @@
 // `call demo.echo hello` sends "hello". Integers are sent as msgpack
 // integers. Results are printed as JSON, indented (compact with -json).
 // msgpack bin values ([]byte) print as {"$bytes": "<base64>"}, and that
-// same object given as an argument is sent as bin; maps with non-string
-// keys print their keys as text, bin keys in base64.
+// same object given as an argument is sent as bin; map keys that are not
+// strings print as Python's str() writes them (1 → "1", True → "True").
 //
 // -d gives the arguments as one JSON document instead, for arguments too
 // long for a command line: a bare array of positional arguments, or an

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gaterpc/gate/internal/cli"
-	"github.com/gaterpc/gate/internal/codec"
 )
 
 // bytesKey marks a msgpack bin value in JSON: {"$bytes": "<base64>"}. The
@@ -101,9 +100,9 @@ func parseArgs(words, kws []string) ([]any, map[string]any, error) {
 }
 
 // toJSON converts a decoded result into something encoding/json renders:
-// []byte becomes {"$bytes": base64}, maps with non-string keys get their
-// keys printed (bin keys as base64), times become RFC 3339 strings and
-// non-finite floats the strings "NaN", "+Inf", "-Inf".
+// []byte becomes {"$bytes": base64}, times become RFC 3339 strings and
+// non-finite floats the strings "NaN", "+Inf", "-Inf". Maps already have
+// string keys (the codec converts other keys as Python's str() does).
 func toJSON(v any) any {
 	switch v := v.(type) {
 	case []byte:
@@ -118,12 +117,6 @@ func toJSON(v any) any {
 		out := make(map[string]any, len(v))
 		for k, e := range v {
 			out[k] = toJSON(e)
-		}
-		return out
-	case map[any]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[keyString(k)] = toJSON(e)
 		}
 		return out
 	case time.Time:
@@ -146,18 +139,6 @@ func finite(f float64) any {
 		return "-Inf"
 	}
 	return f
-}
-
-func keyString(k any) string {
-	switch k := k.(type) {
-	case string:
-		return k
-	case codec.Bin:
-		return base64.StdEncoding.EncodeToString([]byte(k))
-	case []byte:
-		return base64.StdEncoding.EncodeToString(k)
-	}
-	return fmt.Sprint(k)
 }
 
 // marshal renders v as JSON: indented unless compact, without HTML

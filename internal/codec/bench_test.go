@@ -101,3 +101,41 @@ func BenchmarkUnmarshalStruct(b *testing.B) {
 		}
 	}
 }
+
+// mapsResult is a result with nested str-keyed maps.
+func mapsResult() []byte {
+	item := map[string]any{"id": 7, "name": "item", "score": 0.5, "tags": []any{"a", "b"}}
+	data, _ := Marshal(map[string]any{
+		"meta":  map[string]any{"page": 1, "total": 100, "next": "cursor"},
+		"items": []any{item, item, item, item},
+	})
+	return data
+}
+
+// BenchmarkDecodeMaps decodes a result of nested maps.
+func BenchmarkDecodeMaps(b *testing.B) {
+	data := mapsResult()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUnmarshalAnyFields decodes a result into a struct whose fields
+// of type any and []any hold maps, which Unmarshal decodes as Decode does.
+func BenchmarkUnmarshalAnyFields(b *testing.B) {
+	type result struct {
+		Meta  any   `msgpack:"meta"`
+		Items []any `msgpack:"items"`
+	}
+	data := mapsResult()
+	b.ReportAllocs()
+	for b.Loop() {
+		var r result
+		if err := Unmarshal(data, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Default decode caps, the limits gaterpc 0.2.12 applies to every msgpack
@@ -52,6 +53,7 @@ type Codec struct {
 	extDecoders                          map[int8]func([]byte) (any, error)
 	mapHook                              func(map[string]any) (any, error)
 	ordered                              bool
+	ifaceMap                             func(*msgpack.Decoder) (any, error) // Unmarshal's maps in interface positions
 }
 
 // ErrInvalidOption is wrapped by every error of an invalid option. New
@@ -136,9 +138,9 @@ func WithExtDecoder(extType int8, fn func(data []byte) (any, error)) Option {
 	})
 }
 
-// WithMapHook sets a hook that Decode calls on every decoded map whose keys
-// are all strings, innermost first, and whose result replaces the map
-// (Python's object_hook).
+// WithMapHook sets a hook that Decode calls on every decoded map (after
+// its keys are converted to strings, see Decode), innermost first, and
+// whose result replaces the map (Python's object_hook).
 func WithMapHook(fn func(map[string]any) (any, error)) Option {
 	return optionFunc(func(c *Codec) error {
 		c.mapHook = fn
@@ -147,9 +149,11 @@ func WithMapHook(fn func(map[string]any) (any, error)) Option {
 }
 
 // OrderedMaps makes Decode return every map as a Map, which keeps the
-// order of the pairs as sent (a Python dict's insertion order), so that
-// Marshal(Decode(b)) reproduces b for any canonically encoded b. The map
-// hook is not called for ordered maps.
+// order of the pairs as sent (a Python dict's insertion order) and every
+// key as decoded (bin keys as Bin), so that Marshal(Decode(b)) reproduces
+// b for any canonically encoded b. It is the lossless way to read maps
+// with keys that are not str. The map hook is not called for ordered
+// maps.
 func OrderedMaps() Option {
 	return optionFunc(func(c *Codec) error {
 		c.ordered = true
@@ -181,7 +185,60 @@ func New(opts ...Option) (*Codec, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.ifaceMap = c.unmarshalMap
 	return c, nil
+}
+
+// unmarshalMap decodes a map in an interface position for Unmarshal as
+// Decode decodes a map: keys converted to strings, colliding keys an
+// error, the map hook applied (with OrderedMaps, as a Map). The values
+// are msgpack/v5's loose interface values.
+func (c *Codec) unmarshalMap(d *msgpack.Decoder) (any, error) {
+	if c.ordered {
+		raw, err := d.DecodeRaw()
+		if err != nil {
+			return nil, err
+		}
+		return c.Decode(raw)
+	}
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	m := newStrMap(n)
+	for range n {
+		code, err := d.PeekCode()
+		if err != nil {
+			return nil, err
+		}
+		isStr := msgpcode.IsString(code)
+		var ks string
+		var k any
+		if isStr {
+			ks, err = d.DecodeString() // unboxed: most keys are str
+		} else {
+			k, err = d.DecodeInterfaceLoose()
+		}
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.DecodeInterfaceLoose()
+		if err != nil {
+			return nil, err
+		}
+		if isStr {
+			err = m.putStr(ks, v)
+		} else {
+			err = m.put(k, v)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if c.mapHook != nil {
+		return c.mapHook(m.m)
+	}
+	return m.m, nil
 }
 
 // std is the codec behind the package-level functions.
@@ -193,8 +250,9 @@ type Ext struct {
 	Data []byte
 }
 
-// Bin is the Go type of a bin map key in values returned by Decode:
-// []byte cannot be a Go map key. It encodes as bin again.
+// Bin is the Go type of a bin map key in a Map returned by Decode with
+// OrderedMaps ([]byte cannot be compared). It encodes as bin again, and a
+// Go map key of type Bin encodes as a bin key.
 type Bin string
 
 // RawMessage is one encoded msgpack value. Marshal writes it verbatim
@@ -235,12 +293,25 @@ func (c *Codec) Append(dst []byte, v any) ([]byte, error) {
 
 // Decode decodes exactly one msgpack value into a Go value: nil, bool,
 // int64 (every integer that fits; larger unsigned ones are uint64), float64
-// (float32 is widened), string, []byte (a copy), []any, map[string]any when
-// every key is a str, else map[any]any (bin keys become Bin; array, map and
-// non-timestamp ext keys are rejected as unhashable), time.Time for ext -1,
-// and Ext or a hook's value for other ext types. Trailing bytes are an
-// error. Lengths are checked against the caps and the remaining input
-// before anything is allocated.
+// (float32 is widened), string, []byte (a copy), []any, map[string]any for
+// every map (or Map with OrderedMaps), time.Time for ext -1, and Ext or a
+// hook's value for other ext types. Trailing bytes are an error. Lengths
+// are checked against the caps and the remaining input before anything is
+// allocated.
+//
+// A map key that is not a str is converted to the string Python's str()
+// gives it, the conversion json.dumps applies to dict keys: an integer in
+// decimal ("1", "-2"), a float as Python's repr ("1.5", "1.0", "1e+16",
+// "1e-05", "nan", "inf"), a bool as "True" or "False", nil as "None", a
+// bin as its bytes (an error unless they are valid UTF-8), a timestamp as
+// "Timestamp(seconds=S, nanoseconds=N)" and an ext hook's value by its
+// String method (or its kind, for a bool, number or string). Two
+// different keys of one map with the same string form (1 and "1", or str
+// "a" and bin "a") are an error wrapping ErrMalformed; a repeated
+// identical key keeps the last value, as in a Python dict. Array, map and
+// non-timestamp ext keys are rejected as unhashable. Decode with
+// OrderedMaps, or Unmarshal into a typed map such as map[int]string, to
+// keep the keys' types.
 func (c *Codec) Decode(b []byte) (any, error) {
 	d := decoder{c: c, b: b}
 	v, err := d.value(0)
@@ -323,10 +394,15 @@ func (c *Codec) Validate(b []byte) error {
 // Unmarshal decodes exactly one msgpack value into v, which must be a
 // non-nil pointer. The input is first validated against the caps (so a
 // hostile length header cannot force a large allocation); then a pointer to
-// an interface gets Decode's result, and anything else (structs with
-// `msgpack:"name"` tags, typed slices and maps, *RawMessage...) is decoded
-// by github.com/vmihailenco/msgpack/v5 with loose interface decoding
-// (int64, uint64, float64 inside any). Ext hooks apply only to Decode.
+// an interface or to a map[string]any gets Decode's result, and anything
+// else (structs with `msgpack:"name"` tags, typed slices and maps,
+// *RawMessage...) is decoded by github.com/vmihailenco/msgpack/v5 with
+// loose interface decoding (int64, uint64, float64 inside any). A map in
+// an interface position there (a field of type any, an element of []any)
+// gets string keys as Decode's maps do (and the map hook), so every
+// untyped map is a map[string]any, while a typed map keeps its key type
+// (map[int]string) and a typed map[string]T field needs str keys. Ext
+// hooks apply only to Decode.
 func (c *Codec) Unmarshal(b []byte, v any) error {
 	if err := c.Validate(b); err != nil {
 		return err
@@ -344,6 +420,21 @@ func (c *Codec) unmarshalValidated(b []byte, v any) error {
 		*p = x
 		return nil
 	}
+	if p, ok := v.(*map[string]any); ok && p != nil {
+		x, err := c.Decode(b)
+		if err != nil {
+			return err
+		}
+		switch m := x.(type) {
+		case map[string]any:
+			*p = m
+			return nil
+		case nil:
+			*p = nil
+			return nil
+		}
+		// not a map (or a hook's value): msgpack/v5 says why below
+	}
 	if p, ok := v.(*RawMessage); ok && p != nil {
 		*p = append((*p)[:0], b...)
 		return nil
@@ -353,6 +444,7 @@ func (c *Codec) unmarshalValidated(b []byte, v any) error {
 	ud.r.Reset(b)
 	ud.d.Reset(&ud.r)
 	ud.d.UseLooseInterfaceDecoding(true)
+	ud.d.SetMapDecoder(c.ifaceMap)
 	err := ud.d.Decode(v)
 	ud.r.Reset(nil) // keep no reference to b in the pool
 	if err != nil {

@@ -2,7 +2,11 @@ package codec
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -346,8 +350,7 @@ func (d *decoder) mapValue(n, depth int) (any, error) {
 		}
 		return m, nil
 	}
-	sm := make(map[string]any, n)
-	var am map[any]any // once a non-str key shows up
+	m := newStrMap(n)
 	for range n {
 		k, err := d.value(depth + 1)
 		if err != nil {
@@ -357,38 +360,183 @@ func (d *decoder) mapValue(n, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s, ok := k.(string); ok && am == nil {
-			sm[s] = v
+		if s, ok := k.(string); ok && m.origin == nil {
+			m.m[s] = v // the common case, inline
 			continue
 		}
-		if am == nil {
-			am = make(map[any]any, n)
-			for ks, kv := range sm {
-				am[ks] = kv
-			}
-			sm = nil
+		if err := m.put(k, v); err != nil {
+			return nil, err
 		}
-		switch kk := k.(type) {
-		case []byte:
-			k = Bin(kk)
-		case []any, map[string]any, map[any]any, Ext:
-			return nil, malformed("unhashable map key of type %T", k)
-		case nil, bool, int64, uint64, float64, string, time.Time:
-		default:
-			// a value produced by an ext hook: usable only if comparable
-			if !isComparable(k) {
-				return nil, malformed("unhashable map key of type %T", k)
-			}
-		}
-		am[k] = v
-	}
-	if am != nil {
-		return am, nil
 	}
 	if d.c.mapHook != nil {
-		return d.c.mapHook(sm)
+		return d.c.mapHook(m.m)
 	}
-	return sm, nil
+	return m.m, nil
+}
+
+// strMap builds the map[string]any of one decoded map.
+type strMap struct {
+	m map[string]any
+	n int
+	// origin records the key each entry came from, once a key that is
+	// not a str has shown up, so that two different keys with the same
+	// string form are reported instead of one silently replacing the
+	// other.
+	origin map[string]any
+}
+
+func newStrMap(n int) strMap { return strMap{m: make(map[string]any, n), n: n} }
+
+// putStr adds the pair k: v for a str key k. A repeated key keeps the
+// last value, as in a Python dict.
+func (s *strMap) putStr(k string, v any) error {
+	if s.origin == nil {
+		s.m[k] = v
+		return nil
+	}
+	return s.put(k, v)
+}
+
+// put adds the pair k: v, converting k with keyString unless it is a str.
+func (s *strMap) put(k, v any) error {
+	ks, isStr := k.(string)
+	if isStr && s.origin == nil {
+		s.m[ks] = v
+		return nil
+	}
+	if !isStr {
+		var err error
+		if ks, err = keyString(k); err != nil {
+			return err
+		}
+		if b, ok := k.([]byte); ok {
+			k = Bin(b)
+		}
+	}
+	if s.origin == nil {
+		s.origin = make(map[string]any, s.n)
+		for x := range s.m {
+			s.origin[x] = x
+		}
+	}
+	if prev, ok := s.origin[ks]; ok && !sameKey(prev, k) {
+		return malformed("map keys %s and %s both become the string key %q", keyDesc(prev), keyDesc(k), ks)
+	}
+	s.origin[ks] = k
+	s.m[ks] = v
+	return nil
+}
+
+// keyString converts a map key that is not a str to the string Python's
+// str() gives the key (the conversion json.dumps applies to dict keys):
+// integers in decimal, floats as Python's repr (see pyFloat), bool as
+// "True" or "False", nil as "None", bin as its bytes (which must be valid
+// UTF-8, as a str must), a timestamp as msgpack.Timestamp's repr, and a
+// value from an ext hook by its String method, else by its kind if that
+// is a bool, number or string. Array, map and Ext keys, and other hook
+// values, are errors.
+func keyString(k any) (string, error) {
+	switch k := k.(type) {
+	case nil:
+		return "None", nil
+	case bool:
+		if k {
+			return "True", nil
+		}
+		return "False", nil
+	case int64:
+		return strconv.FormatInt(k, 10), nil
+	case uint64:
+		return strconv.FormatUint(k, 10), nil
+	case float64:
+		return pyFloat(k), nil
+	case string:
+		return k, nil
+	case []byte:
+		if !utf8.Valid(k) {
+			return "", malformed("bin map key %q is not valid UTF-8, so it has no string form", k)
+		}
+		return string(k), nil
+	case time.Time:
+		return fmt.Sprintf("Timestamp(seconds=%d, nanoseconds=%d)", k.Unix(), k.Nanosecond()), nil
+	case []any, map[string]any, Map, Ext:
+		return "", malformed("unhashable map key of type %T", k)
+	}
+	// a value produced by an ext hook
+	if !isComparable(k) {
+		return "", malformed("unhashable map key of type %T", k)
+	}
+	if s, ok := k.(fmt.Stringer); ok {
+		return s.String(), nil
+	}
+	switch r := reflect.ValueOf(k); r.Kind() {
+	case reflect.Bool:
+		return keyString(r.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return keyString(r.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return keyString(r.Uint())
+	case reflect.Float32, reflect.Float64:
+		return keyString(r.Float())
+	case reflect.String:
+		return r.String(), nil
+	}
+	return "", malformed("map key of type %T has no String method to convert it to a string key", k)
+}
+
+// pyFloat formats f as Python's repr(float) does: the shortest decimal
+// that reads back as f, in positional notation with at least one digit
+// after the point ("1.0", "0.0001", "-0.0") when the decimal exponent is
+// in [-4, 16), else in scientific notation with a signed exponent of at
+// least two digits and no ".0" ("1e+16", "1.5e-05"); "nan", "inf" and
+// "-inf" for the non-finite values.
+func pyFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64) // d[.ddd]e±XX, Python's form
+	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
+	if exp < -4 || exp >= 16 {
+		return e
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+// sameKey reports whether a and b, two keys of one map as decoded (bin
+// keys as Bin), are the same key, so that repeating it keeps the last
+// value instead of being a collision.
+func sameKey(a, b any) bool {
+	switch a := a.(type) {
+	case float64:
+		bf, ok := b.(float64)
+		return ok && math.Float64bits(a) == math.Float64bits(bf)
+	case time.Time:
+		bt, ok := b.(time.Time)
+		return ok && a.Equal(bt)
+	}
+	return a == b // both comparable: keyString accepted them
+}
+
+// keyDesc describes a decoded map key for an error message.
+func keyDesc(k any) string {
+	switch k := k.(type) {
+	case string:
+		return "str " + strconv.Quote(k)
+	case Bin:
+		return "bin " + strconv.Quote(string(k))
+	case nil:
+		return "nil"
+	}
+	return fmt.Sprintf("%T %v", k, k)
 }
 
 func isComparable(v any) (ok bool) {

@@ -29,10 +29,15 @@
 //     result (Python's default= / prepare_pack idea)
 //
 // Decoding (Decode) returns nil, bool, int64 (uint64 above MaxInt64),
-// float64, string, []byte, []any, map[string]any or map[any]any (or Map
-// with OrderedMaps), time.Time and Ext. Unmarshal decodes into typed Go
-// values (structs with msgpack tags) through msgpack/v5 after validating
-// the input. Exactly one value is accepted: trailing bytes are an error.
+// float64, string, []byte, []any, map[string]any (or Map with
+// OrderedMaps), time.Time and Ext. Every map is a map[string]any: a key
+// that is not a str becomes the string Python's str() gives it (1 → "1",
+// 1.0 → "1.0", True → "True", None → "None"), as json.dumps does, and two
+// keys of one map that become the same string are an ErrMalformed error.
+// OrderedMaps keeps every key as sent, and Unmarshal decodes into typed Go
+// values (map[int]string, structs with msgpack tags) through msgpack/v5
+// after validating the input. Exactly one value is accepted: trailing
+// bytes are an error.
 //
 // The protocol helpers build and check the bodies of docs/wire-protocol.md
 // sections 3 and 5–7:

@@ -120,16 +120,7 @@ func StartBroker(t testing.TB, opts ...broker.Option) *Harness {
 // checks that Serve returned gate.ErrClosed, and terminates the context.
 func StartBrokerOn(t testing.TB, tr Transport, opts ...broker.Option) *Harness {
 	t.Helper()
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		t.Fatalf("gatetest: zmq context: %v", err)
-	}
-	t.Cleanup(func() {
-		zctx.SetRetryAfterEINTR(false)
-		if err := zctx.Term(); err != nil {
-			t.Errorf("gatetest: zmq Term: %v", err)
-		}
-	})
+	zctx := NewZMQContext(t)
 	front, back := tr.Endpoints(t)
 	all := append([]broker.Option{
 		broker.WithZMQContext(zctx),
@@ -289,14 +280,6 @@ func (p *RawPeer) MustRecv(timeout time.Duration) [][]byte {
 	return msg
 }
 
-// ExpectNothing fails the test if a message arrives within d.
-func (p *RawPeer) ExpectNothing(d time.Duration) {
-	p.t.Helper()
-	if msg, err := p.Recv(d); err == nil {
-		p.t.Fatalf("gatetest: %s: unexpected message %s", p.ID, Dump(msg))
-	}
-}
-
 // Dump renders frames for failure messages.
 func Dump(frames [][]byte) string {
 	parts := make([]string, len(frames))
@@ -380,19 +363,6 @@ func (w *RawWorker) NextMessage(timeout time.Duration) (wire.WorkerMessage, erro
 			continue
 		}
 		return m, nil
-	}
-}
-
-// ExpectNoWork fails the test if a message other than HEARTBEAT arrives
-// within d (heartbeats are answered when AutoHeartbeat is set).
-func (w *RawWorker) ExpectNoWork(d time.Duration) {
-	w.t.Helper()
-	m, err := w.NextMessage(d)
-	if err == nil {
-		w.t.Fatalf("gatetest: worker %s: unexpected %v", w.ID, m.Command)
-	}
-	if !errors.Is(err, ErrTimeout) {
-		w.t.Fatalf("gatetest: worker %s: %v", w.ID, err)
 	}
 }
 
