@@ -22,11 +22,6 @@ type clientOptionFunc func(*clientOptions)
 
 func (f clientOptionFunc) applyClient(o *clientOptions) { f(o) }
 
-func (o CommonOption) applyClient(c *clientOptions) {
-	if o != nil { // a nil CommonOption is a non-nil ClientOption
-		o(&c.common)
-	}
-}
 
 // WithDefaultService sets the service that a method name without a service
 // part ("echo" rather than "Svc.echo") is sent to. The default is

@@ -528,11 +528,20 @@ func checkServiceName(field, name string) string {
 //
 // Settings edits ([WithHeartbeat] and friends) apply on top of
 // [WithSettings] whatever their order; between themselves, later wins.
-type CommonOption func(*commonOptions)
+type CommonOption interface {
+	ClientOption
+	WorkerOption
+	applyCommon(*commonOptions)
+}
 
-// commonOptions is embedded in the per-component options structs. Another
-// component accepts CommonOption by declaring, for its own option
-// interface, a method that calls o(&its.common).
+// commonOption is the one implementation of CommonOption.
+type commonOption func(*commonOptions)
+
+func (o commonOption) applyCommon(c *commonOptions) { o(c) }
+func (o commonOption) applyWorker(w *workerOptions) { o(&w.common) }
+func (o commonOption) applyClient(c *clientOptions) { o(&c.common) }
+
+// commonOptions is embedded in the per-component options structs.
 type commonOptions struct {
 	base   *Settings
 	edits  []func(*Settings)
@@ -569,21 +578,15 @@ func (c *commonOptions) log() *slog.Logger {
 	return c.logger
 }
 
-func (o CommonOption) applyWorker(w *workerOptions) {
-	if o != nil { // a nil CommonOption is a non-nil WorkerOption
-		o(&w.common)
-	}
-}
-
 func edit(f func(*Settings)) CommonOption {
-	return func(c *commonOptions) { c.edits = append(c.edits, f) }
+	return commonOption(func(c *commonOptions) { c.edits = append(c.edits, f) })
 }
 
 // WithSettings replaces the defaults with s (copied); its zero fields take
 // their defaults, so WithSettings(Settings{}) changes nothing. Individual
 // setting options apply on top of it.
 func WithSettings(s Settings) CommonOption {
-	return func(c *commonOptions) { c.base = &s }
+	return commonOption(func(c *commonOptions) { c.base = &s })
 }
 
 // WithHeartbeat sets Settings.Heartbeat.
@@ -608,7 +611,7 @@ func WithHugeData(compress string, level, chunkSize int) CommonOption {
 
 // WithLogger sets the logger; nil means slog.Default().
 func WithLogger(l *slog.Logger) CommonOption {
-	return func(c *commonOptions) { c.logger = l }
+	return commonOption(func(c *commonOptions) { c.logger = l })
 }
 
 // WithZMQContext makes the component create its sockets in zctx instead of
@@ -616,11 +619,11 @@ func WithLogger(l *slog.Logger) CommonOption {
 // same context. The caller owns zctx and terminates it after closing every
 // component that uses it. nil keeps the default.
 func WithZMQContext(zctx *zmq.Context) CommonOption {
-	return func(c *commonOptions) { c.zctx = zctx }
+	return commonOption(func(c *commonOptions) { c.zctx = zctx })
 }
 
 // WithMiddleware appends middleware to the component's chain; the first
 // one given is the outermost (see [Chain]).
 func WithMiddleware(mws ...Middleware) CommonOption {
-	return func(c *commonOptions) { c.mws = append(c.mws, mws...) }
+	return commonOption(func(c *commonOptions) { c.mws = append(c.mws, mws...) })
 }

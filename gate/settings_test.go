@@ -121,7 +121,7 @@ func TestCommonOptionsOrder(t *testing.T) {
 	base.Liveness = 7
 	var c commonOptions
 	for _, o := range []CommonOption{WithHeartbeat(time.Second), WithSettings(base), WithMessageMax(3)} {
-		o(&c)
+		o.applyCommon(&c)
 	}
 	s, err := c.settings()
 	if err != nil {
@@ -140,7 +140,7 @@ func TestSettingsZeroValue(t *testing.T) {
 		t.Helper()
 		var c commonOptions
 		for _, o := range o {
-			o(&c)
+			o.applyCommon(&c)
 		}
 		s, err := c.settings()
 		if err != nil {

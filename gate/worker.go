@@ -61,7 +61,7 @@ func WithExecutorDepthHook(fn func(service, executor string, depth int)) WorkerO
 // in-flight limit (Settings.MessageMax). Requests beyond it get a
 // RuntimeError exception reply.
 func WithCapacity(n int) WorkerOption {
-	return workerOptionFunc(func(o *workerOptions) { WithMessageMax(n)(&o.common) })
+	return workerOptionFunc(func(o *workerOptions) { WithMessageMax(n).applyCommon(&o.common) })
 }
 
 // Worker serves one [Service] to a broker: it connects a DEALER to the
