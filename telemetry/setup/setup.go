@@ -93,7 +93,8 @@ type Config struct {
 type Telemetry struct {
 	// Logger logs through the queue handler.
 	Logger *slog.Logger
-	// Registry holds the Go, process, build-info and log-drop collectors
+	// Registry holds the Go, process, build-info, log-drop and (when traces
+	// are exported) span-drop collectors
 	// and everything registered through Middleware and BrokerMetrics; it is
 	// served on /metrics.
 	Registry *prometheus.Registry
@@ -246,8 +247,17 @@ func (t *Telemetry) initTracing(ctx context.Context) error {
 	// The processor wakes its export goroutine once per batch or per
 	// schedule delay, where the SDK's batcher hands every span over a
 	// channel (a goroutine wake-up per span).
+	bsp := NewBatchSpanProcessor(exp, envBatchOptions())
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gaterpc_trace_spans_dropped_total",
+		Help: "Sampled spans dropped because the span export queue was full.",
+	}, func() float64 { return float64(bsp.Dropped()) })
+	if err := t.Registry.Register(dropped); err != nil {
+		_ = bsp.Shutdown(ctx)
+		return fmt.Errorf("setup: span processor metrics: %w", err)
+	}
 	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithSpanProcessor(NewBatchSpanProcessor(exp, envBatchOptions())),
+		sdktrace.WithSpanProcessor(bsp),
 		sdktrace.WithResource(res),
 	}
 	if t.cfg.Sampler != nil {

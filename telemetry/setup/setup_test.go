@@ -241,6 +241,18 @@ func TestOTLPExportHTTP(t *testing.T) {
 	}
 	_, span := tel.TracerProvider.Tracer("test").Start(ctx, "hello")
 	span.End()
+	// The span processor's drops are a metric of the registry.
+	mfs, err := tel.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		found = found || (mf.GetName() == "gaterpc_trace_spans_dropped_total" && mf.GetMetric()[0].GetCounter().GetValue() == 0)
+	}
+	if !found {
+		t.Errorf("gaterpc_trace_spans_dropped_total 0 not gathered")
+	}
 	if err := tel.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
