@@ -94,9 +94,8 @@ type Telemetry struct {
 	// Logger logs through the queue handler.
 	Logger *slog.Logger
 	// Registry holds the Go, process, build-info, log-drop and (when traces
-	// are exported) span-drop collectors
-	// and everything registered through Middleware and BrokerMetrics; it is
-	// served on /metrics.
+	// are exported) span-drop collectors and everything registered through
+	// Middleware and BrokerMetrics; it is served on /metrics.
 	Registry *prometheus.Registry
 	// TracerProvider is an SDK provider with an OTLP exporter when the
 	// OTEL_* environment configures one, and a no-op provider otherwise.
