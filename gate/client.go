@@ -107,7 +107,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		retry:    newRetrier(o.retry),
 	}
 	c.window, c.flowMD = flowPairs(set)
-	c.anySpec = &callSpec{value: cd.Decode, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
+	c.anySpec = &callSpec{value: cd.Decode, checked: true, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
 	if o.service != "" {
 		c.service = o.service
 	}
@@ -296,6 +296,10 @@ func splitKW(args []any) ([]any, map[string]any) {
 // middleware, to roundTrip.
 type callSpec struct {
 	value func(raw []byte) (any, error) // single results
+	// checked: value fails on anything but one valid msgpack value within
+	// the codec's caps (Decode, Unmarshal), so a single reply's result
+	// may be decoded without DecodeReply validating it first.
+	checked bool
 	// huge decodes a reassembled HugeData payload, which it owns: bins
 	// alias it, and its size (bounded by HugeDataMaxSize) is the only cap
 	// on one str or bin (not MaxBinLen/MaxStrLen).
@@ -344,7 +348,7 @@ func typedSpec[T any](c *Client) *callSpec {
 		}
 		return t, nil
 	}
-	return &callSpec{value: dec, huge: huge, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
+	return &callSpec{value: dec, checked: true, huge: huge, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
 }
 
 // newRequest builds the Request the middleware chain sees.
@@ -522,6 +526,13 @@ func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyW
 		wait = spec.perMsg
 		switch m.kind {
 		case ReplySingle:
+			// The common layout: decode the result in one pass (Decode
+			// and Unmarshal validate it); any error takes the full path.
+			if raw, ok := codec.ResultBytes(m.payload); ok && spec.checked {
+				if v, err := spec.value(raw); err == nil {
+					return w.Send(ctx, &Reply{Kind: m.kind, Value: v, Body: m.body})
+				}
+			}
 			raw, exc, err := c.codec.DecodeReply(m.payload)
 			if err != nil {
 				e := Errorf(Internal, "%s: malformed reply: %v", cl.service, err)
