@@ -213,7 +213,7 @@ func (c *Client) Call(ctx context.Context, method string, args ...any) (any, err
 // CallKW is [Client.Call] with explicit keyword arguments.
 func (c *Client) CallKW(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
 	svc, fn := c.splitMethod(method)
-	return c.invokeValue(ctx, svc, fn, args, kwargs, anySpec(c))
+	return c.invokeValue(ctx, svc, fn, args, kwargs, c.anySpec)
 }
 
 // CallAs calls method like [Client.Call] (or [ServiceClient.Call] when on
@@ -260,12 +260,12 @@ func (s ServiceClient) Name() string { return s.name }
 // Call calls the method of the service; see [Client.Call].
 func (s ServiceClient) Call(ctx context.Context, method string, args ...any) (any, error) {
 	args, kw := splitKW(args)
-	return s.c.invokeValue(ctx, s.name, method, args, kw, anySpec(s.c))
+	return s.c.invokeValue(ctx, s.name, method, args, kw, s.c.anySpec)
 }
 
 // CallKW calls the method with explicit keyword arguments.
 func (s ServiceClient) CallKW(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
-	return s.c.invokeValue(ctx, s.name, method, args, kwargs, anySpec(s.c))
+	return s.c.invokeValue(ctx, s.name, method, args, kwargs, s.c.anySpec)
 }
 
 // Stream calls a streaming method of the service; see [Client.Stream].
@@ -353,14 +353,23 @@ func typedSpec[T any](c *Client) *callSpec {
 
 // newRequest builds the Request the middleware chain sees.
 func (c *Client) newRequest(ctx context.Context, service, fn string, args []any, kwargs map[string]any) (*Request, error) {
+	req := new(Request)
+	if err := c.initRequest(ctx, req, service, fn, args, kwargs); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// initRequest fills *req as newRequest does.
+func (c *Client) initRequest(ctx context.Context, req *Request, service, fn string, args []any, kwargs map[string]any) error {
 	if service == "" || fn == "" {
-		return nil, Errorf(InvalidArgument, "method %q: want \"Service.method\" or \"method\"", service+"."+fn)
+		return Errorf(InvalidArgument, "method %q: want \"Service.method\" or \"method\"", service+"."+fn)
 	}
 	body, err := c.codec.EncodeRequestBody(fn, args, kwargs)
 	if err != nil {
-		return nil, Errorf(InvalidArgument, "%s.%s: encode arguments: %v", service, fn, err)
+		return Errorf(InvalidArgument, "%s.%s: encode arguments: %v", service, fn, err)
 	}
-	req := &Request{
+	*req = Request{
 		Service:  service,
 		Method:   fn,
 		ID:       c.newID(),
@@ -373,7 +382,13 @@ func (c *Client) newRequest(ctx context.Context, service, fn string, args []any,
 		req.Deadline = d
 	}
 	req.setRole(RoleClient)
-	return req, nil
+	return nil
+}
+
+// specRequest is a Request and its call spec in one allocation.
+type specRequest struct {
+	req  Request
+	spec callSpec
 }
 
 // collector is the ReplyWriter of Call: it keeps the single value, or the
@@ -414,7 +429,7 @@ func (w *collector) result() any {
 }
 
 // invokeValue runs one call through the middleware chain and returns its
-// result.
+// result. spec is copied, not modified.
 func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any, kwargs map[string]any, spec *callSpec) (any, error) {
 	if c.isClosing() {
 		return nil, ErrClosed
@@ -425,12 +440,13 @@ func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	req, err := c.newRequest(ctx, service, fn, args, kwargs)
-	if err != nil {
+	sr := &specRequest{spec: *spec}
+	req := &sr.req
+	if err := c.initRequest(ctx, req, service, fn, args, kwargs); err != nil {
 		return nil, err
 	}
-	spec.collect = true
-	req.spec = spec
+	sr.spec.collect = true
+	req.spec = &sr.spec
 	w, err := c.serveWithRetry(ctx, req)
 	if err != nil {
 		return nil, c.ctxError(parent, ctx, service, fn, err)
