@@ -107,7 +107,7 @@ func NewClient(endpoint string, opts ...ClientOption) (*Client, error) {
 		retry:    newRetrier(o.retry),
 	}
 	c.window, c.flowMD = flowPairs(set)
-	c.anySpec = &callSpec{value: cd.Decode, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
+	c.anySpec = &callSpec{value: cd.Decode, checked: true, huge: cd.DecodeOwned, item: cd.Decode, perMsg: set.ReplyTimeout}
 	if o.service != "" {
 		c.service = o.service
 	}
@@ -220,7 +220,7 @@ func (c *Client) Call(ctx context.Context, method string, args ...any) (any, err
 // CallKW is [Client.Call] with explicit keyword arguments.
 func (c *Client) CallKW(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
 	svc, fn := c.splitMethod(method)
-	return c.invokeValue(ctx, svc, fn, args, kwargs, anySpec(c))
+	return c.invokeValue(ctx, svc, fn, args, kwargs, c.anySpec)
 }
 
 // CallAs calls method like [Client.Call] (or [ServiceClient.Call] when on
@@ -267,12 +267,12 @@ func (s ServiceClient) Name() string { return s.name }
 // Call calls the method of the service; see [Client.Call].
 func (s ServiceClient) Call(ctx context.Context, method string, args ...any) (any, error) {
 	args, kw := splitKW(args)
-	return s.c.invokeValue(ctx, s.name, method, args, kw, anySpec(s.c))
+	return s.c.invokeValue(ctx, s.name, method, args, kw, s.c.anySpec)
 }
 
 // CallKW calls the method with explicit keyword arguments.
 func (s ServiceClient) CallKW(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
-	return s.c.invokeValue(ctx, s.name, method, args, kwargs, anySpec(s.c))
+	return s.c.invokeValue(ctx, s.name, method, args, kwargs, s.c.anySpec)
 }
 
 // Stream calls a streaming method of the service; see [Client.Stream].
@@ -303,6 +303,10 @@ func splitKW(args []any) ([]any, map[string]any) {
 // middleware, to roundTrip.
 type callSpec struct {
 	value func(raw []byte) (any, error) // single results
+	// checked: value fails on anything but one valid msgpack value within
+	// the codec's caps (Decode, Unmarshal), so a single reply's result
+	// may be decoded without DecodeReply validating it first.
+	checked bool
 	// huge decodes a reassembled HugeData payload, which it owns: bins
 	// alias it, and its size (bounded by HugeDataMaxSize) is the only cap
 	// on one str or bin (not MaxBinLen/MaxStrLen).
@@ -351,19 +355,28 @@ func typedSpec[T any](c *Client) *callSpec {
 		}
 		return t, nil
 	}
-	return &callSpec{value: dec, huge: huge, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
+	return &callSpec{value: dec, checked: true, huge: huge, item: c.codec.Decode, perMsg: c.set.ReplyTimeout}
 }
 
 // newRequest builds the Request the middleware chain sees.
 func (c *Client) newRequest(ctx context.Context, service, fn string, args []any, kwargs map[string]any) (*Request, error) {
+	req := new(Request)
+	if err := c.initRequest(ctx, req, service, fn, args, kwargs); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// initRequest fills *req as newRequest does.
+func (c *Client) initRequest(ctx context.Context, req *Request, service, fn string, args []any, kwargs map[string]any) error {
 	if service == "" || fn == "" {
-		return nil, Errorf(InvalidArgument, "method %q: want \"Service.method\" or \"method\"", service+"."+fn)
+		return Errorf(InvalidArgument, "method %q: want \"Service.method\" or \"method\"", service+"."+fn)
 	}
 	body, err := c.codec.EncodeRequestBody(fn, args, kwargs)
 	if err != nil {
-		return nil, Errorf(InvalidArgument, "%s.%s: encode arguments: %v", service, fn, err)
+		return Errorf(InvalidArgument, "%s.%s: encode arguments: %v", service, fn, err)
 	}
-	req := &Request{
+	*req = Request{
 		Service:  service,
 		Method:   fn,
 		ID:       c.newID(),
@@ -376,7 +389,13 @@ func (c *Client) newRequest(ctx context.Context, service, fn string, args []any,
 		req.Deadline = d
 	}
 	req.setRole(RoleClient)
-	return req, nil
+	return nil
+}
+
+// specRequest is a Request and its call spec in one allocation.
+type specRequest struct {
+	req  Request
+	spec callSpec
 }
 
 // collector is the ReplyWriter of Call: it keeps the single value, or the
@@ -417,7 +436,7 @@ func (w *collector) result() any {
 }
 
 // invokeValue runs one call through the middleware chain and returns its
-// result.
+// result. spec is copied, not modified.
 func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any, kwargs map[string]any, spec *callSpec) (any, error) {
 	if c.isClosing() {
 		return nil, ErrClosed
@@ -428,12 +447,13 @@ func (c *Client) invokeValue(ctx context.Context, service, fn string, args []any
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	req, err := c.newRequest(ctx, service, fn, args, kwargs)
-	if err != nil {
+	sr := &specRequest{spec: *spec}
+	req := &sr.req
+	if err := c.initRequest(ctx, req, service, fn, args, kwargs); err != nil {
 		return nil, err
 	}
-	spec.collect = true
-	req.spec = spec
+	sr.spec.collect = true
+	req.spec = &sr.spec
 	w, err := c.serveWithRetry(ctx, req)
 	if err != nil {
 		return nil, c.ctxError(parent, ctx, service, fn, err)
@@ -529,6 +549,13 @@ func (c *Client) receive(ctx context.Context, cl *call, spec *callSpec, w ReplyW
 		wait = spec.perMsg
 		switch m.kind {
 		case ReplySingle:
+			// The common layout: decode the result in one pass (Decode
+			// and Unmarshal validate it); any error takes the full path.
+			if raw, ok := codec.ResultBytes(m.payload); ok && spec.checked {
+				if v, err := spec.value(raw); err == nil {
+					return w.Send(ctx, &Reply{Kind: m.kind, Value: v, Body: m.body})
+				}
+			}
 			raw, exc, err := c.codec.DecodeReply(m.payload)
 			if err != nil {
 				e := Errorf(Internal, "%s: malformed reply: %v", cl.service, err)

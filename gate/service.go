@@ -142,6 +142,13 @@ func WithSignature(sig string) MethodOption {
 // Register fails (wrapping [ErrInvalidOption]) if fn has another shape or
 // name is taken.
 func (s *Service) Register(name string, fn any, opts ...MethodOption) error {
+	return s.register(name, fn, nil, 0, false, opts)
+}
+
+// register is Register with an optional fast binder for fn, which takes
+// nargs positional arguments (or ...any if variadic); without one, a
+// binder for fn's exact type is looked up (fastBinderFor).
+func (s *Service) register(name string, fn any, fast fastBinder, nargs int, variadic bool, opts []MethodOption) error {
 	m := &method{name: name}
 	if pf, ok := fn.(*ProcessFunc); ok {
 		m.procName = pf.name
@@ -150,6 +157,11 @@ func (s *Service) Register(name string, fn any, opts ...MethodOption) error {
 	a, err := newFuncAdapter(name, fn)
 	if err != nil {
 		return fmt.Errorf("gate: Register %q: %w", name, err)
+	}
+	if fast != nil {
+		a.setFast(fast, nargs, variadic)
+	} else if m.procName == "" {
+		a.fast = fastBinderFor(fn)
 	}
 	m.fn = a
 	for _, o := range opts {
@@ -266,20 +278,20 @@ func snakeCase(s string) string {
 
 // Func0 registers fn, which takes no call arguments, as name.
 func Func0[R any](s *Service, name string, fn func(context.Context) (R, error), opts ...MethodOption) error {
-	return s.Register(name, fn, opts...)
+	return s.register(name, fn, bindFast0(fn), 0, false, opts)
 }
 
 // Func1 registers fn, which takes one positional argument, as name.
 func Func1[A, R any](s *Service, name string, fn func(context.Context, A) (R, error), opts ...MethodOption) error {
-	return s.Register(name, fn, opts...)
+	return s.register(name, fn, bindFast1(fn), 1, false, opts)
 }
 
 // Func2 registers fn, which takes two positional arguments, as name.
 func Func2[A, B, R any](s *Service, name string, fn func(context.Context, A, B) (R, error), opts ...MethodOption) error {
-	return s.Register(name, fn, opts...)
+	return s.register(name, fn, bindFast2(fn), 2, false, opts)
 }
 
 // Func3 registers fn, which takes three positional arguments, as name.
 func Func3[A, B, C, R any](s *Service, name string, fn func(context.Context, A, B, C) (R, error), opts ...MethodOption) error {
-	return s.Register(name, fn, opts...)
+	return s.register(name, fn, bindFast3(fn), 3, false, opts)
 }

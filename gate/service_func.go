@@ -50,6 +50,27 @@ type funcAdapter struct {
 	goName   string // Go function name
 	file     string
 	line     int
+	// fast, when set, binds and calls without reflection: bind returns
+	// the thunk alone in in[0] and call runs it.
+	fast fastBinder
+}
+
+// setFast installs b if the function's parameters are nargs positional
+// ones (no Kwargs, keyword struct or *StreamWriter), or, for a variadic
+// binder, if they are ...any after an optional Kwargs.
+func (a *funcAdapter) setFast(b fastBinder, nargs int, variadic bool) {
+	if b == nil || a.swIdx >= 0 || a.kwStruct {
+		return
+	}
+	switch {
+	case variadic:
+		if a.variadic != anyType || len(a.pos) != 0 {
+			return
+		}
+	case a.variadic != nil || a.kwIdx >= 0 || len(a.pos) != nargs:
+		return
+	}
+	a.fast = b
 }
 
 func newFuncAdapter(name string, fn any) (*funcAdapter, error) {
@@ -155,9 +176,9 @@ func typeErrorf(format string, args ...any) *Error {
 }
 
 // bind decodes the raw arguments into the function's parameters.
+//
+// With a fast binder, in is one value: the thunk that calls the function.
 func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.RawArgs, kwargs codec.RawKwargs) ([]reflect.Value, error) {
-	in := make([]reflect.Value, a.ft.NumIn())
-	in[0] = reflect.ValueOf(&ctx).Elem()
 	npos := len(a.pos)
 	switch {
 	case len(args) < npos:
@@ -166,6 +187,17 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 	case len(args) > npos && a.variadic == nil:
 		return nil, typeErrorf("%s() takes %d positional argument%s but %d were given", a.name, npos, plural(npos), len(args))
 	}
+	if a.fast != nil {
+		return a.bindFast(ctx, cdc, args, kwargs)
+	}
+	return a.bindReflect(ctx, cdc, args, kwargs)
+}
+
+// bindReflect is bind without a fast binder (arity already checked).
+func (a *funcAdapter) bindReflect(ctx context.Context, cdc *codec.Codec, args codec.RawArgs, kwargs codec.RawKwargs) ([]reflect.Value, error) {
+	npos := len(a.pos)
+	in := make([]reflect.Value, a.ft.NumIn())
+	in[0] = reflect.ValueOf(&ctx).Elem()
 	for j, i := range a.pos {
 		v, err := decodeInto(cdc, args[j], a.ft.In(i))
 		if err != nil {
@@ -206,17 +238,46 @@ func (a *funcAdapter) bind(ctx context.Context, cdc *codec.Codec, args codec.Raw
 		}
 		in[a.kwIdx] = sv
 	default:
-		kw := make(Kwargs, len(kwargs))
-		for k, raw := range kwargs {
-			v, err := cdc.Decode(raw)
-			if err != nil {
-				return nil, typeErrorf("%s() keyword argument %s: %v", a.name, pyRepr(k), err)
-			}
-			kw[k] = v
+		kw, err := a.decodeKwargs(cdc, kwargs)
+		if err != nil {
+			return nil, err
 		}
 		in[a.kwIdx] = reflect.ValueOf(kw)
 	}
 	return in, nil
+}
+
+// decodeKwargs decodes every keyword argument for a Kwargs parameter.
+func (a *funcAdapter) decodeKwargs(cdc *codec.Codec, kwargs codec.RawKwargs) (Kwargs, error) {
+	kw := make(Kwargs, len(kwargs))
+	for k, raw := range kwargs {
+		v, err := cdc.Decode(raw)
+		if err != nil {
+			return nil, typeErrorf("%s() keyword argument %s: %v", a.name, pyRepr(k), err)
+		}
+		kw[k] = v
+	}
+	return kw, nil
+}
+
+// bindFast is bind through the fast binder (arity already checked).
+func (a *funcAdapter) bindFast(ctx context.Context, cdc *codec.Codec, args codec.RawArgs, kwargs codec.RawKwargs) ([]reflect.Value, error) {
+	thunk, bad, err := a.fast(ctx, a, cdc, args, kwargs)
+	switch {
+	case err != nil && bad < 0:
+		return nil, err
+	case err != nil:
+		t := a.variadic
+		if bad < len(a.pos) {
+			t = a.ft.In(a.pos[bad])
+		}
+		return nil, typeErrorf("%s() argument %d must be %s, not %s", a.name, bad+1, t, pyTypeName(args[bad]))
+	case a.kwIdx < 0:
+		for k := range kwargs {
+			return nil, typeErrorf("%s() got an unexpected keyword argument %s", a.name, pyRepr(k))
+		}
+	}
+	return []reflect.Value{reflect.ValueOf(thunk)}, nil
 }
 
 // decodeInto decodes raw into a new value of type t.
@@ -246,6 +307,9 @@ func (a *funcAdapter) call(in []reflect.Value) (res any, err error) {
 			err = panicError(p)
 		}
 	}()
+	if a.fast != nil {
+		return in[0].Interface().(func() (any, error))()
+	}
 	var out []reflect.Value
 	if a.variadic != nil {
 		out = a.fv.CallSlice(in)
@@ -354,10 +418,210 @@ func internalFrame(fn string) bool {
 	if !ok {
 		return false
 	}
-	for _, p := range []string{"(*funcAdapter)", "(*Worker)", "(*replier)", "panicError", "stackTraceback", "(*method)", "(*Pool)", "inlineExec", "iterate"} {
+	for _, p := range []string{"(*funcAdapter)", "(*Worker)", "(*replier)", "panicError", "stackTraceback", "(*method)", "(*Pool)", "inlineExec", "iterate", "bindFast"} {
 		if strings.HasPrefix(rest, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// fastBinder decodes a call's arguments and returns a thunk that calls the
+// function with them, without reflect.Value.Call. Keyword arguments are
+// decoded (through a.decodeKwargs) only by binders of functions with a
+// [Kwargs] parameter, after the positional ones as bindReflect does. On a
+// positional decode error, bad is the index of the failing argument; bad
+// < 0 means err is the complete error.
+//
+// Fast binders exist for every function registered with the typed helpers
+// ([Func0] .. [Func3]) whose parameters are all positional, and for common
+// exact signatures passed to [Service.Register] (see fastBinderFor).
+type fastBinder func(ctx context.Context, a *funcAdapter, cdc *codec.Codec, args codec.RawArgs, kwargs codec.RawKwargs) (thunk func() (any, error), bad int, err error)
+
+// anyType is the static type any.
+var anyType = reflect.TypeFor[any]()
+
+// decodeArg decodes one argument into an A as decodeInto does: an
+// interface{} parameter gets Decode's value, anything else is unmarshalled.
+func decodeArg[A any](cdc *codec.Codec, raw codec.RawMessage) (A, error) {
+	var a A
+	if p, ok := any(&a).(*any); ok {
+		v, err := cdc.Decode(raw)
+		*p = v
+		return a, err
+	}
+	return a, cdc.Unmarshal(raw, &a)
+}
+
+// fastOK reports whether decodeArg decodes into T exactly as decodeInto
+// does: it does not for named empty interface types.
+func fastOK(t reflect.Type) bool {
+	return t.Kind() != reflect.Interface || t.NumMethod() != 0 || t == anyType
+}
+
+// decodeRest decodes variadic ...any arguments into a non-nil slice.
+func decodeRest(cdc *codec.Codec, args codec.RawArgs, from int) ([]any, int, error) {
+	rest := make([]any, len(args)-from)
+	for j := range rest {
+		v, err := cdc.Decode(args[from+j])
+		if err != nil {
+			return nil, from + j, err
+		}
+		rest[j] = v
+	}
+	return rest, 0, nil
+}
+
+func bindFast0[R any](fn func(context.Context) (R, error)) fastBinder {
+	return func(ctx context.Context, _ *funcAdapter, _ *codec.Codec, _ codec.RawArgs, _ codec.RawKwargs) (func() (any, error), int, error) {
+		return func() (any, error) { return fn(ctx) }, 0, nil
+	}
+}
+
+func bindFast1[A, R any](fn func(context.Context, A) (R, error)) fastBinder {
+	if !fastOK(reflect.TypeFor[A]()) {
+		return nil
+	}
+	return func(ctx context.Context, _ *funcAdapter, cdc *codec.Codec, args codec.RawArgs, _ codec.RawKwargs) (func() (any, error), int, error) {
+		a, err := decodeArg[A](cdc, args[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		return func() (any, error) { return fn(ctx, a) }, 0, nil
+	}
+}
+
+func bindFast2[A, B, R any](fn func(context.Context, A, B) (R, error)) fastBinder {
+	if !fastOK(reflect.TypeFor[A]()) || !fastOK(reflect.TypeFor[B]()) {
+		return nil
+	}
+	return func(ctx context.Context, _ *funcAdapter, cdc *codec.Codec, args codec.RawArgs, _ codec.RawKwargs) (func() (any, error), int, error) {
+		a, err := decodeArg[A](cdc, args[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		b, err := decodeArg[B](cdc, args[1])
+		if err != nil {
+			return nil, 1, err
+		}
+		return func() (any, error) { return fn(ctx, a, b) }, 0, nil
+	}
+}
+
+func bindFast3[A, B, C, R any](fn func(context.Context, A, B, C) (R, error)) fastBinder {
+	if !fastOK(reflect.TypeFor[A]()) || !fastOK(reflect.TypeFor[B]()) || !fastOK(reflect.TypeFor[C]()) {
+		return nil
+	}
+	return func(ctx context.Context, _ *funcAdapter, cdc *codec.Codec, args codec.RawArgs, _ codec.RawKwargs) (func() (any, error), int, error) {
+		a, err := decodeArg[A](cdc, args[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		b, err := decodeArg[B](cdc, args[1])
+		if err != nil {
+			return nil, 1, err
+		}
+		c, err := decodeArg[C](cdc, args[2])
+		if err != nil {
+			return nil, 2, err
+		}
+		return func() (any, error) { return fn(ctx, a, b, c) }, 0, nil
+	}
+}
+
+// bindFastErr1 is bindFast1 for a function returning only an error.
+func bindFastErr1[A any](fn func(context.Context, A) error) fastBinder {
+	if !fastOK(reflect.TypeFor[A]()) {
+		return nil
+	}
+	return func(ctx context.Context, _ *funcAdapter, cdc *codec.Codec, args codec.RawArgs, _ codec.RawKwargs) (func() (any, error), int, error) {
+		a, err := decodeArg[A](cdc, args[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		return func() (any, error) { return nil, fn(ctx, a) }, 0, nil
+	}
+}
+
+func bindFastVar[R any](fn func(context.Context, ...any) (R, error)) fastBinder {
+	return func(ctx context.Context, _ *funcAdapter, cdc *codec.Codec, args codec.RawArgs, _ codec.RawKwargs) (func() (any, error), int, error) {
+		rest, bad, err := decodeRest(cdc, args, 0)
+		if err != nil {
+			return nil, bad, err
+		}
+		return func() (any, error) { return fn(ctx, rest...) }, 0, nil
+	}
+}
+
+func bindFastKwVar[R any](fn func(context.Context, Kwargs, ...any) (R, error)) fastBinder {
+	return func(ctx context.Context, a *funcAdapter, cdc *codec.Codec, args codec.RawArgs, kwargs codec.RawKwargs) (func() (any, error), int, error) {
+		rest, bad, err := decodeRest(cdc, args, 0)
+		if err != nil {
+			return nil, bad, err
+		}
+		kw, err := a.decodeKwargs(cdc, kwargs)
+		if err != nil {
+			return nil, -1, err
+		}
+		return func() (any, error) { return fn(ctx, kw, rest...) }, 0, nil
+	}
+}
+
+// fastResults tries the common result types R of f for a function shape.
+func fastResults[A any](fn any) fastBinder {
+	switch f := fn.(type) {
+	case func(context.Context, A) (any, error):
+		return bindFast1(f)
+	case func(context.Context, A) (string, error):
+		return bindFast1(f)
+	case func(context.Context, A) ([]byte, error):
+		return bindFast1(f)
+	case func(context.Context, A) (int, error):
+		return bindFast1(f)
+	case func(context.Context, A) (int64, error):
+		return bindFast1(f)
+	case func(context.Context, A) (float64, error):
+		return bindFast1(f)
+	case func(context.Context, A) (bool, error):
+		return bindFast1(f)
+	case func(context.Context, A) (map[string]any, error):
+		return bindFast1(f)
+	case func(context.Context, A) ([]any, error):
+		return bindFast1(f)
+	case func(context.Context, A) error:
+		return bindFastErr1(f)
+	}
+	return nil
+}
+
+// fastVarResults tries the common result types of variadic ...any
+// functions, with and without a leading Kwargs parameter.
+func fastVarResults[R any](fn any) fastBinder {
+	switch f := fn.(type) {
+	case func(context.Context, ...any) (R, error):
+		return bindFastVar(f)
+	case func(context.Context, Kwargs, ...any) (R, error):
+		return bindFastKwVar(f)
+	}
+	return nil
+}
+
+// fastBinderFor returns a fast binder for fn if its type is one of the
+// common exact signatures: one positional argument of type any, string,
+// []byte, int, int64, float64, bool, map[string]any or []any returning
+// one of those types (or only an error), or (Kwargs,) ...any returning
+// one of those types. Other functions are bound by reflection.
+func fastBinderFor(fn any) fastBinder {
+	for _, try := range [...]func(any) fastBinder{
+		fastResults[any], fastResults[string], fastResults[[]byte],
+		fastResults[int], fastResults[int64], fastResults[float64],
+		fastResults[bool], fastResults[map[string]any], fastResults[[]any],
+		fastVarResults[any], fastVarResults[string], fastVarResults[[]byte],
+		fastVarResults[map[string]any], fastVarResults[[]any],
+	} {
+		if b := try(fn); b != nil {
+			return b
+		}
+	}
+	return nil
 }

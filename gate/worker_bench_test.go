@@ -14,6 +14,16 @@ func BenchmarkWorkerDispatch(b *testing.B) {
 	svc := mustService(b, "Bench")
 	mustOK(b, Func2(svc, "add", func(_ context.Context, x, y int) (int, error) { return x + y, nil }, WithExecutor(Inline)))
 	mustOK(b, svc.Register("echo", func(_ context.Context, v []byte) ([]byte, error) { return v, nil }, WithExecutor(Inline)))
+	// The demo service's echo: every argument back in a map.
+	mustOK(b, svc.Register("demo_echo", func(_ context.Context, kw Kwargs, args ...any) (map[string]any, error) {
+		if args == nil {
+			args = []any{}
+		}
+		if kw == nil {
+			kw = Kwargs{}
+		}
+		return map[string]any{"args": args, "kwargs": map[string]any(kw)}, nil
+	}, WithExecutor(Inline)))
 	w, err := NewWorker("inproc://unused", svc)
 	mustOK(b, err)
 	discard := ReplyWriterFunc(func(context.Context, *Reply) error { return nil })
@@ -30,6 +40,7 @@ func BenchmarkWorkerDispatch(b *testing.B) {
 		}
 	}
 	b.Run("add", func(b *testing.B) { run(b, "add", []any{1, 2}) })
+	b.Run("demo-echo-64B", func(b *testing.B) { run(b, "demo_echo", []any{make([]byte, 64)}) })
 	for _, size := range []int{128, 4096, 65536} {
 		b.Run(fmt.Sprintf("echo-%dB", size), func(b *testing.B) {
 			b.SetBytes(int64(size))

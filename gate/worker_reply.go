@@ -173,14 +173,30 @@ func (r *replier) result(ctx context.Context, v any) error {
 	if ok, err := r.stream(ctx, v); ok {
 		return err
 	}
-	enc, err := r.cdc.Marshal(v)
+	// Encode straight after the reply map's prefix: one buffer, no copy.
+	b, err := r.cdc.Append(append(make([]byte, 0, replySizeHint(v)), resultPrefix...), v)
 	if err != nil {
 		return r.exception(ctx, encodeError(v, err))
 	}
-	if t := r.s.AutoHugeThreshold; t > 0 && len(enc) > t {
-		return r.huge(ctx, enc)
+	if t := r.s.AutoHugeThreshold; t > 0 && len(b)-len(resultPrefix) > t {
+		return r.huge(ctx, b[len(resultPrefix):])
 	}
-	return r.single(ctx, v, enc)
+	b = append(b, resultSuffix...)
+	return r.send(ctx, ReplySingle, v, nil, wire.SingleBody(b))
+}
+
+// replySizeHint is the initial capacity of a single reply's buffer: the
+// reply map's keys plus the value's encoding for str and bin values
+// (their header is at most 5 bytes), else 128 bytes.
+func replySizeHint(v any) int {
+	const keys = len("\x82\xa6result") + len("\xa9exception\xc0")
+	switch x := v.(type) {
+	case []byte:
+		return keys + 5 + len(x)
+	case string:
+		return keys + 5 + len(x)
+	}
+	return 128
 }
 
 func (r *replier) single(ctx context.Context, v any, enc []byte) error {

@@ -439,6 +439,9 @@ func (c *Codec) unmarshalValidated(b []byte, v any) error {
 		*p = append((*p)[:0], b...)
 		return nil
 	}
+	if c.unmarshalScalar(b, v) {
+		return nil
+	}
 	ud := unmarshalers.Get().(*unmarshaler)
 	defer unmarshalers.Put(ud)
 	ud.r.Reset(b)
@@ -451,6 +454,48 @@ func (c *Codec) unmarshalValidated(b []byte, v any) error {
 		return fmt.Errorf("codec: unmarshal into %T: %w", v, err)
 	}
 	return nil
+}
+
+// unmarshalScalar decodes a validated b into a *string, *[]byte, *int,
+// *int64, *float64 or *bool when b holds that msgpack type (str, bin,
+// int, float, bool), with the same result as msgpack/v5. It reports false
+// for any other target or type, which msgpack/v5 then decodes (nil, an int
+// into a float64, a str into a []byte...).
+func (c *Codec) unmarshalScalar(b []byte, v any) bool {
+	d := decoder{c: c, b: b}
+	switch p := v.(type) {
+	case *string:
+		if h, err := d.head(); p != nil && err == nil && h.k == kStr {
+			*p = string(d.take(h.n))
+			return true
+		}
+	case *[]byte:
+		if h, err := d.head(); p != nil && *p == nil && err == nil && h.k == kBin {
+			*p = append([]byte{}, d.take(h.n)...)
+			return true
+		}
+	case *int64:
+		if h, err := d.head(); p != nil && err == nil && h.k == kInt {
+			*p = h.i
+			return true
+		}
+	case *int:
+		if h, err := d.head(); p != nil && err == nil && h.k == kInt && int64(int(h.i)) == h.i {
+			*p = int(h.i)
+			return true
+		}
+	case *float64:
+		if h, err := d.head(); p != nil && err == nil && h.k == kFloat {
+			*p = h.f
+			return true
+		}
+	case *bool:
+		if h, err := d.head(); p != nil && err == nil && h.k == kBool {
+			*p = h.b
+			return true
+		}
+	}
+	return false
 }
 
 // unmarshaler is a msgpack decoder with its reader, reused across

@@ -436,3 +436,23 @@ func TestConcurrentUse(t *testing.T) {
 		<-done
 	}
 }
+
+func TestResultBytes(t *testing.T) {
+	for _, v := range []any{nil, "s", []byte("b"), int64(-5), []any{"a", map[string]any{"k": 1.5}}} {
+		b, err := EncodeResult(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, ok := ResultBytes(b)
+		want, exc, err := DecodeReply(b)
+		if !ok || exc != nil || err != nil || !bytes.Equal(raw, want) {
+			t.Errorf("%#v: ResultBytes = %x, %v; DecodeReply = %x, %v, %v", v, raw, ok, want, exc, err)
+		}
+	}
+	exc, _ := EncodeException("ValueError", "ValueError('x')", "")
+	for _, b := range [][]byte{exc, {0x80}, []byte("\x82\xa6result\xa9exception\xc0"), {0x82, 0xa6}} {
+		if raw, ok := ResultBytes(b); ok {
+			t.Errorf("ResultBytes(%x) = %x, true", b, raw)
+		}
+	}
+}

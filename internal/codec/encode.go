@@ -82,7 +82,8 @@ func (e *encoder) encode(v any, depth int) error {
 		if err := e.mapHeader(len(x), depth); err != nil {
 			return err
 		}
-		keys := make([]string, 0, len(x))
+		var small [8]string // most maps have few keys: no allocation
+		keys := small[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}

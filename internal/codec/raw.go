@@ -89,6 +89,20 @@ var (
 	noException     = []byte("\xa9exception\xc0")
 )
 
+// ResultBytes returns the bytes between the prefix and the suffix of a
+// reply laid out as {"result": v, "exception": nil} (keys in that order,
+// as 0.2.12 and gate workers encode it), unvalidated: ok is false for any
+// other layout. A caller that decodes v with a validating decoder (Decode,
+// Unmarshal) gets v exactly when DecodeReply would return it; on a decode
+// error it should fall back to DecodeReply, whose errors differ.
+func ResultBytes(b []byte) (v RawMessage, ok bool) {
+	if len(b) <= len(replyPrefix)+len(noException) || !bytes.HasPrefix(b, replyPrefix) || !bytes.HasSuffix(b, noException) {
+		return nil, false
+	}
+	end := len(b) - len(noException)
+	return RawMessage(b[len(replyPrefix):end:end]), true
+}
+
 // ResultMap returns {"result": value, "exception": nil}, where value is
 // msgpack already, in gaterpc's key order.
 func ResultMap(value []byte) []byte {
