@@ -135,7 +135,12 @@ func (c *replyCounter) count(r *gate.Reply) {
 	c.bytes += n
 	switch r.Kind {
 	case gate.ReplyStreamItem:
-		c.streamItems++
+		if wire.IsStreamBatch(r.Body) { // at the broker: several items in one message
+			k, _ := codec.CountValues(r.Body[2])
+			c.streamItems += k
+		} else {
+			c.streamItems++
+		}
 		c.kind = gate.ReplyStreamItem
 	case gate.ReplyHugeChunk:
 		c.hugeChunks++

@@ -11,3 +11,15 @@ func SplitValue(b []byte) (value, rest []byte, err error) {
 	}
 	return b[:d.i:d.i], b[d.i:], nil
 }
+
+// CountValues returns how many msgpack values the concatenation b holds,
+// stopping at the first that does not validate (n counts those before it).
+func CountValues(b []byte) (n int, err error) {
+	for len(b) > 0 {
+		if _, b, err = SplitValue(b); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

@@ -40,3 +40,16 @@ func TestSplitValue(t *testing.T) {
 		}
 	}
 }
+
+func TestCountValues(t *testing.T) {
+	three := []byte{0x01, 0xa1, 'x', 0x90}
+	if n, err := CountValues(three); n != 3 || err != nil {
+		t.Errorf("CountValues(3 values) = %d, %v", n, err)
+	}
+	if n, err := CountValues(append(three, 0xc1)); n != 3 || !errors.Is(err, ErrMalformed) {
+		t.Errorf("CountValues(3 values + 0xc1) = %d, %v; want 3 and ErrMalformed", n, err)
+	}
+	if n, err := CountValues(nil); n != 0 || err != nil {
+		t.Errorf("CountValues(nil) = %d, %v", n, err)
+	}
+}
