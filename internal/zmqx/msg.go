@@ -103,6 +103,29 @@ static void gate_copy_small(zmq_msg_t *msgs, int n, char *dst, size_t own) {
 	}
 }
 
+// gate_recv_into is gate_recv_parts followed, when the parts received
+// fit in dst (cap bytes), by gate_copy_parts into dst: one cgo call for a
+// message that fits. *copied reports whether the parts were copied (and
+// closed); otherwise they are left open for the caller.
+static int gate_recv_into(void *s, zmq_msg_t *msgs, size_t *sizes, int max, int flags,
+		long long *nframes, long long *nbytes, long long max_frames, long long max_bytes, int *more, int *err,
+		char *dst, size_t cap, int *copied) {
+	*copied = 0;
+	int n = gate_recv_parts(s, msgs, sizes, max, flags, nframes, nbytes, max_frames, max_bytes, more, err);
+	if (n <= 0) {
+		return n;
+	}
+	size_t total = 0;
+	for (int i = 0; i < n; i++) {
+		total += sizes[i];
+	}
+	if (total <= cap) {
+		gate_copy_parts(msgs, n, dst);
+		*copied = 1;
+	}
+	return n;
+}
+
 // gate_close_parts closes the n parts of msgs.
 static void gate_close_parts(zmq_msg_t *msgs, int n) {
 	for (int i = 0; i < n; i++) {
@@ -409,4 +432,97 @@ func sendMessageSlow(s *zmq.Socket, frames [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// Receiver receives messages into storage it reuses: the frames a Recv
+// returns, and the slice holding them, stay valid only until the next
+// Recv on the same Receiver. A loop that forwards what it receives and
+// copies only what it keeps receives with no allocation per message in
+// steady state. A Receiver belongs to one goroutine; its zero value is
+// ready to use.
+type Receiver struct {
+	sc     recvScratch
+	copied C.int
+	buf    []byte
+	frames [][]byte
+}
+
+// maxKeep bounds the buffer a Receiver keeps between messages: a message
+// whose parts do not fit in it gets storage of its own (as with
+// RecvMessageLimit), so that one huge message does not pin its size.
+const maxKeep = 1 << 20
+
+// Recv reads one multipart message without blocking (EAGAIN when there is
+// none), checking lim as RecvMessageLimit does. A message of up to 16
+// parts that fits the Receiver's buffer takes one cgo call: the parts are
+// received and copied in the same call. The frames are capped at their
+// lengths, so appending to one cannot overwrite the next.
+func (r *Receiver) Recv(s *zmq.Socket, lim Limits) ([][]byte, error) {
+	raw := rawSocket(s)
+	if raw == nil {
+		return recvMessageSlow(s, lim)
+	}
+	sc := &r.sc
+	sc.nframes, sc.nbytes = 0, 0
+	clear(r.frames)
+	msg := r.frames[:0]
+	buf := r.buf[:cap(r.buf)]
+	off := 0
+	for {
+		var dst *C.char
+		if off < len(buf) {
+			dst = (*C.char)(unsafe.Pointer(&buf[off]))
+		}
+		n := int(C.gate_recv_into(raw, &sc.msgs[0], &sc.sizes[0], maxParts, C.int(zmq.DONTWAIT),
+			&sc.nframes, &sc.nbytes, C.longlong(lim.MaxFrames), C.longlong(lim.MaxBytes), &sc.more, &sc.errno,
+			dst, C.size_t(len(buf)-off), &r.copied))
+		switch n {
+		case -1:
+			r.frames = msg
+			if syscall.Errno(sc.errno) == syscall.EAGAIN {
+				return nil, errAgain
+			}
+			return nil, zmq.Errno(sc.errno)
+		case -2:
+			r.frames = msg
+			if sc.errno == 1 {
+				return nil, ErrTooManyFrames
+			}
+			return nil, ErrTooLarge
+		}
+		total := 0
+		for _, sz := range sc.sizes[:n] {
+			total += int(sz)
+		}
+		switch {
+		case r.copied != 0:
+		case total <= maxKeep:
+			// Grow the kept buffer. Frames of earlier batches of this
+			// message stay in the old one, which nothing writes again.
+			buf = make([]byte, max(total, 2*len(buf), 4<<10))
+			r.buf = buf
+			off = 0
+			if total > 0 {
+				C.gate_copy_parts(&sc.msgs[0], C.int(n), (*C.char)(unsafe.Pointer(&buf[0])))
+			} else {
+				C.gate_close_parts(&sc.msgs[0], C.int(n))
+			}
+		default:
+			msg = appendParts(msg, sc, n)
+			if sc.more == 0 {
+				r.frames = msg
+				return msg, nil
+			}
+			continue
+		}
+		for _, sz := range sc.sizes[:n] {
+			end := off + int(sz)
+			msg = append(msg, buf[off:end:end])
+			off = end
+		}
+		if sc.more == 0 {
+			r.frames = msg
+			return msg, nil
+		}
+	}
 }
