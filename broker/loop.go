@@ -199,8 +199,9 @@ type loop struct {
 	batch           []func()
 	poller          zmqx.Poller
 	frontRx, backRx zmqx.Receiver // the frames of the message being handled
-	free            []*request    // request records to reuse (recycle)
-	sec             *security     // security.go; nil in plain mode
+	tx              zmqx.Sender
+	free            []*request // request records to reuse (recycle)
+	sec             *security  // security.go; nil in plain mode
 
 	services map[string]*service
 	order    []string // service names in registration order
@@ -484,7 +485,7 @@ func (l *loop) dropErr(socket string, err error) {
 // send writes one multipart message without blocking. With
 // ROUTER_MANDATORY a full pipe gives EAGAIN and an unknown peer
 // EHOSTUNREACH, both on the first frame, so nothing is half sent.
-func (l *loop) send(s *zmq.Socket, frames [][]byte) error { return zmqx.SendMessage(s, frames) }
+func (l *loop) send(s *zmq.Socket, frames [][]byte) error { return l.tx.Send(s, frames) }
 
 // toClient sends one reply message to a client (or queues it, see
 // sendClient). final marks the message that ends its request.

@@ -5,6 +5,7 @@ package zmqx
 #include <zmq.h>
 #include <errno.h>
 #include <string.h>
+#include <stdint.h>
 
 // gate_discard_rest receives and closes the remaining parts of a message
 // whose last received part had the more flag set, without copying them.
@@ -107,9 +108,13 @@ static void gate_copy_small(zmq_msg_t *msgs, int n, char *dst, size_t own) {
 // fit in dst (cap bytes), by gate_copy_parts into dst: one cgo call for a
 // message that fits. *copied reports whether the parts were copied (and
 // closed); otherwise they are left open for the caller.
-static int gate_recv_into(void *s, zmq_msg_t *msgs, size_t *sizes, int max, int flags,
+//
+// The socket is passed as an integer: it is C memory, and a pointer
+// argument would cost a cgo pointer check per call.
+static int gate_recv_into(uintptr_t sock, zmq_msg_t *msgs, size_t *sizes, int max, int flags,
 		long long *nframes, long long *nbytes, long long max_frames, long long max_bytes, int *more, int *err,
 		char *dst, size_t cap, int *copied) {
+	void *s = (void *)sock;
 	*copied = 0;
 	int n = gate_recv_parts(s, msgs, sizes, max, flags, nframes, nbytes, max_frames, max_bytes, more, err);
 	if (n <= 0) {
@@ -137,8 +142,9 @@ static void gate_close_parts(zmq_msg_t *msgs, int n) {
 // bytes each) as one message, all but the last with ZMQ_SNDMORE. It
 // returns 0, or -1 with *err set to errno. A ROUTER with ROUTER_MANDATORY
 // reports EAGAIN and EHOSTUNREACH on the first part, so a failed message
-// is not half sent.
-static int gate_send_parts(void *s, const char *buf, const size_t *sizes, int n, int flags, int *err) {
+// is not half sent. The socket is passed as an integer, as for
+// gate_recv_into.
+static int gate_send_parts(uintptr_t sock, const char *buf, const size_t *sizes, int n, int flags, int *err) {
 	for (int i = 0; i < n; i++) {
 		int f = flags;
 		if (i < n - 1) {
@@ -146,7 +152,7 @@ static int gate_send_parts(void *s, const char *buf, const size_t *sizes, int n,
 		}
 		int rc;
 		do {
-			rc = zmq_send(s, buf, sizes[i], f);
+			rc = zmq_send((void *)sock, buf, sizes[i], f);
 		} while (rc < 0 && errno == EINTR);
 		if (rc < 0) {
 			*err = errno;
@@ -391,6 +397,19 @@ var sendPool = sync.Pool{New: func() any { return &sendScratch{buf: make([]byte,
 // frames and 16 KiB goes out with one cgo call, where zmq4's SendMessage
 // makes one per frame (and boxes each frame in an interface).
 func SendMessage(s *zmq.Socket, frames [][]byte) error {
+	sc := sendPool.Get().(*sendScratch)
+	defer sendPool.Put(sc)
+	return sc.send(s, frames)
+}
+
+// Sender is SendMessage with scratch storage of its own instead of a
+// pool's, for the one goroutine that owns it. Its zero value is ready.
+type Sender struct{ sc sendScratch }
+
+// Send is SendMessage.
+func (x *Sender) Send(s *zmq.Socket, frames [][]byte) error { return x.sc.send(s, frames) }
+
+func (sc *sendScratch) send(s *zmq.Socket, frames [][]byte) error {
 	raw := rawSocket(s)
 	total := 0
 	for _, f := range frames {
@@ -399,18 +418,17 @@ func SendMessage(s *zmq.Socket, frames [][]byte) error {
 	if raw == nil || len(frames) == 0 || len(frames) > maxParts || total > sendInline {
 		return sendMessageSlow(s, frames)
 	}
-	sc := sendPool.Get().(*sendScratch)
-	defer sendPool.Put(sc)
 	b := sc.buf[:0]
 	for i, f := range frames {
 		b = append(b, f...)
 		sc.sizes[i] = C.size_t(len(f))
 	}
+	sc.buf = b[:0] // kept for the next message
 	var p *C.char
 	if len(b) > 0 {
 		p = (*C.char)(unsafe.Pointer(&b[0]))
 	}
-	if C.gate_send_parts(raw, p, &sc.sizes[0], C.int(len(frames)), C.int(zmq.DONTWAIT), &sc.errno) < 0 {
+	if C.gate_send_parts(C.uintptr_t(uintptr(raw)), p, &sc.sizes[0], C.int(len(frames)), C.int(zmq.DONTWAIT), &sc.errno) < 0 {
 		if syscall.Errno(sc.errno) == syscall.EAGAIN {
 			return errAgain
 		}
@@ -473,7 +491,7 @@ func (r *Receiver) Recv(s *zmq.Socket, lim Limits) ([][]byte, error) {
 		if off < len(buf) {
 			dst = (*C.char)(unsafe.Pointer(&buf[off]))
 		}
-		n := int(C.gate_recv_into(raw, &sc.msgs[0], &sc.sizes[0], maxParts, C.int(zmq.DONTWAIT),
+		n := int(C.gate_recv_into(C.uintptr_t(uintptr(raw)), &sc.msgs[0], &sc.sizes[0], maxParts, C.int(zmq.DONTWAIT),
 			&sc.nframes, &sc.nbytes, C.longlong(lim.MaxFrames), C.longlong(lim.MaxBytes), &sc.more, &sc.errno,
 			dst, C.size_t(len(buf)-off), &r.copied))
 		switch n {

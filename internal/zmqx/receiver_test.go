@@ -110,3 +110,23 @@ func BenchmarkReceiver(b *testing.B) {
 		}
 	}
 }
+
+// TestSenderNoAllocs checks that a Sender in steady state sends without
+// allocating.
+func TestSenderNoAllocs(t *testing.T) {
+	in, out := benchPair(t, "sender-allocs")
+	frames := [][]byte{nil, []byte("MDPC01"), []byte("svc"), make([]byte, 16), make([]byte, 64)}
+	var x Sender
+	var r Receiver
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := x.Send(out, frames); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := r.Recv(in, Limits{}); err != nil || len(m) != len(frames) {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per message, want 0", allocs)
+	}
+}
