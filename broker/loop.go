@@ -153,8 +153,10 @@ func (r *request) holdBody() {
 	r.body, r.held, r.ownBody = held, held, true
 }
 
-// maxArena bounds the arena a recycled record keeps.
-const maxArena = 16 << 10
+// maxArena bounds the arena a recycled record keeps (ids and keys take a
+// few hundred bytes; a large body held while queued is not kept), so the
+// free list holds at most maxFree × maxArena bytes of arenas.
+const maxArena = 2 << 10
 
 // newRequest takes a request record from the free list, or a new one.
 func (l *loop) newRequest() *request {
