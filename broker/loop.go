@@ -439,10 +439,9 @@ func (l *loop) pollTimeout() time.Duration {
 // drain reads up to max messages without blocking. l.now is the time each
 // message was read, so liveness never rests on a clock taken before a long
 // batch. With yield it stops early when the heartbeat timer is due, so a
-// backlog cannot hold heartbeats back. It returns the number of messages
-// read.
-func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) (n int) {
-	for ; n < max; n++ {
+// backlog cannot hold heartbeats back.
+func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) {
+	for range max {
 		msg, err := l.recv(s)
 		if err != nil {
 			if reason := limitReason(err); reason != "" {
@@ -454,15 +453,14 @@ func (l *loop) drain(s *zmq.Socket, handle func([][]byte), max int, yield bool) 
 			if e := errnoOf(err); e != errAgain && e != zmq.Errno(syscall.EINTR) {
 				l.log.LogAttrs(context.Background(), slog.LevelWarn, "broker: receive failed", slog.String("error", err.Error()))
 			}
-			return n
+			return
 		}
 		l.now = time.Now()
 		handle(msg)
 		if yield && !l.now.Before(l.nextTick) {
-			return n + 1
+			return
 		}
 	}
-	return n
 }
 
 func isErrno(err error, e syscall.Errno) bool { return errnoOf(err) == zmq.Errno(e) }
