@@ -38,7 +38,7 @@ type Broker struct {
 
 	mu        sync.Mutex
 	state     int
-	mb        *zmqx.Mailbox // set by the loop while serving
+	mb        *zmqx.Queue[func()] // set by the loop while serving
 	lp        *loop
 	frontAddr string
 	backAddr  string
@@ -159,7 +159,7 @@ func (b *Broker) signalClose() {
 	mb := b.mb
 	b.mu.Unlock()
 	if mb != nil {
-		_ = mb.TryPost(func() {})
+		mb.Wake()
 	}
 }
 
@@ -194,7 +194,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		return b.Close()
 	}
 	drained := make(chan struct{})
-	if err := mb.Post(ctx, func() { lp.startDrain(drained) }); err != nil {
+	if err := mb.PushWait(ctx, func() { lp.startDrain(drained) }); err != nil {
 		_ = b.Close()
 		if errors.Is(err, zmqx.ErrClosed) {
 			return nil
@@ -251,7 +251,7 @@ func (b *Broker) Stats() Stats {
 		return last
 	}
 	ch := make(chan Stats, 1)
-	if err := mb.TryPost(func() { ch <- lp.snapshot() }); err != nil {
+	if err := mb.Push(func() { ch <- lp.snapshot() }); err != nil {
 		return b.lastOrEmpty()
 	}
 	t := time.NewTimer(time.Second)

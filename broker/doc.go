@@ -31,9 +31,11 @@
 // WithPeerBuffer (flow-controlled ones by the window and the byte limit).
 //
 // One goroutine, the one running Serve, owns all sockets. It reads in
-// batches and never decodes request or reply bodies to route them. Other
-// goroutines reach it through a mailbox, so every exported method is safe
-// for concurrent use.
+// batches and never decodes request or reply bodies to route them; it
+// receives into reused buffers and reuses its request records, so a
+// relayed call allocates nothing in steady state. Other goroutines reach
+// it through a queue woken by an eventfd polled next to the sockets, so
+// every exported method is safe for concurrent use.
 //
 // Usage:
 //

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gaterpc/gate/internal/wire"
@@ -48,7 +49,7 @@ func (l *loop) rememberGhosts(w *worker, reason string) {
 	}
 	g := &ghost{keys: make([]string, 0, len(w.reqs)), until: l.now.Add(l.ghostTTL())}
 	for k := range w.reqs {
-		g.keys = append(g.keys, k)
+		g.keys = append(g.keys, strings.Clone(k)) // k is in the request's arena
 	}
 	l.ghosts[w.key] = g
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"syscall"
 	"time"
+	"unsafe"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -111,20 +112,100 @@ type request struct {
 	detached  bool // abandoned while in flight: replies dropped, capacity kept until final
 	obs       RequestObserver
 	flow      *flowRec // relayed under flow control (flow.go); nil otherwise
+
+	// arena holds the bytes the request keeps from the message it came
+	// in (client, svcFrame, rid, the keys, and body once it has to wait):
+	// the loop receives into reused buffers. A record and its arena are
+	// reused (see recycle), so ckey and wireKey, which are strings over
+	// the arena, are only valid while the record is live.
+	arena   []byte
+	held    [][]byte // body frames copied into arena (see holdBody)
+	ownBody bool     // body is held in arena
+}
+
+// hold copies b into r's arena and returns the copy, capped at its
+// length. Growing the arena leaves earlier copies in the old array, which
+// nothing writes again.
+func (r *request) hold(b []byte) []byte {
+	off := len(r.arena)
+	r.arena = append(r.arena, b...)
+	return r.arena[off:len(r.arena):len(r.arena)]
+}
+
+// holdString is hold as a string. The string stays unchanged while r is
+// live: the arena is only rewritten after recycle.
+func (r *request) holdString(b []byte) string {
+	h := r.hold(b)
+	if len(h) == 0 {
+		return ""
+	}
+	return unsafe.String(&h[0], len(h))
+}
+
+// holdBody copies the body into r's arena, for a request that outlives
+// the message it came in (it waits in a queue).
+func (r *request) holdBody() {
+	if r.ownBody {
+		return
+	}
+	held := r.held[:0]
+	for _, f := range r.body {
+		held = append(held, r.hold(f))
+	}
+	r.body, r.held, r.ownBody = held, held, true
+}
+
+// maxArena bounds the arena a recycled record keeps (ids and keys take a
+// few hundred bytes; a large body held while queued is not kept), so the
+// free list holds at most maxFree × maxArena bytes of arenas.
+const maxArena = 2 << 10
+
+// newRequest takes a request record from the free list, or a new one.
+func (l *loop) newRequest() *request {
+	if n := len(l.free); n > 0 {
+		r := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return r
+	}
+	return &request{heapIdx: -1}
+}
+
+// maxFree bounds the free list of request records.
+const maxFree = 4096
+
+// recycle puts r, finished and referenced by nothing (in no map, queue,
+// heap or worker table, not detached, not a ghost, its observer done), on
+// the free list.
+func (l *loop) recycle(r *request) {
+	if len(l.free) >= maxFree {
+		return
+	}
+	arena, held := r.arena[:0], r.held
+	if cap(arena) > maxArena {
+		arena = nil
+	}
+	clear(held)
+	*r = request{heapIdx: -1, arena: arena, held: held[:0]}
+	l.free = append(l.free, r)
 }
 
 // loop is the state owned by the socket goroutine.
 type loop struct {
-	b      *Broker
-	opts   *options
-	log    *slog.Logger
-	now    time.Time
-	zctx   *zmq.Context
-	front  *zmq.Socket
-	back   *zmq.Socket
-	mb     *zmqx.Mailbox
-	poller *zmq.Poller
-	sec    *security // security.go; nil in plain mode
+	b               *Broker
+	opts            *options
+	log             *slog.Logger
+	now             time.Time
+	zctx            *zmq.Context
+	front           *zmq.Socket
+	back            *zmq.Socket
+	mb              *zmqx.Queue[func()] // closures from other goroutines (broker.go)
+	batch           []func()
+	poller          zmqx.Poller
+	frontRx, backRx zmqx.Receiver // the frames of the message being handled
+	tx              zmqx.Sender
+	free            []*request // request records to reuse (recycle)
+	sec             *security  // security.go; nil in plain mode
 
 	services map[string]*service
 	order    []string // service names in registration order
@@ -195,7 +276,10 @@ func (b *Broker) run() (err error) {
 		l.shutdownSockets()
 		l.stopSecurity()
 		if l.mb != nil {
-			l.mb.DrainAfterClose()
+			// After Close: answer the posters still waiting.
+			for l.mb.Len() > 0 {
+				l.runQueued()
+			}
 		}
 		b.mu.Lock()
 		b.last = l.snapshot()
@@ -226,7 +310,7 @@ func (b *Broker) run() (err error) {
 
 func (l *loop) open() error {
 	var err error
-	if l.mb, err = zmqx.NewMailbox(l.zctx, mailboxCapacity); err != nil {
+	if l.mb, err = zmqx.NewQueue[func()](mailboxCapacity); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
 	mk := func(ep, name string) (*zmq.Socket, error) {
@@ -263,11 +347,31 @@ func (l *loop) open() error {
 	if l.back, err = mk(l.opts.backend, "backend"); err != nil {
 		return err
 	}
-	l.poller = zmq.NewPoller()
-	l.poller.Add(l.front, zmq.POLLIN)
-	l.poller.Add(l.back, zmq.POLLIN)
-	l.poller.Add(l.mb.Socket(), zmq.POLLIN)
-	return nil
+	// Item order: pollFront, pollBack, pollQueue.
+	if _, err = l.poller.AddSocket(l.front, zmq.POLLIN); err == nil {
+		_, err = l.poller.AddSocket(l.back, zmq.POLLIN)
+	}
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	_, err = l.poller.AddFd(l.mb.Fd())
+	return err
+}
+
+// The loop's poll items.
+const (
+	pollFront = iota
+	pollBack
+	pollQueue
+)
+
+// runQueued runs the closures other goroutines queued, in one batch.
+func (l *loop) runQueued() {
+	l.batch = l.mb.Take(l.batch)
+	l.now = time.Now()
+	for _, fn := range l.batch {
+		fn()
+	}
 }
 
 func (l *loop) isClosing() bool {
@@ -291,23 +395,26 @@ func (l *loop) serve() error {
 		if len(l.pending) > 0 {
 			l.flush()
 		}
-		polled, err := zmqx.Poll(l.poller, l.pollTimeout())
+		timeout := l.pollTimeout()
+		if l.mb.Sleep() {
+			timeout = 0
+		}
+		_, err := l.poller.Poll(timeout)
+		l.mb.Awake(err == nil && l.poller.Ready(pollQueue) != 0)
 		if err != nil {
 			if isErrno(err, syscall.EINTR) {
 				continue
 			}
 			return fmt.Errorf("broker: poll: %w", err)
 		}
-		for _, p := range polled {
-			switch p.Socket {
-			case l.front:
-				l.drain(l.front, l.onFrontend, batchLimit, true)
-			case l.back:
-				l.drain(l.back, l.onBackend, batchLimit, true)
-			default:
-				l.now = time.Now()
-				l.mb.Drain()
-			}
+		if l.poller.Ready(pollFront) != 0 {
+			l.drain(l.front, l.onFrontend, batchLimit, true)
+		}
+		if l.poller.Ready(pollBack) != 0 {
+			l.drain(l.back, l.onBackend, batchLimit, true)
+		}
+		if l.mb.Len() > 0 {
+			l.runQueued()
 		}
 		l.checkDrained()
 	}
@@ -380,7 +487,7 @@ func (l *loop) dropErr(socket string, err error) {
 // send writes one multipart message without blocking. With
 // ROUTER_MANDATORY a full pipe gives EAGAIN and an unknown peer
 // EHOSTUNREACH, both on the first frame, so nothing is half sent.
-func (l *loop) send(s *zmq.Socket, frames [][]byte) error { return zmqx.SendMessage(s, frames) }
+func (l *loop) send(s *zmq.Socket, frames [][]byte) error { return l.tx.Send(s, frames) }
 
 // toClient sends one reply message to a client (or queues it, see
 // sendClient). final marks the message that ends its request.
@@ -447,45 +554,73 @@ func (l *loop) onFrontend(msg [][]byte) {
 		return
 	}
 	l.clientHeard(client)
-	cr, err := wire.ParseClientRequest(rest)
+	svc, rid, body, err := parseRequest(rest)
 	if err != nil {
 		l.dropErr("frontend", err)
 		return
 	}
-	l.event(EventRequest, cr.Service)
-	if cr.Service == wire.InternalService {
-		l.internal(client, cr)
+	if string(svc) == wire.InternalService {
+		l.event(EventRequest, wire.InternalService)
+		l.internal(client, wire.ClientRequest{Service: wire.InternalService, RequestID: rid, Body: body})
 		return
 	}
-	r := &request{
-		svcName:  cr.Service,
-		svcFrame: rest[2],
-		client:   client,
-		rid:      cr.RequestID,
-		base:     cr.RequestID,
-		body:     cr.Body,
-		arrived:  l.now,
-		heapIdx:  -1,
+	r := l.newRequest()
+	r.svcName = l.serviceName(svc)
+	l.event(EventRequest, r.svcName)
+	// The frames live in the receive buffer until the next message: r
+	// keeps copies of what it needs after this one (the body only if it
+	// has to wait, see submit).
+	if need := 2*len(client) + len(svc) + 2*len(rid) + 1; cap(r.arena) < need {
+		r.arena = make([]byte, 0, max(need, 256))
 	}
-	if wire.IsExtended(cr.RequestID) {
-		if base, meta, err := wire.DecodeRequestID(cr.RequestID); err == nil {
+	r.svcFrame = r.hold(svc)
+	r.client = r.hold(client)
+	r.rid = r.hold(rid)
+	r.base = r.rid
+	r.body = body
+	r.arrived = l.now
+	if wire.IsExtended(r.rid) {
+		if base, meta, err := wire.DecodeRequestID(r.rid); err == nil {
 			r.base, r.meta, r.ext = base, meta, true
 			if meta.Budget > 0 {
 				r.budgetEnd = l.now.Add(meta.Budget)
 			}
 		}
 	}
-	k := l.key(client, r.base)
+	k := l.key(r.client, r.base)
 	if _, dup := l.reqs[string(k)]; dup {
 		l.drop("frontend", "duplicate_request")
+		l.recycle(r)
 		return
 	}
-	r.ckey = string(k)
+	r.ckey = r.holdString(k)
 	l.reqs[r.ckey] = r
 	if !l.arrive(r) {
 		return
 	}
 	l.submit(r)
+}
+
+// parseRequest is wire.ParseClientRequest without the service name's
+// string, which serviceName finds among the known services.
+func parseRequest(rest [][]byte) (svc, rid []byte, body [][]byte, err error) {
+	if len(rest) >= 4 && len(rest[0]) == 0 && bytes.Equal(rest[1], frameClient) && len(rest[2]) > 0 {
+		return rest[2], rest[3], rest[4:], nil
+	}
+	cr, err := wire.ParseClientRequest(rest) // the same checks: it names the error
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rest[2], cr.RequestID, cr.Body, nil
+}
+
+// serviceName is the name of the service frame svc: a registered
+// service's own name (no new string), else a copy.
+func (l *loop) serviceName(svc []byte) string {
+	if s := l.services[string(svc)]; s != nil {
+		return s.name
+	}
+	return string(svc)
 }
 
 // submit routes a new request: dispatch, queue or refuse.
@@ -509,6 +644,7 @@ func (l *loop) submit(r *request) {
 		l.fail(r, OutcomeFull, "BusyWorkerError", "BusyWorkerError('No idle worker.')")
 		return
 	}
+	r.holdBody() // it outlives the message it came in
 	r.state = stQueued
 	r.deadline = r.arrived.Add(l.opts.queueTimeout)
 	if !r.budgetEnd.IsZero() && r.budgetEnd.Before(r.deadline) {
@@ -683,10 +819,11 @@ func (l *loop) dispatch(r *request) {
 		return
 	}
 	w.lastSent = l.now
+	r.body, r.ownBody = nil, false // sent: the body is not needed again
 	if bytes.Equal(wireRid, r.base) && !r.ext {
 		r.wireKey = r.ckey
 	} else {
-		r.wireKey = string(l.key(r.client, wireRid))
+		r.wireKey = r.holdString(l.key(r.client, wireRid))
 	}
 	w.reqs[r.wireKey] = r
 	r.state = stInFlight
@@ -876,7 +1013,7 @@ func (l *loop) onReady(id []byte, w *worker, m wire.WorkerMessage) {
 	}
 	s.emptySince = time.Time{}
 	w = &worker{
-		id:       id,
+		id:       bytes.Clone(id), // id is in the receive buffer
 		key:      string(id),
 		svc:      s,
 		capacity: capacity,
@@ -961,6 +1098,9 @@ func (l *loop) onReply(w *worker, m wire.WorkerMessage) {
 	l.unflight(r)
 	l.finish(r, outcome, nil, nil)
 	l.release(w) // after finish: the next request is dispatched after this one ended
+	// r is in no table now (finish and unflight took it out, it was
+	// neither detached nor a ghost): its record can serve the next one.
+	l.recycle(r)
 }
 
 // forget removes an in-flight r from its worker and returns the capacity.

@@ -59,8 +59,19 @@ type qmsg struct {
 func (q *peerQueue) len() int { return len(q.msgs) - q.head }
 
 func (q *peerQueue) push(frames [][]byte, flowed bool) {
-	m := make([][]byte, len(frames)) // frames is the loop's scratch slice
-	copy(m, frames)
+	// frames is the loop's scratch slice, and the frames themselves may be
+	// in a receive buffer or a request's arena: copy all of it.
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	m := make([][]byte, len(frames))
+	buf := make([]byte, 0, n)
+	for i, f := range frames {
+		off := len(buf)
+		buf = append(buf, f...)
+		m[i] = buf[off:len(buf):len(buf)]
+	}
 	q.msgs = append(q.msgs, qmsg{frames: m, flowed: flowed})
 	q.bytes += msgSize(m)
 	if !flowed {
@@ -115,6 +126,9 @@ const (
 
 // newQueue starts an overflow queue for a peer and lists it for flushing.
 func (l *loop) newQueue(id []byte, front bool, w *worker) *peerQueue {
+	if front {
+		id = bytes.Clone(id) // a request's, reused once it ends
+	}
 	q := &peerQueue{id: id, front: front, w: w}
 	if front {
 		l.clientQ[string(id)] = q

@@ -572,7 +572,11 @@ func (s *security) event(p *zmq.Socket, socket string) {
 // connection's ZAP User-Id (the worker's public key) for admit.
 func (l *loop) recv(sock *zmq.Socket) ([][]byte, error) {
 	if l.sec == nil || sock != l.back || !l.sec.opts.back {
-		return zmqx.RecvMessageLimit(sock, l.recvLim)
+		rx := &l.frontRx
+		if sock == l.back {
+			rx = &l.backRx
+		}
+		return rx.Recv(sock, l.recvLim) // valid until the next receive from sock
 	}
 	head, uid, more, err := zmqx.RecvHead(sock)
 	if err != nil {

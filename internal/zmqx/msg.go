@@ -5,6 +5,7 @@ package zmqx
 #include <zmq.h>
 #include <errno.h>
 #include <string.h>
+#include <stdint.h>
 
 // gate_discard_rest receives and closes the remaining parts of a message
 // whose last received part had the more flag set, without copying them.
@@ -103,6 +104,33 @@ static void gate_copy_small(zmq_msg_t *msgs, int n, char *dst, size_t own) {
 	}
 }
 
+// gate_recv_into is gate_recv_parts followed, when the parts received
+// fit in dst (cap bytes), by gate_copy_parts into dst: one cgo call for a
+// message that fits. *copied reports whether the parts were copied (and
+// closed); otherwise they are left open for the caller.
+//
+// The socket is passed as an integer: it is C memory, and a pointer
+// argument would cost a cgo pointer check per call.
+static int gate_recv_into(uintptr_t sock, zmq_msg_t *msgs, size_t *sizes, int max, int flags,
+		long long *nframes, long long *nbytes, long long max_frames, long long max_bytes, int *more, int *err,
+		char *dst, size_t cap, int *copied) {
+	void *s = (void *)sock;
+	*copied = 0;
+	int n = gate_recv_parts(s, msgs, sizes, max, flags, nframes, nbytes, max_frames, max_bytes, more, err);
+	if (n <= 0) {
+		return n;
+	}
+	size_t total = 0;
+	for (int i = 0; i < n; i++) {
+		total += sizes[i];
+	}
+	if (total <= cap) {
+		gate_copy_parts(msgs, n, dst);
+		*copied = 1;
+	}
+	return n;
+}
+
 // gate_close_parts closes the n parts of msgs.
 static void gate_close_parts(zmq_msg_t *msgs, int n) {
 	for (int i = 0; i < n; i++) {
@@ -114,8 +142,9 @@ static void gate_close_parts(zmq_msg_t *msgs, int n) {
 // bytes each) as one message, all but the last with ZMQ_SNDMORE. It
 // returns 0, or -1 with *err set to errno. A ROUTER with ROUTER_MANDATORY
 // reports EAGAIN and EHOSTUNREACH on the first part, so a failed message
-// is not half sent.
-static int gate_send_parts(void *s, const char *buf, const size_t *sizes, int n, int flags, int *err) {
+// is not half sent. The socket is passed as an integer, as for
+// gate_recv_into.
+static int gate_send_parts(uintptr_t sock, const char *buf, const size_t *sizes, int n, int flags, int *err) {
 	for (int i = 0; i < n; i++) {
 		int f = flags;
 		if (i < n - 1) {
@@ -123,7 +152,7 @@ static int gate_send_parts(void *s, const char *buf, const size_t *sizes, int n,
 		}
 		int rc;
 		do {
-			rc = zmq_send(s, buf, sizes[i], f);
+			rc = zmq_send((void *)sock, buf, sizes[i], f);
 		} while (rc < 0 && errno == EINTR);
 		if (rc < 0) {
 			*err = errno;
@@ -368,6 +397,19 @@ var sendPool = sync.Pool{New: func() any { return &sendScratch{buf: make([]byte,
 // frames and 16 KiB goes out with one cgo call, where zmq4's SendMessage
 // makes one per frame (and boxes each frame in an interface).
 func SendMessage(s *zmq.Socket, frames [][]byte) error {
+	sc := sendPool.Get().(*sendScratch)
+	defer sendPool.Put(sc)
+	return sc.send(s, frames)
+}
+
+// Sender is SendMessage with scratch storage of its own instead of a
+// pool's, for the one goroutine that owns it. Its zero value is ready.
+type Sender struct{ sc sendScratch }
+
+// Send is SendMessage.
+func (x *Sender) Send(s *zmq.Socket, frames [][]byte) error { return x.sc.send(s, frames) }
+
+func (sc *sendScratch) send(s *zmq.Socket, frames [][]byte) error {
 	raw := rawSocket(s)
 	total := 0
 	for _, f := range frames {
@@ -376,18 +418,17 @@ func SendMessage(s *zmq.Socket, frames [][]byte) error {
 	if raw == nil || len(frames) == 0 || len(frames) > maxParts || total > sendInline {
 		return sendMessageSlow(s, frames)
 	}
-	sc := sendPool.Get().(*sendScratch)
-	defer sendPool.Put(sc)
 	b := sc.buf[:0]
 	for i, f := range frames {
 		b = append(b, f...)
 		sc.sizes[i] = C.size_t(len(f))
 	}
+	sc.buf = b[:0] // kept for the next message
 	var p *C.char
 	if len(b) > 0 {
 		p = (*C.char)(unsafe.Pointer(&b[0]))
 	}
-	if C.gate_send_parts(raw, p, &sc.sizes[0], C.int(len(frames)), C.int(zmq.DONTWAIT), &sc.errno) < 0 {
+	if C.gate_send_parts(C.uintptr_t(uintptr(raw)), p, &sc.sizes[0], C.int(len(frames)), C.int(zmq.DONTWAIT), &sc.errno) < 0 {
 		if syscall.Errno(sc.errno) == syscall.EAGAIN {
 			return errAgain
 		}
@@ -409,4 +450,97 @@ func sendMessageSlow(s *zmq.Socket, frames [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// Receiver receives messages into storage it reuses: the frames a Recv
+// returns, and the slice holding them, stay valid only until the next
+// Recv on the same Receiver. A loop that forwards what it receives and
+// copies only what it keeps receives with no allocation per message in
+// steady state. A Receiver belongs to one goroutine; its zero value is
+// ready to use.
+type Receiver struct {
+	sc     recvScratch
+	copied C.int
+	buf    []byte
+	frames [][]byte
+}
+
+// maxKeep bounds the buffer a Receiver keeps between messages: a message
+// whose parts do not fit in it gets storage of its own (as with
+// RecvMessageLimit), so that one huge message does not pin its size.
+const maxKeep = 1 << 20
+
+// Recv reads one multipart message without blocking (EAGAIN when there is
+// none), checking lim as RecvMessageLimit does. A message of up to 16
+// parts that fits the Receiver's buffer takes one cgo call: the parts are
+// received and copied in the same call. The frames are capped at their
+// lengths, so appending to one cannot overwrite the next.
+func (r *Receiver) Recv(s *zmq.Socket, lim Limits) ([][]byte, error) {
+	raw := rawSocket(s)
+	if raw == nil {
+		return recvMessageSlow(s, lim)
+	}
+	sc := &r.sc
+	sc.nframes, sc.nbytes = 0, 0
+	clear(r.frames)
+	msg := r.frames[:0]
+	buf := r.buf[:cap(r.buf)]
+	off := 0
+	for {
+		var dst *C.char
+		if off < len(buf) {
+			dst = (*C.char)(unsafe.Pointer(&buf[off]))
+		}
+		n := int(C.gate_recv_into(C.uintptr_t(uintptr(raw)), &sc.msgs[0], &sc.sizes[0], maxParts, C.int(zmq.DONTWAIT),
+			&sc.nframes, &sc.nbytes, C.longlong(lim.MaxFrames), C.longlong(lim.MaxBytes), &sc.more, &sc.errno,
+			dst, C.size_t(len(buf)-off), &r.copied))
+		switch n {
+		case -1:
+			r.frames = msg
+			if syscall.Errno(sc.errno) == syscall.EAGAIN {
+				return nil, errAgain
+			}
+			return nil, zmq.Errno(sc.errno)
+		case -2:
+			r.frames = msg
+			if sc.errno == 1 {
+				return nil, ErrTooManyFrames
+			}
+			return nil, ErrTooLarge
+		}
+		total := 0
+		for _, sz := range sc.sizes[:n] {
+			total += int(sz)
+		}
+		switch {
+		case r.copied != 0:
+		case total <= maxKeep:
+			// Grow the kept buffer. Frames of earlier batches of this
+			// message stay in the old one, which nothing writes again.
+			buf = make([]byte, max(total, 2*len(buf), 4<<10))
+			r.buf = buf
+			off = 0
+			if total > 0 {
+				C.gate_copy_parts(&sc.msgs[0], C.int(n), (*C.char)(unsafe.Pointer(&buf[0])))
+			} else {
+				C.gate_close_parts(&sc.msgs[0], C.int(n))
+			}
+		default:
+			msg = appendParts(msg, sc, n)
+			if sc.more == 0 {
+				r.frames = msg
+				return msg, nil
+			}
+			continue
+		}
+		for _, sz := range sc.sizes[:n] {
+			end := off + int(sz)
+			msg = append(msg, buf[off:end:end])
+			off = end
+		}
+		if sc.more == 0 {
+			r.frames = msg
+			return msg, nil
+		}
+	}
 }

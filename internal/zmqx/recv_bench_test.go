@@ -109,7 +109,7 @@ func BenchmarkRecvMessage(b *testing.B) {
 
 // benchPair returns a connected inproc PAIR (receiving end, sending end)
 // with unlimited high-water marks, closed at the end of b.
-func benchPair(b *testing.B, name string) (in, out *zmq.Socket) {
+func benchPair(b testing.TB, name string) (in, out *zmq.Socket) {
 	b.Helper()
 	ctx, err := zmq.NewContext()
 	if err != nil {

@@ -4,6 +4,9 @@
 // sockets and raw descriptors, socket setup helpers, and whole-message I/O
 // (RecvMessage, SendMessage) that crosses into libzmq once or twice per
 // message instead of several times per frame as pebbe/zmq4's calls do.
+// A [Receiver] and a [Sender] do the same with storage their goroutine
+// reuses (no allocation per message), for a loop that copies only what
+// it keeps.
 //
 // pebbe/zmq4 sockets are not safe for concurrent use. Each component has
 // one loop goroutine that creates, polls, reads, writes and closes its
