@@ -22,7 +22,6 @@ type clientOptionFunc func(*clientOptions)
 
 func (f clientOptionFunc) applyClient(o *clientOptions) { f(o) }
 
-
 // WithDefaultService sets the service that a method name without a service
 // part ("echo" rather than "Svc.echo") is sent to. The default is
 // Settings.DefaultService ("GateRPC"). An empty name keeps the default.
