@@ -25,7 +25,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Extra flags of `make compare` (cd bench && go run . -h lists them).
 COMPARE_FLAGS ?=
 
-.PHONY: help deps run test vet bench fuzz lint generate check-generated compare capacity
+.PHONY: help deps run test vet bench bench-smoke fuzz lint generate check-generated compare capacity
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +52,11 @@ test: deps vet ## deps, go vet, then go test -race over everything, SUBMODS incl
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	@for m in $(SUBMODS); do echo "test $$m"; (cd $$m && $(GO) test $(TESTFLAGS) ./...) || exit 1; done
 	$(MAKE) --no-print-directory capacity
+	$(MAKE) --no-print-directory bench-smoke
+
+bench-smoke: deps ## run every benchmark for one iteration, without timing, so that a broken benchmark fails the build
+	@out=$$($(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS) 2>&1) || { echo "$$out"; exit 1; }; \
+	echo "bench-smoke: every benchmark ran once"
 
 CAPACITY_STEPS ?= 500000
 

@@ -62,7 +62,10 @@ func (f *fakeHops) call(ctx context.Context, service, method string) error {
 		gatehook.SetRole(breq, gate.RoleBroker)
 		// The broker hop: BrokerObserver, called as the broker's loop does.
 		now := time.Now()
-		ro := f.bo.Observe(breq, now.Add(-f.queued))
+		var ro broker.RequestObserver
+		if f.bo != nil {
+			ro = f.bo.Observe(breq, now.Add(-f.queued))
+		}
 		if ro == nil {
 			ro = nopRequest{}
 		}
