@@ -18,9 +18,9 @@ import (
 // BrokerObserver returns a broker.Observer (install it with
 // broker.WithObserver) that traces the broker hop: a SERVER span
 // "Service/method", child of the client's
-// context or a new root marked gaterpc.parent.missing, and per dispatch an
-// INTERNAL "queue wait" span and a CLIENT "dispatch" span whose context
-// goes to the worker. When logger is not nil and enabled at Debug, it also
+// context or a new root marked gaterpc.parent.missing, and per dispatch a
+// CLIENT "dispatch" span whose context goes to the worker, preceded by an
+// INTERNAL "queue wait" span when the request waited for a worker. When logger is not nil and enabled at Debug, it also
 // logs one record per request like Logging, carrying the SERVER span's
 // trace_id and span_id.
 //

@@ -293,7 +293,8 @@ func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 }
 
 // brokerCall is the trace of one request at the broker: the SERVER span,
-// and a "queue wait" and a "dispatch" span per dispatch. BrokerObserver
+// and per dispatch a "dispatch" span, preceded by a "queue wait" span when
+// the request waited for a worker. BrokerObserver
 // drives it from the broker's loop.
 type brokerCall struct {
 	t       *tracing
@@ -344,8 +345,9 @@ func (t *tracing) setBroker(sctx context.Context, bc *brokerCall, span trace.Spa
 }
 
 // dispatch records one dispatch: a "queue wait" span Enqueued → Assigned
-// and the start of a "dispatch" span, whose context replaces the trace
-// context in d.Metadata.
+// when the request waited (Assigned after Enqueued), and the start of a
+// "dispatch" span, carrying the wait as gaterpc.queue.wait_s, whose
+// context replaces the trace context in d.Metadata.
 //
 // When the SERVER span is not recording (its trace is not sampled), the
 // "queue wait" span is left out and the "dispatch" span starts bare: it
@@ -366,10 +368,18 @@ func (bc *brokerCall) dispatch(d *broker.Dispatch) {
 		enq = d.Assigned
 	}
 	attempt := len(bc.dispatches) + 1
-	_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
-		trace.WithAttributes(attrSystem, bc.method, AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds()), AttrDispatchAttempt.Int(attempt)))
-	qs.End(trace.WithTimestamp(d.Assigned))
-	dattrs := []attribute.KeyValue{attrSystem, bc.method, AttrDispatchAttempt.Int(attempt)}
+	wait := AttrQueueWait.Float64(d.Assigned.Sub(enq).Seconds())
+	if enq.Before(d.Assigned) {
+		// The request waited for a worker: the wait gets its own span. A
+		// request dispatched as it arrived (the broker's loop stamps both
+		// with one clock reading) has none, only the attribute on its
+		// "dispatch" span: a zero-length span per call would cost the
+		// broker's loop a third of its tracing work and tell nothing.
+		_, qs := t.tracer.Start(bc.sctx, SpanQueueWait, kindInternal, trace.WithTimestamp(enq),
+			trace.WithAttributes(attrSystem, bc.method, wait, AttrDispatchAttempt.Int(attempt)))
+		qs.End(trace.WithTimestamp(d.Assigned))
+	}
+	dattrs := []attribute.KeyValue{attrSystem, bc.method, AttrDispatchAttempt.Int(attempt), wait}
 	if len(d.Worker) > 0 {
 		dattrs = append(dattrs, AttrWorkerID.String(hex.EncodeToString(d.Worker)))
 	}

@@ -166,32 +166,45 @@ const (
 	kWorker      = "server Svc/echo worker"
 )
 
-func checkFullTree(t *testing.T, m map[string]sdktrace.ReadOnlySpan) {
+// checkFullTree checks client → broker → {queue wait, dispatch → worker}
+// for a request that waited in the broker's queue, client → broker →
+// dispatch → worker for one dispatched as it arrived (queued false).
+func checkFullTree(t *testing.T, m map[string]sdktrace.ReadOnlySpan, queued bool) {
 	t.Helper()
-	for _, k := range []string{kClient, kBroker, kQueue, kDispatch, kWorker} {
+	want := []string{kClient, kBroker, kDispatch, kWorker}
+	if queued {
+		want = append(want, kQueue)
+	}
+	for _, k := range want {
 		if m[k] == nil {
 			t.Fatalf("no span %q; have %v", k, keys(m))
 		}
 	}
-	if len(m) != 5 {
-		t.Errorf("got spans %v, want 5", keys(m))
+	if len(m) != len(want) {
+		t.Errorf("got spans %v, want %v", keys(m), want)
 	}
 	if m[kClient].Parent().IsValid() {
 		t.Errorf("client span has a parent")
 	}
 	wantChild(t, m[kBroker], m[kClient])
-	wantChild(t, m[kQueue], m[kBroker])
 	wantChild(t, m[kDispatch], m[kBroker])
 	wantChild(t, m[kWorker], m[kDispatch])
 	for _, s := range m {
 		wantAttr(t, s, "rpc.system.name", "gaterpc")
 		wantAttr(t, s, "rpc.method", "Svc/echo")
 	}
+	wantAttr(t, m[kDispatch], AttrDispatchAttempt, int64(1))
+	if !queued {
+		wantAttr(t, m[kDispatch], AttrQueueWait, 0.0)
+		return
+	}
+	wantChild(t, m[kQueue], m[kBroker])
 	if !m[kQueue].EndTime().Equal(m[kDispatch].StartTime()) {
 		t.Errorf("queue wait ends %v, dispatch starts %v; want equal", m[kQueue].EndTime(), m[kDispatch].StartTime())
 	}
 	wantAttr(t, m[kQueue], AttrDispatchAttempt, int64(1))
-	wantAttr(t, m[kDispatch], AttrDispatchAttempt, int64(1))
+	wait, _ := attrOf(m[kQueue], AttrQueueWait)
+	wantAttr(t, m[kDispatch], AttrQueueWait, wait.AsFloat64())
 }
 
 func keys(m map[string]sdktrace.ReadOnlySpan) []string {
@@ -215,7 +228,7 @@ func TestTracingFakeHops(t *testing.T) {
 				return w.Send(ctx, &gate.Reply{Kind: gate.ReplySingle, Value: "hi", Body: [][]byte{[]byte("hi")}})
 			},
 			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
-				checkFullTree(t, m)
+				checkFullTree(t, m, true)
 				for _, k := range []string{kClient, kBroker, kWorker} {
 					wantAttr(t, m[k], "rpc.response.status_code", "OK")
 					wantAttr(t, m[k], AttrReplyKind, "single")
@@ -241,7 +254,7 @@ func TestTracingFakeHops(t *testing.T) {
 				return w.Send(ctx, &gate.Reply{Kind: gate.ReplyStreamEnd, Body: [][]byte{{0}}})
 			},
 			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
-				checkFullTree(t, m)
+				checkFullTree(t, m, true)
 				for _, k := range []string{kClient, kBroker, kWorker, kDispatch} {
 					wantAttr(t, m[k], AttrStreamItems, int64(3))
 					wantAttr(t, m[k], AttrReplyKind, "stream")
@@ -260,7 +273,7 @@ func TestTracingFakeHops(t *testing.T) {
 				return w.Send(ctx, &gate.Reply{Kind: gate.ReplyHugeEnd, Body: [][]byte{{0}}})
 			},
 			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
-				checkFullTree(t, m)
+				checkFullTree(t, m, true)
 				for _, k := range []string{kClient, kBroker, kWorker} {
 					wantAttr(t, m[k], AttrHugeChunks, int64(2))
 					wantAttr(t, m[k], AttrHugeCompressed, int64(200))
@@ -277,7 +290,7 @@ func TestTracingFakeHops(t *testing.T) {
 				return boom
 			},
 			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
-				checkFullTree(t, m)
+				checkFullTree(t, m, true)
 				for _, k := range []string{kClient, kBroker, kWorker, kDispatch} {
 					wantAttr(t, m[k], "rpc.response.status_code", "INVALID_ARGUMENT")
 					wantAttr(t, m[k], "error.type", "INVALID_ARGUMENT")
@@ -299,7 +312,7 @@ func TestTracingFakeHops(t *testing.T) {
 				return gate.Errorf(gate.Internal, "crash")
 			},
 			check: func(t *testing.T, m map[string]sdktrace.ReadOnlySpan, err error) {
-				checkFullTree(t, m)
+				checkFullTree(t, m, true)
 				for _, k := range []string{kClient, kBroker, kWorker} {
 					if m[k].Status().Code != codes.Error {
 						t.Errorf("%s status = %v, want Error", k, m[k].Status())
@@ -483,7 +496,7 @@ func TestTracingUnsampledParentBased(t *testing.T) {
 	if err := f.call(baggage.ContextWithBaggage(testCtx(t), bg), "Svc", "echo"); err != nil {
 		t.Fatal(err)
 	}
-	checkFullTree(t, spanTree(t, sr.Ended()))
+	checkFullTree(t, spanTree(t, sr.Ended()), false)
 }
 
 // TestUnsampledTraceparent: the broker's flag check accepts exactly the

@@ -305,14 +305,19 @@ func wantChild(t *testing.T, m map[string]sdktrace.ReadOnlySpan, child, parent s
 	}
 }
 
-// tree checks client → broker → {queue wait, dispatch → worker}.
+// tree checks client → broker → dispatch → worker, for a call that an
+// idle worker took as it arrived: no "queue wait" span, a wait of 0 on
+// the dispatch span.
 func tree(t *testing.T, m map[string]sdktrace.ReadOnlySpan, method string) {
 	t.Helper()
 	client, srv, wrk := "client E2E/"+method, "server E2E/"+method+" broker", "server E2E/"+method+" worker"
 	wantChild(t, m, client, "internal test")
 	wantChild(t, m, srv, client)
-	wantChild(t, m, "internal queue wait", srv)
+	if _, ok := m["internal queue wait"]; ok {
+		t.Errorf("a queue wait span for a call dispatched on arrival")
+	}
 	wantChild(t, m, "client dispatch", srv)
+	wantAttr(t, m["client dispatch"], telemetry.AttrQueueWait, 0.0)
 	wantChild(t, m, wrk, "client dispatch")
 	for _, k := range []string{client, srv, wrk} {
 		wantAttr(t, m[k], "rpc.system.name", "gaterpc")
@@ -354,7 +359,7 @@ func testTraceTree(t *testing.T, mode mode) {
 	e := startWith(t, mode, nil, gate.WithHugeData("gzip", 1, 4096))
 
 	t.Run("unary", func(t *testing.T) {
-		m := e.traced(t, 6, func(ctx context.Context) {
+		m := e.traced(t, 5, func(ctx context.Context) {
 			if v, err := e.c.Call(ctx, "E2E.echo", "hi"); err != nil || v != "hi" {
 				t.Errorf("echo = %v, %v", v, err)
 			}
@@ -371,7 +376,7 @@ func testTraceTree(t *testing.T, mode mode) {
 	})
 
 	t.Run("stream", func(t *testing.T) {
-		m := e.traced(t, 6, func(ctx context.Context) {
+		m := e.traced(t, 5, func(ctx context.Context) {
 			s, err := e.c.Stream(ctx, "E2E.count", 5)
 			if err != nil {
 				t.Fatal(err)
@@ -396,7 +401,7 @@ func testTraceTree(t *testing.T, mode mode) {
 	})
 
 	t.Run("huge", func(t *testing.T) {
-		m := e.traced(t, 6, func(ctx context.Context) {
+		m := e.traced(t, 5, func(ctx context.Context) {
 			v, err := gate.CallAs[[]byte](ctx, e.c, "E2E.huge", 64<<10)
 			if err != nil || len(v) != 64<<10 {
 				t.Errorf("huge = %d bytes, %v", len(v), err)
@@ -421,7 +426,7 @@ func testTraceTree(t *testing.T, mode mode) {
 	})
 
 	t.Run("error", func(t *testing.T) {
-		m := e.traced(t, 6, func(ctx context.Context) {
+		m := e.traced(t, 5, func(ctx context.Context) {
 			_, err := e.c.Call(ctx, "E2E.fail", "no")
 			if gate.CodeOf(err) != gate.InvalidArgument {
 				t.Errorf("fail = %v, want INVALID_ARGUMENT", err)
