@@ -294,8 +294,8 @@ func (t *tracing) worker(ctx context.Context, req *gate.Request, w gate.ReplyWri
 
 // brokerCall is the trace of one request at the broker: the SERVER span,
 // and per dispatch a "dispatch" span, preceded by a "queue wait" span when
-// the request waited for a worker. BrokerObserver
-// drives it from the broker's loop.
+// the request waited for a worker. BrokerObserver drives it from the
+// broker's loop.
 type brokerCall struct {
 	t       *tracing
 	sctx    context.Context // holds span
