@@ -10,6 +10,9 @@
 // workloads round by round with the systems alternating, then prints the
 // table (or -json), and writes -md and -png when asked.
 //
+// A role run by hand writes a CPU profile of its process to the file
+// named by COMPARE_CPUPROFILE, when set (the gate binaries have -pprof).
+//
 // It is its own module (go.mod beside this file, with a replace of the
 // library to ../) so that nats-server and nats.go stay out of the
 // library's dependencies. Its tests run with `cd bench && go test ./...`.
@@ -20,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -45,7 +49,7 @@ func main() {
 	var err error
 	if len(os.Args) > 1 {
 		if fn, ok := roles[os.Args[1]]; ok {
-			err = fn(ctx, os.Args[2:])
+			err = runRole(ctx, fn, os.Args[2:])
 		} else {
 			err = runDriver(ctx, os.Args[1:])
 		}
@@ -57,4 +61,27 @@ func main() {
 		stop()
 		os.Exit(1)
 	}
+}
+
+// runRole runs a role, under a CPU profile written to COMPARE_CPUPROFILE
+// when that is set.
+func runRole(ctx context.Context, fn func(context.Context, []string) error, args []string) error {
+	path := os.Getenv("COMPARE_CPUPROFILE")
+	if path == "" {
+		return fn(ctx, args)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	err = fn(ctx, args)
+	pprof.StopCPUProfile()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

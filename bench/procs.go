@@ -220,12 +220,13 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// baseEnv is the driver's environment without OTEL_* and GATE_*
-// settings, so that the user's shell cannot change what a row measures.
+// baseEnv is the driver's environment without OTEL_*, GATE_* and
+// COMPARE_* settings, so that the user's shell cannot change what a row
+// measures.
 func baseEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "OTEL_") || strings.HasPrefix(kv, "GATE_") {
+		if strings.HasPrefix(kv, "OTEL_") || strings.HasPrefix(kv, "GATE_") || strings.HasPrefix(kv, "COMPARE_") {
 			continue
 		}
 		env = append(env, kv)
