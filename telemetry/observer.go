@@ -17,12 +17,12 @@ import (
 
 // BrokerObserver returns a broker.Observer (install it with
 // broker.WithObserver) that traces the broker hop: a SERVER span
-// "Service/method", child of the client's
-// context or a new root marked gaterpc.parent.missing, and per dispatch a
-// CLIENT "dispatch" span whose context goes to the worker, preceded by an
-// INTERNAL "queue wait" span when the request waited for a worker. When logger is not nil and enabled at Debug, it also
-// logs one record per request like Logging, carrying the SERVER span's
-// trace_id and span_id.
+// "Service/method", child of the client's context or a new root marked
+// gaterpc.parent.missing, and per dispatch a CLIENT "dispatch" span whose
+// context goes to the worker, preceded by an INTERNAL "queue wait" span
+// when the request waited for a worker. When logger is not nil and
+// enabled at Debug, it also logs one record per request like Logging,
+// carrying the SERVER span's trace_id and span_id.
 //
 // It runs on the broker's socket loop, with no goroutine and no hand-off
 // per request (telemetry/setup and gate-broker install it beside

@@ -22,7 +22,7 @@ import (
 
 // Span names other than "Service/method".
 const (
-	SpanQueueWait = "queue wait" // broker INTERNAL span: enqueued → assigned to a worker
+	SpanQueueWait = "queue wait" // broker INTERNAL span: enqueued → assigned to a worker, for a request that waited
 	SpanDispatch  = "dispatch"   // broker CLIENT span: assigned → final reply; its context goes to the worker
 )
 
